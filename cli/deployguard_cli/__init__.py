@@ -1,0 +1,1 @@
+"""DeployGuard's command line, local AWS and rehearsal engine. Never shipped in the Lambda layer."""

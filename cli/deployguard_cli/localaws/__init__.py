@@ -1,0 +1,1 @@
+"""The embedded local AWS: moto, extended where it falls short of the real APIs DeployGuard uses."""

@@ -1,0 +1,70 @@
+"""What a check found, and what a whole check concluded."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+class Result(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    WARNED = "warned"
+    INCONCLUSIVE = "inconclusive"
+    SKIPPED = "skipped"
+    ERROR = "error"  # the check itself could not run (AWS error, bug): fail closed
+
+
+class Decision(StrEnum):
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class Finding(BaseModel):
+    """One problem. ``subject`` names the variable or setting; ``message`` says how to fix it.
+
+    Findings never carry a configuration value that could be secret: messages are built from
+    names, patterns and redacted previews only (see ``deployguard.secrets.redact``).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    code: str
+    severity: Severity
+    subject: str
+    message: str
+
+
+class CheckResult(BaseModel):
+    """The outcome of one named check (config, smoke:<case>, alarms, version-health…)."""
+
+    name: str
+    result: Result
+    duration_ms: float = 0.0
+    message: str = ""
+    findings: list[Finding] = Field(default_factory=list)
+
+    @property
+    def blocking(self) -> bool:
+        return self.result in (Result.FAILED, Result.ERROR)
+
+
+def result_from_findings(findings: list[Finding]) -> Result:
+    if any(f.severity is Severity.ERROR for f in findings):
+        return Result.FAILED
+    if findings:
+        return Result.WARNED
+    return Result.PASSED
+
+
+def decide(checks: list[CheckResult]) -> Decision:
+    """Succeeded only when there is at least one check and none blocks."""
+    if checks and not any(c.blocking for c in checks):
+        return Decision.SUCCEEDED
+    return Decision.FAILED
