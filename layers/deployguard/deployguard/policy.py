@@ -165,9 +165,7 @@ class SmokeCase(_Strict):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     payload: JsonValue = None
-    payload_file: str | None = Field(
-        None, description="A JSON file under events/ (bundled with the policy)."
-    )
+    payload_file: str | None = Field(None, description="A JSON file under events/ (bundled with the policy).")
     expect: list[Expectation] = Field(default_factory=list)
     allow_function_error: bool = False
     max_latency_ms: int | None = Field(None, ge=1)
@@ -226,9 +224,7 @@ class Bypass(_Strict):
 
 
 class FunctionPolicy(_Strict):
-    match: str | None = Field(
-        None, description="Function name or glob (default: the key under 'functions')."
-    )
+    match: str | None = Field(None, description="Function name or glob (default: the key under 'functions').")
     config: ConfigRules = Field(default_factory=ConfigRules)
     smoke: list[SmokeCase] = Field(default_factory=list)
     smoke_concurrency: int = Field(8, ge=1, le=64)
@@ -254,7 +250,7 @@ class RollbackRules(_Strict):
 
 
 class Policy(_Strict):
-    version: Literal[1] = POLICY_VERSION
+    version: Literal[1] = 1
     stage: Stage
     unguarded: Literal["fail", "pass"] = Field(
         "fail", description="A deployment of a function this policy does not name."
@@ -344,7 +340,8 @@ def parse_document(text: str, source: str) -> Any:
         return json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise InvalidPolicyError(
-            source, [PolicyIssue(path="(document)", problem=f"not valid YAML or JSON: {exc}", fix="fix the syntax")]
+            source,
+            [PolicyIssue(path="(document)", problem=f"not valid YAML or JSON: {exc}", fix="fix the syntax")],
         ) from exc
 
 
@@ -353,7 +350,8 @@ def load_policy(text: str, source: str = "<policy>", *, stage: Stage | None = No
     document = parse_document(text, source)
     if not isinstance(document, dict):
         raise InvalidPolicyError(
-            source, [PolicyIssue(path="(document)", problem="must be a mapping", fix="start with 'version: 1'")]
+            source,
+            [PolicyIssue(path="(document)", problem="must be a mapping", fix="start with 'version: 1'")],
         )
     try:
         policy = Policy.model_validate(document)

@@ -7,6 +7,7 @@ process (log line, metric, exception message, report).
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -92,7 +93,8 @@ class Redactor:
 
     def __call__(self, text: str) -> str:
         for value in sorted(self.values, key=len, reverse=True):
-            text = text.replace(value, self.MASK)
+            # the value as written, and as it appears inside a JSON string (escaped quotes, newlines)
+            text = text.replace(value, self.MASK).replace(json.dumps(value)[1:-1], self.MASK)
         for pattern in KEY_FORMATS.values():
             text = pattern.sub(self.MASK, text)
         return text

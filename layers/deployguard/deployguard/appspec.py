@@ -1,0 +1,100 @@
+"""The AppSpec of a Lambda deployment: which function, alias and versions it moves.
+
+AppSpec content in the wild varies (see DESIGN.md §1): ``Resources/Properties/Name`` or lower-case
+``resources/properties/name``, ``version`` as ``0.0`` or ``"0.0"``, JSON or YAML. Parse leniently,
+validate strictly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict
+
+from deployguard.errors import ResolutionError
+
+
+class DeploymentTarget(BaseModel):
+    """The function a deployment shifts, and between which versions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    function_name: str
+    alias: str
+    current_version: str
+    target_version: str
+
+
+def _lower_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower_keys(v) for v in value]
+    return value
+
+
+def _version(value: Any, field: str) -> str:
+    if isinstance(value, bool) or value is None or value == "":
+        raise ResolutionError(f"AppSpec {field} is missing: the revision must name it")
+    text = str(value)
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    return text
+
+
+def parse_appspec(content: str) -> DeploymentTarget:
+    """The single Lambda resource of an AppSpec document (JSON or YAML)."""
+    try:
+        document = json.loads(content) if content.lstrip().startswith("{") else yaml.safe_load(content)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ResolutionError(f"AppSpec content is neither JSON nor YAML ({type(exc).__name__})") from exc
+    document = _lower_keys(document)
+    if not isinstance(document, dict) or "resources" not in document:
+        raise ResolutionError("AppSpec has no 'Resources' section")
+    resources = document["resources"]
+    if isinstance(resources, dict):  # tolerate a mapping instead of a list of one-key mappings
+        resources = [{k: v} for k, v in resources.items()]
+    if not isinstance(resources, list) or len(resources) != 1 or not isinstance(resources[0], dict):
+        raise ResolutionError("AppSpec 'Resources' must hold exactly one Lambda function")
+    (resource,) = resources[0].values()
+    if not isinstance(resource, dict):
+        raise ResolutionError("AppSpec resource must be a mapping with 'Type' and 'Properties'")
+    kind = str(resource.get("type", "AWS::Lambda::Function"))
+    if kind.lower() != "aws::lambda::function":
+        raise ResolutionError(f"AppSpec resource type is {kind}, not AWS::Lambda::Function")
+    properties = resource.get("properties")
+    if not isinstance(properties, dict):
+        raise ResolutionError("AppSpec resource has no 'Properties'")
+    name, alias = properties.get("name"), properties.get("alias")
+    if not name or not alias:
+        raise ResolutionError("AppSpec Properties must name the function ('Name') and its 'Alias'")
+    return DeploymentTarget(
+        function_name=str(name),
+        alias=str(alias),
+        current_version=_version(properties.get("currentversion"), "CurrentVersion"),
+        target_version=_version(properties.get("targetversion"), "TargetVersion"),
+    )
+
+
+def render_appspec(target: DeploymentTarget) -> str:
+    """The AppSpec JSON that CodeDeploy (and SAM) would write for ``target``."""
+    return json.dumps(
+        {
+            "version": 0.0,
+            "Resources": [
+                {
+                    target.function_name: {
+                        "Type": "AWS::Lambda::Function",
+                        "Properties": {
+                            "Name": target.function_name,
+                            "Alias": target.alias,
+                            "CurrentVersion": target.current_version,
+                            "TargetVersion": target.target_version,
+                        },
+                    }
+                }
+            ],
+        }
+    )

@@ -1,0 +1,71 @@
+"""boto3 clients, created lazily (never at import, so moto can be set up first) and reused warm."""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_codedeploy import CodeDeployClient
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_logs import CloudWatchLogsClient
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_ssm import SSMClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+# NOTE: short connect/read timeouts and bounded standard retries: a hook must always keep enough
+# time to report its status, so no single call may hang for botocore's default 60 s x 5 attempts.
+CONTROL_PLANE = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
+# Smoke invocations: the per-case timeout is enforced by the smoke engine; no retries (a retried
+# invocation would hide a failure and double the latency).
+INVOKE = Config(connect_timeout=3, read_timeout=900, retries={"max_attempts": 1, "mode": "standard"})
+
+_lock = threading.Lock()
+
+
+@cache
+def _client(service: str, invoke: bool = False) -> Any:
+    with _lock:  # boto3's default session is not thread-safe while it creates clients
+        return boto3.client(service, config=INVOKE if invoke else CONTROL_PLANE)  # type: ignore[call-overload]
+
+
+def reset() -> None:
+    """Forget every client (tests call this after starting moto)."""
+    _client.cache_clear()
+
+
+def codedeploy() -> CodeDeployClient:
+    return _client("codedeploy")  # type: ignore[no-any-return]
+
+
+def lambda_() -> LambdaClient:
+    return _client("lambda")  # type: ignore[no-any-return]
+
+
+def lambda_invoke() -> LambdaClient:
+    return _client("lambda", True)  # type: ignore[no-any-return]
+
+
+def ssm() -> SSMClient:
+    return _client("ssm")  # type: ignore[no-any-return]
+
+
+def secretsmanager() -> SecretsManagerClient:
+    return _client("secretsmanager")  # type: ignore[no-any-return]
+
+
+def cloudwatch() -> CloudWatchClient:
+    return _client("cloudwatch")  # type: ignore[no-any-return]
+
+
+def logs() -> CloudWatchLogsClient:
+    return _client("logs")  # type: ignore[no-any-return]
+
+
+def stepfunctions() -> SFNClient:
+    return _client("stepfunctions")  # type: ignore[no-any-return]

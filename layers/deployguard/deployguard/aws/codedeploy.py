@@ -1,0 +1,147 @@
+"""CodeDeploy: resolve a deployment to its function and versions, and report the hook's status."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
+
+from deployguard.appspec import DeploymentTarget, parse_appspec
+from deployguard.aws.errors import aws_call, error_code
+from deployguard.errors import ResolutionError
+from deployguard.findings import Decision
+
+if TYPE_CHECKING:
+    from mypy_boto3_codedeploy import CodeDeployClient
+
+TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
+IN_FLIGHT_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
+
+
+class Deployment(BaseModel):
+    """What DeployGuard needs to know of one CodeDeploy deployment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deployment_id: str
+    application_name: str
+    deployment_group_name: str
+    status: str
+    create_time: datetime | None
+    target: DeploymentTarget
+
+
+class CodeDeploy:
+    """Adapter over the CodeDeploy API. All methods raise AwsCallError / ResolutionError."""
+
+    def __init__(self, client: CodeDeployClient) -> None:
+        self._client = client
+
+    # --- resolution -------------------------------------------------------------------------------
+    def resolve(self, deployment_id: str) -> Deployment:
+        """GetDeployment → AppSpec (inline, or via GetApplicationRevision) → function and versions.
+
+        Falls back to ListDeploymentTargets/GetDeploymentTarget when the revision has no AppSpec.
+        """
+        with aws_call("GetDeployment"):
+            info = self._client.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+        application = info.get("applicationName", "")
+        revision = dict(info.get("revision", {}))
+        target = self._target_from_revision(application, revision) or self._target_from_targets(deployment_id)
+        if target is None:
+            raise ResolutionError(
+                f"deployment {deployment_id} names no Lambda function and versions: neither its AppSpec "
+                "revision nor its deployment targets say which versions it shifts"
+            )
+        return Deployment(
+            deployment_id=deployment_id,
+            application_name=application,
+            deployment_group_name=info.get("deploymentGroupName", ""),
+            status=info.get("status", "Unknown"),
+            create_time=info.get("createTime"),
+            target=target,
+        )
+
+    def _target_from_revision(self, application: str, revision: dict[str, Any]) -> DeploymentTarget | None:
+        content = _revision_content(revision)
+        if content is None and revision.get("revisionType") in ("AppSpecContent", "String"):
+            with aws_call("GetApplicationRevision"):
+                answer = self._client.get_application_revision(
+                    applicationName=application,
+                    revision=revision,  # type: ignore[arg-type]
+                )
+            content = _revision_content(dict(answer.get("revision", {})))
+        return parse_appspec(content) if content else None
+
+    def _target_from_targets(self, deployment_id: str) -> DeploymentTarget | None:
+        info = self._lambda_target(deployment_id).get("lambdaFunctionInfo", {})
+        if not (info.get("functionName") and info.get("currentVersion") and info.get("targetVersion")):
+            return None
+        return DeploymentTarget(
+            function_name=info["functionName"],
+            alias=info.get("functionAlias", ""),
+            current_version=info["currentVersion"],
+            target_version=info["targetVersion"],
+        )
+
+    def _lambda_target(self, deployment_id: str) -> dict[str, Any]:
+        with aws_call("ListDeploymentTargets"):
+            target_ids = self._client.list_deployment_targets(deploymentId=deployment_id).get("targetIds", [])
+        if not target_ids:
+            return {}
+        with aws_call("GetDeploymentTarget"):
+            answer = self._client.get_deployment_target(deploymentId=deployment_id, targetId=target_ids[0])
+        return dict(answer.get("deploymentTarget", {}).get("lambdaTarget", {}))
+
+    def lifecycle_event_status(self, deployment_id: str, lifecycle_event: str) -> str | None:
+        """Status of one lifecycle event (BeforeAllowTraffic…) of the deployment's Lambda target."""
+        for event in self._lambda_target(deployment_id).get("lifecycleEvents", []):
+            if event.get("lifecycleEventName") == lifecycle_event:
+                return str(event.get("status"))
+        return None
+
+    # --- reporting --------------------------------------------------------------------------------
+    def report(self, deployment_id: str, lifecycle_event_hook_execution_id: str, decision: Decision) -> bool:
+        """PutLifecycleEventHookExecutionStatus. False when CodeDeploy already has a status for it."""
+        try:
+            self._client.put_lifecycle_event_hook_execution_status(
+                deploymentId=deployment_id,
+                lifecycleEventHookExecutionId=lifecycle_event_hook_execution_id,
+                status=decision.value,
+            )
+        except ClientError as exc:
+            if error_code(exc) == "LifecycleEventAlreadyCompletedException":
+                return False
+            with aws_call("PutLifecycleEventHookExecutionStatus"):
+                raise
+        return True
+
+    # --- rollback ---------------------------------------------------------------------------------
+    def stop(self, deployment_id: str, *, auto_rollback: bool = True) -> bool:
+        """StopDeployment with rollback. False when the deployment had already completed."""
+        try:
+            self._client.stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=auto_rollback)
+        except ClientError as exc:
+            if error_code(exc) == "DeploymentAlreadyCompletedException":
+                return False
+            with aws_call("StopDeployment"):
+                raise
+        return True
+
+    def in_flight(self, application_name: str, deployment_group_name: str) -> list[str]:
+        with aws_call("ListDeployments"):
+            answer = self._client.list_deployments(
+                applicationName=application_name,
+                deploymentGroupName=deployment_group_name,
+                includeOnlyStatuses=list(IN_FLIGHT_STATUSES),  # type: ignore[arg-type]
+            )
+        return list(answer.get("deployments", []))
+
+
+def _revision_content(revision: dict[str, Any]) -> str | None:
+    kind = revision.get("revisionType")
+    section = {"AppSpecContent": "appSpecContent", "String": "string"}.get(str(kind))
+    content = revision.get(section, {}).get("content") if section else None
+    return str(content) if content else None

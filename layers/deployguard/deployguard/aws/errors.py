@@ -1,0 +1,30 @@
+"""Translate botocore errors into :class:`deployguard.errors.AwsCallError` — one place for it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from deployguard.errors import AwsCallError
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+@contextmanager
+def aws_call(operation: str) -> Iterator[None]:
+    """Run one AWS call; a failure becomes AwsCallError naming the operation and the error code.
+
+    Only the error code and botocore's message travel on: AWS error messages name resources, not
+    the values of parameters or secrets.
+    """
+    try:
+        yield
+    except ClientError as exc:
+        message = str(exc.response.get("Error", {}).get("Message", ""))[:300]
+        raise AwsCallError(operation, error_code(exc), message) from exc
+    except BotoCoreError as exc:  # timeouts, connection errors, retries exhausted
+        raise AwsCallError(operation, type(exc).__name__, "no answer from AWS") from exc

@@ -1,0 +1,39 @@
+"""Do the SSM parameters and Secrets Manager secrets that variables point at exist?
+
+Metadata calls only (DescribeParameters, DescribeSecret): a secret's value is never read.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from deployguard.aws.errors import aws_call, error_code
+from deployguard.secrets import Reference
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_ssm import SSMClient
+
+
+class ReferenceResolver:
+    def __init__(self, ssm: SSMClient, secretsmanager: SecretsManagerClient) -> None:
+        self._ssm = ssm
+        self._secretsmanager = secretsmanager
+
+    def exists(self, reference: Reference) -> bool:
+        if reference.kind == "ssm":
+            with aws_call("DescribeParameters"):
+                answer = self._ssm.describe_parameters(
+                    ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [reference.identifier]}]
+                )
+            return bool(answer.get("Parameters"))
+        try:
+            answer_secret = self._secretsmanager.describe_secret(SecretId=reference.identifier)
+        except ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return False
+            with aws_call("DescribeSecret"):
+                raise
+        return "DeletedDate" not in answer_secret

@@ -1,0 +1,82 @@
+"""The checks of one function version: configuration and smoke tests. Shared by the pre-traffic
+hook and ``deployguard check`` (a pipeline, without a deployment)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date
+
+from deployguard.aws.lambda_ import Lambda
+from deployguard.aws.references import ReferenceResolver
+from deployguard.config_check import validate_config
+from deployguard.findings import CheckResult, Result, result_from_findings
+from deployguard.policy import FunctionPolicy, Stage
+from deployguard.secrets import Redactor
+from deployguard.smoke import run_smoke
+
+
+@dataclass(frozen=True)
+class VersionChecks:
+    checks: list[CheckResult]
+    redactor: Redactor
+
+
+def check_version(
+    *,
+    lambda_: Lambda,
+    references: ReferenceResolver,
+    policy: FunctionPolicy,
+    stage: Stage,
+    function_name: str,
+    target_version: str,
+    current_version: str | None,
+    today: date,
+    deadline: float | None = None,
+    deployment_id: str | None = None,
+) -> VersionChecks:
+    """Validate the target version's configuration; run its smoke tests only if that passed
+    (a misconfigured version is not invoked: it might reach another stage's resources)."""
+    began = time.perf_counter()
+    target = lambda_.snapshot(function_name, target_version)
+    current = (
+        lambda_.snapshot(function_name, current_version)
+        if current_version and current_version != target_version
+        else None
+    )
+    redactor = Redactor.for_environment(target.environment)
+    if current is not None:
+        redactor = redactor.merge(Redactor.for_environment(current.environment))
+    findings = validate_config(
+        target, current, policy.config, stage, reference_exists=references.exists, today=today
+    )
+    result = result_from_findings(findings)
+    errors = [f for f in findings if f.severity == "error"]
+    config = CheckResult(
+        name="config",
+        result=result,
+        duration_ms=(time.perf_counter() - began) * 1000,
+        message=(
+            f"{len(errors)} error(s), {len(findings) - len(errors)} warning(s)"
+            if findings
+            else "configuration ok"
+        ),
+        findings=findings,
+    )
+    checks = [config]
+    if config.blocking:
+        checks += [
+            CheckResult(
+                name=f"smoke:{c.name}", result=Result.SKIPPED, message="skipped: configuration failed"
+            )
+            for c in policy.smoke
+        ]
+        return VersionChecks(checks, redactor)
+
+    checks += run_smoke(
+        policy.smoke,
+        lambda payload: lambda_.invoke(function_name, target_version, payload, deployment_id=deployment_id),
+        concurrency=policy.smoke_concurrency,
+        deadline=deadline,
+    )
+    return VersionChecks(checks, redactor)

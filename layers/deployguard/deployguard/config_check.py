@@ -1,0 +1,257 @@
+"""Validate a target version's configuration against the stage's policy. Pure domain logic.
+
+Findings name variables and settings, patterns and kinds of secret — never a variable's value.
+The only part of a value ever shown is the host of a URL (``part: host`` rules), which carries no
+credentials.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import date
+from urllib.parse import urlsplit
+
+from deployguard.findings import Finding, Severity
+from deployguard.policy import ConfigRules, DriftRules, Level, SettingsRules, Stage, ValueRule
+from deployguard.secrets import (
+    Reference,
+    detect_key_formats,
+    is_reference,
+    is_secret_name,
+    parse_reference,
+)
+from deployguard.snapshot import FunctionSnapshot
+
+# Lambda's published deprecation dates (Lambda runtimes page, "Deprecation date").
+DEPRECATED_RUNTIMES: dict[str, date] = {
+    "python2.7": date(2021, 7, 15),
+    "python3.6": date(2022, 7, 18),
+    "python3.7": date(2023, 12, 4),
+    "python3.8": date(2024, 10, 14),
+    "python3.9": date(2025, 12, 15),
+    "nodejs12.x": date(2023, 3, 31),
+    "nodejs14.x": date(2023, 12, 4),
+    "nodejs16.x": date(2024, 6, 12),
+    "nodejs18.x": date(2025, 9, 1),
+    "java8": date(2024, 1, 8),
+    "dotnet6": date(2024, 12, 20),
+    "dotnet7": date(2024, 5, 14),
+    "ruby2.7": date(2023, 12, 7),
+    "ruby3.2": date(2026, 3, 31),
+    "go1.x": date(2024, 1, 8),
+    "provided": date(2024, 1, 8),
+}
+
+ReferenceExists = Callable[[Reference], bool]
+
+
+def _finding(level: Level | str, code: str, subject: str, message: str) -> list[Finding]:
+    if level == "ignore":
+        return []
+    return [Finding(code=code, severity=Severity(level), subject=subject, message=message)]
+
+
+def validate_config(
+    target: FunctionSnapshot,
+    current: FunctionSnapshot | None,
+    rules: ConfigRules,
+    stage: Stage,
+    *,
+    reference_exists: ReferenceExists | None,
+    today: date,
+) -> list[Finding]:
+    """Every finding about ``target`` (and its drift from ``current``), errors and warnings."""
+    env = target.environment
+    findings = _required(env, rules, stage)
+    for rule in rules.rules:
+        findings += _value_rule(env, rule)
+    findings += _plaintext_secrets(env, rules.plaintext_secrets)
+    findings += _references(env, rules, reference_exists)
+    if current is not None:
+        findings += _drift(target, current, rules.drift)
+    findings += _settings(target, rules.settings, today)
+    return findings
+
+
+def _required(env: dict[str, str], rules: ConfigRules, stage: Stage) -> list[Finding]:
+    findings: list[Finding] = []
+    for name in rules.required:
+        if not env.get(name, "").strip():
+            state = "is empty" if name in env else "is missing"
+            findings += _finding(
+                "error", "CFG001", name, f"{name} {state}: set it in the function's Environment.Variables"
+            )
+    marker = rules.stage_variable
+    if marker is not None:
+        value = env.get(marker)
+        if value is None:
+            findings += _finding(
+                "error", "CFG002", marker, f"{marker} is missing: set it to '{stage.value}' for this stage"
+            )
+        elif value != stage.value:
+            shown = value if value in {s.value for s in Stage} else "another value"
+            findings += _finding(
+                "error",
+                "CFG002",
+                marker,
+                f"{marker} is '{shown}' but this is a {stage.value} deployment: "
+                f"this build is configured for another stage; set {marker}={stage.value}",
+            )
+    return findings
+
+
+def _value_rule(env: dict[str, str], rule: ValueRule) -> list[Finding]:
+    if rule.variable not in env:
+        return []  # absence is the 'required' list's business
+    value = env[rule.variable]
+    if rule.part == "host":
+        value = urlsplit(value).hostname or ""
+        shown = f"host '{value}'" if value else "value (no URL host found)"
+    else:
+        shown = "value"
+    findings: list[Finding] = []
+    for pattern in rule.deny:
+        if re.search(pattern, value):
+            findings += _finding(
+                rule.severity,
+                "CFG003",
+                rule.variable,
+                f"{rule.variable} {shown} matches the denied pattern '{pattern}' — likely another "
+                f"stage's resource; point it at this stage's",
+            )
+    if rule.allow and not any(re.search(p, value) for p in rule.allow):
+        expected = " or ".join(f"'{p}'" for p in rule.allow)
+        findings += _finding(
+            rule.severity,
+            "CFG004",
+            rule.variable,
+            f"{rule.variable} {shown} does not match {expected}; point it at this stage's resource",
+        )
+    return findings
+
+
+def _plaintext_secrets(env: dict[str, str], level: Level) -> list[Finding]:
+    findings: list[Finding] = []
+    for name, value in sorted(env.items()):
+        if not value.strip() or is_reference(value):
+            continue
+        kinds = detect_key_formats(value)
+        if kinds:
+            findings += _finding(
+                level,
+                "SEC001",
+                name,
+                f"{name} holds a plaintext secret ({', '.join(kinds)}): store it in Secrets Manager or "
+                f"SSM SecureString and put the ARN or parameter name in {name} instead",
+            )
+        elif is_secret_name(name):
+            findings += _finding(
+                level,
+                "SEC002",
+                name,
+                f"{name} is named like a secret but holds a literal: put a Secrets Manager ARN or an "
+                "SSM parameter name in it and read the value at run time",
+            )
+    return findings
+
+
+def _references(env: dict[str, str], rules: ConfigRules, exists: ReferenceExists | None) -> list[Finding]:
+    findings: list[Finding] = []
+    for name in rules.references.required:
+        value = env.get(name, "")
+        if value and not is_reference(value):
+            findings += _finding(
+                "error",
+                "REF003",
+                name,
+                f"{name} must reference an SSM parameter or a Secrets Manager secret, not hold a literal",
+            )
+    if rules.references.verify == "ignore" or exists is None:
+        return findings
+    for name, value in sorted(env.items()):
+        reference = parse_reference(value)
+        if reference is None or exists(reference):
+            continue
+        code, store = ("REF001", "SSM parameter") if reference.kind == "ssm" else ("REF002", "secret")
+        findings += _finding(
+            rules.references.verify,
+            code,
+            name,
+            f"{name} references the {store} '{reference.identifier}', which does not exist in this "
+            f"account and region: create it or fix the name",
+        )
+    return findings
+
+
+def _drift(target: FunctionSnapshot, current: FunctionSnapshot, rules: DriftRules) -> list[Finding]:
+    findings: list[Finding] = []
+    for name in sorted(set(current.environment) - set(target.environment)):
+        findings += _finding(
+            rules.removed_variables,
+            "DRF001",
+            name,
+            f"{name} is set on the live version {current.version} but missing from version "
+            f"{target.version}: add it back, or accept the removal in the policy's drift rules",
+        )
+    changes = (
+        ("DRF002", "runtime", rules.runtime, current.runtime, target.runtime),
+        ("DRF003", "architecture", rules.architecture, current.architectures, target.architectures),
+        ("DRF004", "memory", rules.memory, current.memory_size, target.memory_size),
+        ("DRF005", "timeout", rules.timeout, current.timeout, target.timeout),
+        ("DRF006", "layers", rules.layers, current.layers, target.layers),
+    )
+    for code, setting, level, before, after in changes:
+        if before != after:
+            findings += _finding(
+                level,
+                code,
+                setting,
+                f"{setting} changes from {_show(before)} to {_show(after)} between versions "
+                f"{current.version} and {target.version}: confirm it is intended, or set drift.{setting} "
+                "to 'warning' or 'ignore'",
+            )
+    return findings
+
+
+def _show(value: object) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(v.rsplit(":", 2)[-2] if v.startswith("arn:") else v for v in value) + "]"
+    return str(value)
+
+
+def _settings(target: FunctionSnapshot, rules: SettingsRules, today: date) -> list[Finding]:
+    findings: list[Finding] = []
+    runtime = target.runtime or ""
+    deprecated_on = DEPRECATED_RUNTIMES.get(runtime)
+    if runtime in rules.extra_deprecated_runtimes or (deprecated_on and deprecated_on <= today):
+        findings += _finding(
+            rules.deprecated_runtime,
+            "SET001",
+            "runtime",
+            f"runtime {runtime} is deprecated: move to a supported runtime before deploying",
+        )
+    bounds = rules.timeout
+    if bounds and not bounds.min_seconds <= target.timeout <= bounds.max_seconds:
+        findings += _finding(
+            "error",
+            "SET002",
+            "timeout",
+            f"timeout is {target.timeout}s; this stage requires {bounds.min_seconds}-{bounds.max_seconds}s",
+        )
+    if target.tracing_mode != "Active":
+        findings += _finding(
+            rules.tracing,
+            "SET003",
+            "tracing",
+            "X-Ray tracing is not Active: set Tracing: Active on the function",
+        )
+    if not (target.dead_letter_target or target.on_failure_destination):
+        findings += _finding(
+            rules.on_failure_destination,
+            "SET004",
+            "on_failure_destination",
+            "no dead-letter queue or on-failure destination: add DeadLetterQueue or "
+            "EventInvokeConfig.DestinationConfig.OnFailure",
+        )
+    return findings

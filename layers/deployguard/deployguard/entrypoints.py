@@ -1,0 +1,122 @@
+"""Composition root: settings → adapters → domain, per hook. Handlers call one function here.
+
+Adapters (and their boto3 clients) are built on the first invocation, never at import, and are
+reused while the execution environment is warm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, Protocol
+
+from deployguard.aws import clients
+from deployguard.aws.codedeploy import CodeDeploy
+from deployguard.aws.lambda_ import Lambda
+from deployguard.aws.policy_store import PolicyStore
+from deployguard.aws.references import ReferenceResolver
+from deployguard.hook import Evaluate, Evaluation, HookName, HookRun, guard_lifecycle_event
+from deployguard.outcome import OutcomeRecord, Role
+from deployguard.pre_traffic import PreTrafficPorts, evaluate_pre_traffic
+from deployguard.settings import HookSettings, SettingsError
+
+DEFAULT_RESERVE_SECONDS = 10.0
+
+
+class LambdaContext(Protocol):
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+@cache
+def codedeploy() -> CodeDeploy:
+    return CodeDeploy(clients.codedeploy())
+
+
+@cache
+def lambda_adapter() -> Lambda:
+    return Lambda(clients.lambda_(), clients.lambda_invoke())
+
+
+@cache
+def references() -> ReferenceResolver:
+    return ReferenceResolver(clients.ssm(), clients.secretsmanager())
+
+
+@cache
+def policy_store(parameter: str, max_age: int) -> PolicyStore:
+    return PolicyStore(clients.ssm(), parameter, max_age=max_age)
+
+
+def reset() -> None:
+    """Forget every warm adapter and client (tests call this after starting moto)."""
+    for cached in (codedeploy, lambda_adapter, references, policy_store):
+        cached.cache_clear()
+    clients.reset()
+
+
+def today() -> datetime:
+    return datetime.now(UTC)
+
+
+def run_hook(
+    event: Mapping[str, Any],
+    context: LambdaContext,
+    environ: Mapping[str, str],
+    *,
+    hook: HookName,
+    role: Role,
+    evaluate: Callable[[HookRun, HookSettings], Evaluation],
+) -> dict[str, Any]:
+    """Run one lifecycle hook; invalid settings still end in a reported Failed naming the variable."""
+    try:
+        settings: HookSettings | None = HookSettings.from_environ(environ)
+    except SettingsError as exc:
+        settings, error = None, exc
+
+    def checks(run: HookRun) -> Evaluation:
+        if settings is None:
+            raise error
+        return evaluate(run, settings)
+
+    record = guard_lifecycle_event(
+        event,
+        hook=hook,
+        role=role,
+        stage=settings.stage.value if settings else environ.get("DEPLOYGUARD_STAGE"),
+        codedeploy=codedeploy,
+        evaluate=checks,
+        remaining_ms=context.get_remaining_time_in_millis,
+        reserve_seconds=settings.time_reserve_seconds if settings else DEFAULT_RESERVE_SECONDS,
+    )
+    return summary(record)
+
+
+def summary(record: OutcomeRecord) -> dict[str, Any]:
+    return {
+        "decision": record.decision.value if record.decision else None,
+        "reason": record.reason,
+        "deployment_id": record.deployment_id,
+    }
+
+
+def _pre_traffic(run: HookRun, settings: HookSettings) -> Evaluation:
+    store = policy_store(settings.policy_parameter, settings.policy_cache_seconds)
+    ports = PreTrafficPorts(
+        codedeploy=codedeploy(),
+        lambda_=lambda_adapter(),
+        references=references(),
+        load_policy=lambda: store.load(settings.stage),
+    )
+    return evaluate_pre_traffic(run, ports, stage=settings.stage, today=today().date())
+
+
+def pre_traffic_hook(
+    event: Mapping[str, Any], context: LambdaContext, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    return run_hook(
+        event, context, environ, hook="BeforeAllowTraffic", role=Role.PRE_TRAFFIC, evaluate=_pre_traffic
+    )
+
+
+__all__ = ["Evaluate", "pre_traffic_hook", "reset", "run_hook"]

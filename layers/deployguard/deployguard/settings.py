@@ -1,0 +1,47 @@
+"""Settings of the guard functions: validated once at the handler's edge, never read elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from deployguard.errors import DeployGuardError
+from deployguard.policy import Stage, format_location
+
+PREFIX = "DEPLOYGUARD_"
+
+
+class SettingsError(DeployGuardError):
+    code = "SETTINGS"
+
+
+class HookSettings(BaseModel):
+    """Environment of a DeployGuard hook function (``DEPLOYGUARD_*`` variables)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    stage: Stage = Field(description="DEPLOYGUARD_STAGE: dev, staging or prod")
+    policy_parameter: str = Field(
+        pattern=r"^/[A-Za-z0-9_.\-/]+$",
+        description="DEPLOYGUARD_POLICY_PARAMETER: SSM parameter holding this stage's policy",
+    )
+    policy_cache_seconds: int = Field(300, ge=0, le=3600)
+    time_reserve_seconds: float = Field(
+        10.0, ge=1, le=120, description="Time kept to report a status before the Lambda timeout."
+    )
+    bake_state_machine_arn: str | None = Field(None, description="DEPLOYGUARD_BAKE_STATE_MACHINE_ARN")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> HookSettings:
+        values = {key.removeprefix(PREFIX).lower(): v for key, v in environ.items() if key.startswith(PREFIX)}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{PREFIX}{format_location(e['loc']).upper()}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
+            raise SettingsError(
+                f"the function's environment is invalid ({problems}); fix the variables in template.yaml"
+            ) from exc

@@ -1,0 +1,215 @@
+"""Smoke tests: invoke the new version (or the live alias) and check its answers and latency.
+
+Cases run concurrently on a bounded pool; each has its own timeout, and the whole run stops at
+the hook's deadline. An invocation is always marked synthetic (see ``aws.lambda_``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from deployguard.errors import DeployGuardError
+from deployguard.findings import CheckResult, Finding, Result, Severity
+from deployguard.jsonpath import MISSING, find
+from deployguard.policy import Expectation, FunctionPolicy, Policy, SmokeCase
+from deployguard.snapshot import InvocationResult
+
+Invoker = Callable[[bytes], InvocationResult]
+"""Invokes one fixed function qualifier (a version or an alias) synchronously with a payload."""
+
+_SHOWN = 80
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+def json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def json_equal(left: Any, right: Any) -> bool:
+    """JSON equality: 12 equals 12.0, but never "12", true or "12.00"."""
+    if json_kind(left) != json_kind(right):
+        return False
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
+    if isinstance(left, list):
+        return len(left) == len(right) and all(json_equal(a, b) for a, b in zip(left, right, strict=True))
+    return bool(left == right)
+
+
+def _matches_type(value: Any, expected: str) -> bool:
+    if expected == "integer":
+        return json_kind(value) == "number" and float(value).is_integer()
+    return json_kind(value) == expected
+
+
+def check_expectation(answer: Any, expectation: Expectation) -> str | None:
+    """None when the answer meets the expectation, else what is wrong and how it differs."""
+    path = expectation.path
+    value = find(answer, path)
+    fields = expectation.model_fields_set
+    if value is MISSING:
+        if "exists" in fields and expectation.exists is False:
+            return None
+        return f"{path} is missing from the answer"
+    if "exists" in fields and expectation.exists is False:
+        return f"{path} should not be in the answer but is {_show(value)}"
+    if "equals" in fields and not json_equal(value, expectation.equals):
+        expected = expectation.equals
+        if json_kind(value) != json_kind(expected):
+            return (
+                f"{path} is the {json_kind(value)} {_show(value)} but the {json_kind(expected)} "
+                f"{_show(expected)} was expected: return a {json_kind(expected)}, not a {json_kind(value)}"
+            )
+        return f"{path} is {_show(value)} but {_show(expected)} was expected"
+    if expectation.type is not None and not _matches_type(value, expectation.type):
+        return f"{path} is the {json_kind(value)} {_show(value)} but a(n) {expectation.type} was expected"
+    if expectation.regex is not None:
+        if not isinstance(value, str):
+            return f"{path} is the {json_kind(value)} {_show(value)}; the pattern needs a string"
+        if not re.search(expectation.regex, value):
+            return f"{path} is {_show(value)}, which does not match '{expectation.regex}'"
+    return None
+
+
+def evaluate(case: SmokeCase, result: InvocationResult) -> list[Finding]:
+    """Everything wrong with one invocation's result."""
+    problems: list[str] = []
+    answer: Any = MISSING
+    try:
+        answer = json.loads(result.payload) if result.payload else None
+    except ValueError:
+        problems.append("the answer is not JSON")
+    if result.function_error and not case.allow_function_error:
+        error = answer if isinstance(answer, dict) else {}
+        kind = error.get("errorType", result.function_error)
+        message = str(error.get("errorMessage", ""))[:200]
+        problems.append(f"the function raised {kind}: {message}".rstrip(": "))
+    elif answer is not MISSING:
+        problems += [p for e in case.expect if (p := check_expectation(answer, e)) is not None]
+    if case.max_latency_ms is not None and result.latency_ms > case.max_latency_ms:
+        problems.append(f"took {result.latency_ms:.0f} ms; the budget is {case.max_latency_ms} ms")
+    return [Finding(code="SMK001", severity=Severity.ERROR, subject=case.name, message=p) for p in problems]
+
+
+def case_payload(case: SmokeCase) -> bytes:
+    if case.payload_file is not None:
+        raise DeployGuardError(
+            f"smoke case {case.name}: payload_file {case.payload_file} was not inlined; publish the policy "
+            "with `deployguard policy publish`, which inlines payload files"
+        )
+    return json.dumps(case.payload if case.payload is not None else {}).encode()
+
+
+def inline_payloads(policy: Policy, base_dir: Path) -> Policy:
+    """The policy with every ``payload_file`` read (relative to ``base_dir``) into ``payload``."""
+    functions: dict[str, FunctionPolicy] = {}
+    for key, entry in policy.functions.items():
+        cases = []
+        for case in entry.smoke:
+            inlined = case
+            if case.payload_file is not None:
+                path = base_dir / case.payload_file
+                try:
+                    payload = json.loads(path.read_text())
+                except (OSError, ValueError) as exc:
+                    raise DeployGuardError(
+                        f"functions.{key}.smoke[{case.name}].payload_file: cannot read {path} as JSON ({exc})"
+                    ) from exc
+                inlined = case.model_copy(update={"payload": payload, "payload_file": None})
+            cases.append(inlined)
+        functions[key] = entry.model_copy(update={"smoke": cases})
+    return policy.model_copy(update={"functions": functions})
+
+
+def run_smoke(
+    cases: list[SmokeCase], invoker: Invoker, *, concurrency: int, deadline: float | None = None
+) -> list[CheckResult]:
+    """Run every case; one CheckResult per case, in the policy's order. Never raises for a case.
+
+    ``deadline`` is a ``time.monotonic()`` instant after which unfinished cases fail.
+    """
+    if not cases:
+        return []
+    started: dict[int, float] = {}
+    lock = threading.Lock()
+
+    def run(index: int, case: SmokeCase) -> CheckResult:
+        with lock:
+            started[index] = time.monotonic()
+        begin = time.perf_counter()
+        try:
+            result = invoker(case_payload(case))
+        except DeployGuardError as exc:
+            return CheckResult(
+                name=f"smoke:{case.name}", result=Result.ERROR, message=str(exc), duration_ms=_ms(begin)
+            )
+        findings = evaluate(case, result)
+        return CheckResult(
+            name=f"smoke:{case.name}",
+            result=Result.FAILED if findings else Result.PASSED,
+            duration_ms=_ms(begin),
+            message="; ".join(f.message for f in findings) or f"answered in {result.latency_ms:.0f} ms",
+            findings=findings,
+        )
+
+    results: dict[int, CheckResult] = {}
+    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(cases)), thread_name_prefix="smoke")
+    futures: dict[Future[CheckResult], int] = {pool.submit(run, i, c): i for i, c in enumerate(cases)}
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = wait(pending, timeout=0.02, return_when=FIRST_COMPLETED)
+            for future in done:
+                results[futures[future]] = future.result()
+            now = time.monotonic()
+            for future in list(pending):
+                index = futures[future]
+                case = cases[index]
+                with lock:
+                    began = started.get(index)
+                timed_out = began is not None and now - began > case.timeout_ms / 1000
+                if timed_out or (deadline is not None and now >= deadline):
+                    pending.discard(future)
+                    future.cancel()
+                    reason = (
+                        f"no answer within {case.timeout_ms} ms (the case's timeout_ms)"
+                        if timed_out
+                        else "not finished when the hook had to report (hook deadline)"
+                    )
+                    results[index] = CheckResult(
+                        name=f"smoke:{case.name}",
+                        result=Result.FAILED,
+                        message=reason,
+                        duration_ms=(now - began) * 1000 if began else 0.0,
+                        findings=[
+                            Finding(code="SMK002", severity=Severity.ERROR, subject=case.name, message=reason)
+                        ],
+                    )
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return [results[i] for i in range(len(cases))]
+
+
+def _ms(begin: float) -> float:
+    return (time.perf_counter() - begin) * 1000
