@@ -102,7 +102,7 @@ def _required(env: dict[str, str], rules: ConfigRules, stage: Stage) -> list[Fin
 
 
 def _value_rule(env: dict[str, str], rule: ValueRule) -> list[Finding]:
-    if rule.variable not in env:
+    if not env.get(rule.variable, "").strip():
         return []  # absence is the 'required' list's business
     value = env[rule.variable]
     if rule.part == "host":
@@ -216,7 +216,11 @@ def _drift(target: FunctionSnapshot, current: FunctionSnapshot, rules: DriftRule
 
 def _show(value: object) -> str:
     if isinstance(value, tuple):
-        return "[" + ", ".join(v.rsplit(":", 2)[-2] if v.startswith("arn:") else v for v in value) + "]"
+        return (
+            "["
+            + ", ".join(":".join(v.rsplit(":", 2)[-2:]) if v.startswith("arn:") else v for v in value)
+            + "]"
+        )
     return str(value)
 
 

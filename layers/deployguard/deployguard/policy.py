@@ -7,11 +7,13 @@ to bake. Unknown keys are errors; every error names its path and the fix.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import json
 import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
@@ -312,18 +314,51 @@ class PolicyIssue(BaseModel):
     fix: str
 
 
+def _unwrap(annotation: Any) -> Any:
+    """X | None → X."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    return args[0] if get_origin(annotation) in (Union, UnionType) and len(args) == 1 else annotation
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The policy model that holds the last key of ``loc`` (for 'did you mean' suggestions)."""
+    current: Any = Policy
+    for part in loc[:-1]:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            current = field.annotation if field else None
+        elif get_origin(current) in (list, dict):
+            current = get_args(current)[-1]  # list[X] → X, dict[str, X] → X
+        else:
+            return None
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unknown_key_fix(loc: tuple[int | str, ...]) -> str:
+    model = _model_at(loc)
+    if model is None or not loc:
+        return _FIXES["extra_forbidden"]
+    allowed = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+    if close:
+        return f"did you mean '{close[0]}'? (allowed: {', '.join(allowed)})"
+    return f"remove it; allowed keys here: {', '.join(allowed)}"
+
+
 def policy_issues(error: ValidationError) -> list[PolicyIssue]:
     issues = []
     for item in error.errors(include_url=False, include_input=False):
         loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
         problem = str(item["msg"]).removeprefix("Value error, ")
-        issues.append(
-            PolicyIssue(
-                path=format_location(loc),
-                problem=problem,
-                fix=_FIXES.get(str(item["type"]), "see `deployguard policy schema`"),
-            )
+        kind = str(item["type"])
+        fix = (
+            _unknown_key_fix(loc)
+            if kind == "extra_forbidden"
+            else _FIXES.get(kind, "see `deployguard policy schema`")
         )
+        issues.append(PolicyIssue(path=format_location(loc), problem=problem, fix=fix))
     return issues
 
 

@@ -1,0 +1,1 @@
+"""Sub-commands of ``deployguard``: each module defines ``register(subparsers)``."""

@@ -1,0 +1,46 @@
+"""``deployguard`` — the command line. Each sub-command lives in ``commands/<name>.py`` and
+registers itself through ``register(subparsers)``; this module only dispatches.
+
+Exit codes: 0 pass, 1 findings (the thing checked is not fit to ship), 2 could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from deployguard.errors import DeployGuardError
+
+COMMAND_MODULES = ("policy", "check")
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deployguard",
+        description="Guards for AWS Lambda deployments at CodeDeploy's lifecycle hooks.",
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"deployguard_cli.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except DeployGuardError as exc:
+        print(f"deployguard: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""Shared fixtures: an embedded AWS (moto) with DeployGuard's extensions, events, Lambda context."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from deployguard import entrypoints
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+REGION = "us-east-1"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """One JSON event from events/ — the same files `sam local invoke -e` uses."""
+    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return event
+
+
+def load_handler(function: str) -> ModuleType:
+    """functions/<function>/app.py as a module (handlers are not a package; no sys.path edits)."""
+    path = ROOT / "functions" / function / "app.py"
+    spec = importlib.util.spec_from_file_location(f"handler_{function}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class FakeLambdaContext:
+    """The parts of Lambda's context object the handlers use."""
+
+    function_name: str = "CodeDeployHook_deployguard-test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = (
+        f"arn:aws:lambda:{REGION}:123456789012:function:CodeDeployHook_deployguard-test"
+    )
+    aws_request_id: str = "52fdfc07-2182-154f-163f-5f0f9a621d72"
+    remaining_ms: int = 120_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def lambda_context() -> FakeLambdaContext:
+    return FakeLambdaContext()
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials and region so nothing can reach a real account."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "POWERTOOLS_METRICS_NAMESPACE": "DeployGuard",
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture
+def aws(aws_env: None) -> Iterator[None]:
+    """moto for every service, Lambda without Docker, with DeployGuard's moto extensions."""
+    from deployguard_cli.localaws import lambda_runner, moto_codedeploy
+
+    moto_codedeploy.install()
+    lambda_runner.install()
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        entrypoints.reset()
+        yield
+    entrypoints.reset()

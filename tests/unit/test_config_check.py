@@ -1,0 +1,173 @@
+"""Each configuration rule, violated on its own, yields exactly its finding."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from deployguard.config_check import validate_config
+from deployguard.findings import Severity
+from deployguard.policy import (
+    ConfigRules,
+    DriftRules,
+    ReferenceRules,
+    SettingsRules,
+    Stage,
+    TimeoutBounds,
+    ValueRule,
+)
+from deployguard.secrets import Reference
+from deployguard.snapshot import FunctionSnapshot
+
+TODAY = date(2026, 11, 28)
+GOOD_ENV = {
+    "STAGE": "staging",
+    "DATABASE_URL": "postgres://db.staging.example.com/orders",
+    "DB_PASSWORD_PARAM": "/orders/staging/db-password",
+}
+RULES = ConfigRules(
+    required=["DATABASE_URL"],
+    rules=[ValueRule(variable="DATABASE_URL", part="host", allow=[r"\.staging\."], deny=[r"\.prod\."])],
+    references=ReferenceRules(required=["DB_PASSWORD_PARAM"]),
+    settings=SettingsRules(
+        timeout=TimeoutBounds(min_seconds=3, max_seconds=30),
+        tracing="error",
+        on_failure_destination="warning",
+    ),
+)
+
+
+def snapshot(**changes: object) -> FunctionSnapshot:
+    base = FunctionSnapshot(
+        function_name="orders",
+        version="4",
+        runtime="python3.12",
+        timeout=10,
+        environment=GOOD_ENV,
+        tracing_mode="Active",
+        dead_letter_target="arn:aws:sqs:us-east-1:123456789012:dlq",
+    )
+    return base.model_copy(update=changes)
+
+
+def check(
+    target: FunctionSnapshot, current: FunctionSnapshot | None = None, rules: ConfigRules = RULES
+) -> dict[str, list[str]]:
+    existing = {"/orders/staging/db-password"}
+    findings = validate_config(
+        target,
+        current,
+        rules,
+        Stage.STAGING,
+        reference_exists=lambda r: r.identifier in existing,
+        today=TODAY,
+    )
+    codes: dict[str, list[str]] = {}
+    for finding in findings:
+        codes.setdefault(finding.code, []).append(finding.message)
+    return codes
+
+
+def test_a_good_configuration_has_no_findings() -> None:
+    assert check(snapshot(), snapshot(version="3")) == {}
+
+
+@pytest.mark.parametrize(
+    ("env_change", "code", "words"),
+    [
+        ({"DATABASE_URL": ""}, "CFG001", "DATABASE_URL is empty"),
+        ({"DATABASE_URL": None}, "CFG001", "DATABASE_URL is missing"),
+        ({"STAGE": "prod"}, "CFG002", "STAGE is 'prod' but this is a staging deployment"),
+        ({"STAGE": None}, "CFG002", "set it to 'staging'"),
+        (
+            {"DATABASE_URL": "postgres://db.prod.example.com/orders"},
+            "CFG003",
+            "host 'db.prod.example.com' matches the denied",
+        ),
+        ({"DATABASE_URL": "postgres://localhost/orders"}, "CFG004", "does not match"),
+        ({"AWS_KEY": "AKIA" + "IOSFODNN7EXAMPLE"}, "SEC001", "AWS access key id"),
+        ({"DB_PASSWORD": "hunter2"}, "SEC002", "named like a secret but holds a literal"),
+        ({"DB_PASSWORD_PARAM": "hunter2"}, "REF003", "must reference"),
+        ({"DB_PASSWORD_PARAM": "/orders/staging/missing"}, "REF001", "does not exist"),
+        (
+            {"API_SECRET": "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone-AbCdEf"},
+            "REF002",
+            "does not exist",
+        ),
+    ],
+)
+def test_each_environment_rule_violated_on_its_own(
+    env_change: dict[str, str | None], code: str, words: str
+) -> None:
+    env = {k: v for k, v in {**GOOD_ENV, **env_change}.items() if v is not None}
+
+    codes = check(snapshot(environment=env))
+
+    assert code in codes, codes
+    assert set(codes) <= {code, "CFG004"}, codes  # a denied host also fails the allow list
+    assert any(words in message for message in codes[code]), codes[code]
+
+
+@pytest.mark.parametrize(
+    ("current_change", "code"),
+    [
+        ({"environment": {**GOOD_ENV, "FEATURE_FLAGS": "x"}}, "DRF001"),
+        ({"runtime": "python3.11"}, "DRF002"),
+        ({"architectures": ("arm64",)}, "DRF003"),
+        ({"memory_size": 512}, "DRF004"),
+        ({"timeout": 20}, "DRF005"),
+        ({"layers": ("arn:aws:lambda:us-east-1:123456789012:layer:deps:1",)}, "DRF006"),
+    ],
+)
+def test_each_drift_from_the_live_version(current_change: dict[str, object], code: str) -> None:
+    current = snapshot(version="3").model_copy(update=current_change)
+
+    codes = check(snapshot(), current)
+
+    assert list(codes) == [code]
+    assert (
+        "versions 3 and 4" in codes[code][0] or "live version 3 but missing from version 4" in codes[code][0]
+    )
+
+
+def test_drift_severity_comes_from_the_policy() -> None:
+    rules = RULES.model_copy(update={"drift": DriftRules(runtime="warning", memory="ignore")})
+    current = snapshot(version="3", runtime="python3.11", memory_size=1024)
+
+    findings = validate_config(snapshot(), current, rules, Stage.STAGING, reference_exists=None, today=TODAY)
+
+    assert [(f.code, f.severity) for f in findings] == [("DRF002", Severity.WARNING)]
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"runtime": "python3.9"}, "SET001"),
+        ({"timeout": 60}, "SET002"),
+        ({"timeout": 1}, "SET002"),
+        ({"tracing_mode": "PassThrough"}, "SET003"),
+        ({"dead_letter_target": None}, "SET004"),
+    ],
+)
+def test_each_function_setting(change: dict[str, object], code: str) -> None:
+    assert list(check(snapshot(**change))) == [code]
+
+
+def test_an_on_failure_destination_satisfies_the_dlq_rule() -> None:
+    target = snapshot(dead_letter_target=None, on_failure_destination="arn:aws:sqs:us-east-1:123456789012:q")
+
+    assert check(target) == {}
+
+
+def test_reference_lookups_see_only_names_never_values() -> None:
+    seen: list[Reference] = []
+
+    def exists(reference: Reference) -> bool:
+        seen.append(reference)
+        return True
+
+    target = snapshot(environment={**GOOD_ENV, "DB_PASSWORD": "hunter2"})
+    validate_config(target, None, RULES, Stage.STAGING, reference_exists=exists, today=TODAY)
+
+    assert [r.identifier for r in seen] == ["/orders/staging/db-password"]
