@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict
 
+from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
 from deployguard.errors import ResolutionError
 
 
@@ -47,9 +47,9 @@ def _version(value: Any, field: str) -> str:
 def parse_appspec(content: str) -> DeploymentTarget:
     """The single Lambda resource of an AppSpec document (JSON or YAML)."""
     try:
-        document = json.loads(content) if content.lstrip().startswith("{") else yaml.safe_load(content)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ResolutionError(f"AppSpec content is neither JSON nor YAML ({type(exc).__name__})") from exc
+        document = parse_json_or_yaml(content)
+    except DocumentSyntaxError as exc:
+        raise ResolutionError(f"AppSpec content is neither JSON nor YAML ({exc})") from exc
     document = _lower_keys(document)
     if not isinstance(document, dict) or "resources" not in document:
         raise ResolutionError("AppSpec has no 'Resources' section")

@@ -40,7 +40,7 @@ def lambda_adapter() -> Lambda:
 
 @cache
 def references() -> ReferenceResolver:
-    return ReferenceResolver(clients.ssm(), clients.secretsmanager())
+    return ReferenceResolver(clients.ssm(), clients.secretsmanager)
 
 
 @cache

@@ -18,7 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from aws_lambda_powertools.utilities.data_classes import CodeDeployLifecycleHookEvent
+from aws_lambda_powertools.utilities.data_classes.code_deploy_lifecycle_hook_event import (
+    CodeDeployLifecycleHookEvent,
+)
 from pydantic import BaseModel, ConfigDict
 
 from deployguard.appspec import DeploymentTarget

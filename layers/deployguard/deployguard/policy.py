@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-import json
 import re
 from enum import StrEnum
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -26,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
 from deployguard.errors import PolicyError
 
 POLICY_VERSION = 1
@@ -42,7 +41,9 @@ Level = Literal["error", "warning", "ignore"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # NOTE: defer_build: the schema is built when the first policy is parsed, not at import, so a
+    # cold start that finds a cached or invalid policy does not pay for every model up front.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
 def _check_regex(pattern: str) -> str:
@@ -372,8 +373,8 @@ class InvalidPolicyError(PolicyError):
 
 def parse_document(text: str, source: str) -> Any:
     try:
-        return json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        return parse_json_or_yaml(text)
+    except DocumentSyntaxError as exc:
         raise InvalidPolicyError(
             source,
             [PolicyIssue(path="(document)", problem=f"not valid YAML or JSON: {exc}", fix="fix the syntax")],

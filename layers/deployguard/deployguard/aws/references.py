@@ -5,6 +5,7 @@ Metadata calls only (DescribeParameters, DescribeSecret): a secret's value is ne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -18,7 +19,9 @@ if TYPE_CHECKING:
 
 
 class ReferenceResolver:
-    def __init__(self, ssm: SSMClient, secretsmanager: SecretsManagerClient) -> None:
+    def __init__(self, ssm: SSMClient, secretsmanager: Callable[[], SecretsManagerClient]) -> None:
+        # NOTE: the Secrets Manager client is made on first use: most functions reference no
+        # secret, and a client costs tens of milliseconds of cold start.
         self._ssm = ssm
         self._secretsmanager = secretsmanager
 
@@ -30,7 +33,7 @@ class ReferenceResolver:
                 )
             return bool(answer.get("Parameters"))
         try:
-            answer_secret = self._secretsmanager.describe_secret(SecretId=reference.identifier)
+            answer_secret = self._secretsmanager().describe_secret(SecretId=reference.identifier)
         except ClientError as exc:
             if error_code(exc) == "ResourceNotFoundException":
                 return False

@@ -1,0 +1,343 @@
+"""The pre-traffic hook end to end on moto: real Lambda versions, a real CodeDeploy deployment,
+the real handler. Every path ends in exactly one status reported through the CodeDeploy API."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+from deployguard.aws import clients
+from tests.conftest import FakeLambdaContext, load_handler
+from tests.integration.fixtures import GOOD_ENV, HOOK_ENV, POLICY_PARAMETER, Release
+
+pytestmark = pytest.mark.usefixtures("aws")
+
+
+@pytest.fixture
+def hook_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in HOOK_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.fixture
+def handler(hook_env: None) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    return load_handler("pre_traffic").handler  # type: ignore[no-any-return]
+
+
+def outcomes(captured: str) -> list[dict[str, Any]]:
+    records = []
+    for line in captured.splitlines():
+        if line.startswith("{") and '"deployguard outcome"' in line:
+            records.append(json.loads(line))
+    return records
+
+
+Run = Callable[..., tuple[Release, dict[str, Any], dict[str, Any]]]
+
+
+@pytest.fixture
+def run(
+    handler: Callable[..., dict[str, Any]],
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> Run:
+    def go(
+        release: Release | None = None, **release_fields: Any
+    ) -> tuple[Release, dict[str, Any], dict[str, Any]]:
+        release = (release or Release(**release_fields)).create()
+        capsys.readouterr()
+        answer = handler(release.event, lambda_context)
+        (record,) = outcomes(capsys.readouterr().out)
+        return release, answer, record
+
+    return go
+
+
+def test_a_good_release_succeeds_once_with_every_check_recorded(run: Run) -> None:
+    release, answer, record = run()
+
+    assert release.reports() == ["Succeeded"]
+    assert answer["decision"] == "Succeeded"
+    assert [(c["name"], c["result"]) for c in record["checks"]] == [
+        ("policy", "passed"),
+        ("config", "passed"),
+        ("smoke:quote", "passed"),
+        ("smoke:stage", "passed"),
+    ]
+    assert record["schema_version"] == "deployguard.outcome/1"
+    assert (record["function_name"], record["current_version"], record["target_version"]) == (
+        "orders",
+        "1",
+        "2",
+    )
+    assert record["correlation_id"] == release.deployment_id
+    assert [a["kind"] for a in record["actions"]] == ["status_reported"]
+
+
+@pytest.mark.parametrize(
+    ("env_change", "code"),
+    [
+        ({"STAGE": "prod"}, "CFG002"),
+        ({"DATABASE_URL": "postgres://db.prod.example.com/orders"}, "CFG003"),
+        ({"DATABASE_URL": ""}, "CFG001"),
+        ({"STRIPE_KEY": "sk_live_" + "0123456789abcdefABCD"}, "SEC001"),
+        ({"DB_PASSWORD": "hunter2-literal"}, "SEC002"),
+        ({"DB_PASSWORD_PARAM": "/orders/staging/typo"}, "REF001"),
+        ({"DB_PASSWORD_PARAM": None}, "DRF001"),
+    ],
+)
+def test_each_config_mistake_fails_the_deployment_before_any_invocation(
+    run: Run, env_change: dict[str, str | None], code: str
+) -> None:
+    env = {k: v for k, v in {**GOOD_ENV, **env_change}.items() if v is not None}
+
+    release, _answer, record = run(target_env=env)
+
+    assert release.reports() == ["Failed"]
+    config = record["checks"][1]
+    assert config["result"] == "failed"
+    assert code in {f["code"] for f in config["findings"]}
+    assert {c["result"] for c in record["checks"][2:]} == {"skipped"}
+    assert "sk_live_" not in json.dumps(record) and "hunter2-literal" not in json.dumps(record)
+
+
+def test_a_string_total_fails_the_smoke_test_and_says_why(run: Run) -> None:
+    release, _answer, record = run(target_env={**GOOD_ENV, "TOTAL_AS": "string"})
+
+    assert release.reports() == ["Failed"]
+    quote = record["checks"][2]
+    assert quote["result"] == "failed"
+    assert '$.total is the string "12.00" but the number 12 was expected' in quote["message"]
+    assert "smoke:quote" in record["reason"]
+
+
+def test_a_crashing_version_fails_with_the_error_type(run: Run) -> None:
+    release = Release()
+    assert release.policy is not None
+    release.policy["functions"]["orders"]["smoke"].append(
+        {"name": "boom", "payload": {"action": "boom"}, "expect": []}
+    )
+
+    release, _answer, record = run(release)
+
+    assert release.reports() == ["Failed"]
+    assert record["checks"][-1]["message"].startswith("the function raised RuntimeError: boom on purpose")
+
+
+def test_a_missing_policy_fails_with_the_fix(run: Run) -> None:
+    release, _answer, record = run(policy=None)
+
+    assert release.reports() == ["Failed"]
+    assert f"could not be read from SSM parameter {POLICY_PARAMETER}" in record["reason"]
+    assert "deployguard policy publish --stage staging" in record["reason"]
+
+
+def test_an_invalid_policy_fails_naming_the_path(run: Run) -> None:
+    release = Release()
+    assert release.policy is not None
+    release.policy["functions"]["orders"]["smoke"][0]["expect"][0]["eqals"] = 12
+
+    release, _answer, record = run(release)
+
+    assert release.reports() == ["Failed"]
+    assert "functions.orders.smoke[0].expect[0].eqals" in record["reason"]
+    assert "did you mean 'equals'" in record["reason"]
+
+
+def test_the_prod_policy_in_the_staging_parameter_is_refused(run: Run) -> None:
+    release = Release()
+    assert release.policy is not None
+    release.policy["stage"] = "prod"
+
+    release, _answer, record = run(release)
+
+    assert release.reports() == ["Failed"]
+    assert "prod policy but the guard runs in staging" in record["reason"]
+
+
+def test_an_unguarded_function_fails_by_default(run: Run) -> None:
+    release, _answer, record = run(function_name="payments")
+
+    assert release.reports() == ["Failed"]
+    assert "payments is not named in the staging policy" in record["reason"]
+
+
+def test_a_bypass_is_explicit_and_audited(
+    run: Run,
+    handler: Callable[..., dict[str, Any]],
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    release = Release(target_env={**GOOD_ENV, "STAGE": "prod"}).create()
+    policy = json.loads(json.dumps(release.policy))
+    policy["functions"]["orders"]["bypass"] = {
+        "deployment_id": release.deployment_id,
+        "reason": "hot fix for INC-42 while the error alarm fires",
+        "approved_by": "oncall@example.com",
+    }
+    boto3.client("ssm").put_parameter(
+        Name=POLICY_PARAMETER, Value=json.dumps(policy), Type="String", Overwrite=True
+    )
+    capsys.readouterr()
+
+    handler(release.event, lambda_context)
+
+    (record,) = outcomes(capsys.readouterr().out)
+    assert release.reports() == ["Succeeded"]
+    assert record["bypass"] == {
+        "reason": "hot fix for INC-42 while the error alarm fires",
+        "approved_by": "oncall@example.com",
+    }
+    assert "bypassed" in record["reason"]
+
+
+def test_a_malformed_event_is_logged_and_nothing_is_reported(
+    handler: Callable[..., dict[str, Any]],
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    answer = handler({"DeploymentId": "d-1"}, lambda_context)
+
+    (record,) = outcomes(capsys.readouterr().out)
+    assert answer["decision"] is None
+    assert "LifecycleEventHookExecutionId" in record["reason"]
+
+
+def test_invalid_settings_still_report_failed_naming_the_variable(
+    run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DEPLOYGUARD_POLICY_PARAMETER", "no-leading-slash")
+
+    release, _answer, record = run()
+
+    assert release.reports() == ["Failed"]
+    assert "DEPLOYGUARD_POLICY_PARAMETER" in record["reason"]
+
+
+def test_a_retried_invocation_does_not_rerun_checks_or_report_twice(
+    run: Run,
+    handler: Callable[..., dict[str, Any]],
+    lambda_context: FakeLambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from deployguard_cli.localaws import lambda_runner
+
+    release, _answer, _record = run()
+    invocations = len(lambda_runner.invocations())
+
+    handler(release.event, lambda_context)
+
+    (record,) = outcomes(capsys.readouterr().out)
+    assert release.reports() == ["Succeeded"]
+    assert len(lambda_runner.invocations()) == invocations
+    assert [a["kind"] for a in record["actions"]] == ["status_already_reported"]
+
+
+def test_a_slow_version_is_failed_before_the_hook_times_out(
+    run: Run, lambda_context: FakeLambdaContext
+) -> None:
+    release = Release()
+    assert release.policy is not None
+    release.policy["functions"]["orders"]["smoke"] = [
+        {"name": "slow", "payload": {"action": "sleep", "seconds": 8}, "expect": [], "timeout_ms": 60000}
+    ]
+    lambda_context.remaining_ms = 12_500  # 10 s are kept in reserve: 2.5 s for the checks
+
+    started = time.monotonic()
+    release, _answer, record = run(release)
+
+    assert time.monotonic() - started < 8
+    assert release.reports() == ["Failed"]
+    assert (
+        "hook deadline" in record["reason"] or "did not finish before the hook's deadline" in record["reason"]
+    )
+
+
+# --- every AWS call failing in turn ---------------------------------------------------------------
+
+CALLS = [
+    ("codedeploy", "ListDeploymentTargets"),
+    ("codedeploy", "GetDeploymentTarget"),
+    ("codedeploy", "GetDeployment"),
+    ("codedeploy", "GetApplicationRevision"),
+    ("ssm", "GetParameter"),
+    ("lambda", "GetFunctionConfiguration"),
+    ("lambda", "GetFunctionEventInvokeConfig"),
+    ("ssm", "DescribeParameters"),
+    ("lambda", "Invoke"),
+]
+FAILURES: dict[str, Callable[[str], Exception]] = {
+    "AccessDenied": lambda op: ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no"}}, op),
+    "Throttling": lambda op: ClientError(
+        {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, op
+    ),
+    "Timeout": lambda op: ReadTimeoutError(endpoint_url="https://aws.example"),
+}
+
+
+@pytest.fixture
+def failing() -> Iterator[Callable[[str, str, str], None]]:
+    def install(service: str, operation: str, failure: str) -> None:
+        def raise_it(**_kwargs: Any) -> None:
+            raise FAILURES[failure](operation)
+
+        for client in (
+            clients.codedeploy(),
+            clients.lambda_(),
+            clients.lambda_invoke(),
+            clients.ssm(),
+            clients.secretsmanager(),
+        ):
+            client.meta.events.register(f"before-call.{service}.{operation}", raise_it)
+
+    yield install
+
+
+@pytest.mark.parametrize("failure", list(FAILURES))
+@pytest.mark.parametrize(("service", "operation"), CALLS)
+def test_each_aws_call_failing_still_ends_in_exactly_one_failed(
+    run: Run, failing: Callable[[str, str, str], None], service: str, operation: str, failure: str
+) -> None:
+    failing(service, operation, failure)
+
+    release, _answer, record = run()
+
+    assert release.reports() == ["Failed"]
+    assert operation in json.dumps(record)
+
+
+def test_a_status_that_cannot_be_delivered_raises_so_lambda_retries(
+    handler: Callable[..., dict[str, Any]],
+    lambda_context: FakeLambdaContext,
+    failing: Callable[[str, str, str], None],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    release = Release().create()
+    failing("codedeploy", "PutLifecycleEventHookExecutionStatus", "Throttling")
+
+    with pytest.raises(
+        Exception, match="PutLifecycleEventHookExecutionStatus failed with ThrottlingException"
+    ):
+        handler(release.event, lambda_context)
+
+    (record,) = outcomes(capsys.readouterr().out)
+    assert release.reports() == []
+    assert record["actions"][-1]["ok"] is False
+
+
+def test_the_app_sees_the_synthetic_marker_but_real_traffic_does_not(run: Run) -> None:
+    release, _answer, record = run()  # the policy expects $.synthetic == true from the smoke call
+
+    assert record["checks"][2]["result"] == "passed"
+
+    plain = boto3.client("lambda").invoke(
+        FunctionName="orders", Qualifier="2", Payload=b'{"action": "quote"}'
+    )
+
+    assert json.loads(plain["Payload"].read())["synthetic"] is False
