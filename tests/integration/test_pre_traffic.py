@@ -15,6 +15,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from deployguard.aws import clients
 from tests.conftest import FakeLambdaContext, load_handler
 from tests.integration.fixtures import GOOD_ENV, HOOK_ENV, POLICY_PARAMETER, Release
+from tests.outcomes import captured_output, outcome_lines
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -30,12 +31,14 @@ def handler(hook_env: None) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     return load_handler("pre_traffic").handler  # type: ignore[no-any-return]
 
 
-def outcomes(captured: str) -> list[dict[str, Any]]:
-    records = []
-    for line in captured.splitlines():
-        if line.startswith("{") and '"deployguard outcome"' in line:
-            records.append(json.loads(line))
-    return records
+def call(
+    handler: Callable[..., dict[str, Any]], event: dict[str, Any], context: FakeLambdaContext
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the handler; its answer and the one outcome record it logged."""
+    with captured_output() as out:
+        answer = handler(event, context)
+    (record,) = outcome_lines(out.getvalue())
+    return answer, record
 
 
 Run = Callable[..., tuple[Release, dict[str, Any], dict[str, Any]]]
@@ -45,15 +48,12 @@ Run = Callable[..., tuple[Release, dict[str, Any], dict[str, Any]]]
 def run(
     handler: Callable[..., dict[str, Any]],
     lambda_context: FakeLambdaContext,
-    capsys: pytest.CaptureFixture[str],
 ) -> Run:
     def go(
         release: Release | None = None, **release_fields: Any
     ) -> tuple[Release, dict[str, Any], dict[str, Any]]:
         release = (release or Release(**release_fields)).create()
-        capsys.readouterr()
-        answer = handler(release.event, lambda_context)
-        (record,) = outcomes(capsys.readouterr().out)
+        answer, record = call(handler, release.event, lambda_context)
         return release, answer, record
 
     return go
@@ -172,7 +172,6 @@ def test_a_bypass_is_explicit_and_audited(
     run: Run,
     handler: Callable[..., dict[str, Any]],
     lambda_context: FakeLambdaContext,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     release = Release(target_env={**GOOD_ENV, "STAGE": "prod"}).create()
     policy = json.loads(json.dumps(release.policy))
@@ -184,11 +183,9 @@ def test_a_bypass_is_explicit_and_audited(
     boto3.client("ssm").put_parameter(
         Name=POLICY_PARAMETER, Value=json.dumps(policy), Type="String", Overwrite=True
     )
-    capsys.readouterr()
 
-    handler(release.event, lambda_context)
+    _answer, record = call(handler, release.event, lambda_context)
 
-    (record,) = outcomes(capsys.readouterr().out)
     assert release.reports() == ["Succeeded"]
     assert record["bypass"] == {
         "reason": "hot fix for INC-42 while the error alarm fires",
@@ -200,11 +197,9 @@ def test_a_bypass_is_explicit_and_audited(
 def test_a_malformed_event_is_logged_and_nothing_is_reported(
     handler: Callable[..., dict[str, Any]],
     lambda_context: FakeLambdaContext,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    answer = handler({"DeploymentId": "d-1"}, lambda_context)
+    answer, record = call(handler, {"DeploymentId": "d-1"}, lambda_context)
 
-    (record,) = outcomes(capsys.readouterr().out)
     assert answer["decision"] is None
     assert "LifecycleEventHookExecutionId" in record["reason"]
 
@@ -224,16 +219,14 @@ def test_a_retried_invocation_does_not_rerun_checks_or_report_twice(
     run: Run,
     handler: Callable[..., dict[str, Any]],
     lambda_context: FakeLambdaContext,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from deployguard_cli.localaws import lambda_runner
 
     release, _answer, _record = run()
     invocations = len(lambda_runner.invocations())
 
-    handler(release.event, lambda_context)
+    _answer, record = call(handler, release.event, lambda_context)
 
-    (record,) = outcomes(capsys.readouterr().out)
     assert release.reports() == ["Succeeded"]
     assert len(lambda_runner.invocations()) == invocations
     assert [a["kind"] for a in record["actions"]] == ["status_already_reported"]
@@ -316,23 +309,25 @@ def test_a_status_that_cannot_be_delivered_raises_so_lambda_retries(
     handler: Callable[..., dict[str, Any]],
     lambda_context: FakeLambdaContext,
     failing: Callable[[str, str, str], None],
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     release = Release().create()
     failing("codedeploy", "PutLifecycleEventHookExecutionStatus", "Throttling")
 
-    with pytest.raises(
-        Exception, match="PutLifecycleEventHookExecutionStatus failed with ThrottlingException"
+    with (
+        captured_output() as out,
+        pytest.raises(
+            Exception, match="PutLifecycleEventHookExecutionStatus failed with ThrottlingException"
+        ),
     ):
         handler(release.event, lambda_context)
 
-    (record,) = outcomes(capsys.readouterr().out)
+    (record,) = outcome_lines(out.getvalue())
     assert release.reports() == []
     assert record["actions"][-1]["ok"] is False
 
 
 def test_the_app_sees_the_synthetic_marker_but_real_traffic_does_not(run: Run) -> None:
-    release, _answer, record = run()  # the policy expects $.synthetic == true from the smoke call
+    _release, _answer, record = run()  # the policy expects $.synthetic == true from the smoke call
 
     assert record["checks"][2]["result"] == "passed"
 

@@ -6,7 +6,7 @@ import string
 from datetime import date
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from deployguard.config_check import validate_config
@@ -108,9 +108,13 @@ def test_a_secret_value_never_appears_in_any_output(value: str, name: str) -> No
         function_name="orders", version="2", environment={name: value, "STAGE": "staging", "PLAIN": value}
     )
 
+    secret = value.split(":", 2)[-1].split("@", maxsplit=1)[0] if value.startswith("postgres") else value
+    # a value that is part of what any record says anyway (a key such as "schema_version") proves nothing
+    innocuous = snapshot.model_copy(update={"environment": {name: "x", "STAGE": "staging", "PLAIN": "x"}})
+    assume(secret not in _all_outputs(innocuous))
+
     output = _all_outputs(snapshot)
 
-    secret = value.split(":", 2)[-1].split("@", maxsplit=1)[0] if value.startswith("postgres") else value
     assert secret not in output
 
 

@@ -16,6 +16,7 @@ from deployguard.aws.codedeploy import CodeDeploy
 from deployguard.aws.lambda_ import Lambda
 from deployguard.aws.policy_store import PolicyStore
 from deployguard.aws.references import ReferenceResolver
+from deployguard.aws.sns import Sns
 from deployguard.hook import Evaluate, Evaluation, HookName, HookRun, guard_lifecycle_event
 from deployguard.outcome import OutcomeRecord, Role
 from deployguard.pre_traffic import PreTrafficPorts, evaluate_pre_traffic
@@ -48,9 +49,21 @@ def policy_store(parameter: str, max_age: int) -> PolicyStore:
     return PolicyStore(clients.ssm(), parameter, max_age=max_age)
 
 
+@cache
+def alert_publisher(topic_arn: str) -> Sns:
+    return Sns(clients.sns, topic_arn)
+
+
+def alerts_for(settings: HookSettings | None) -> Sns | None:
+    """The alert publisher when DEPLOYGUARD_ALERT_TOPIC_ARN is set; None (no alerts) otherwise."""
+    if settings is None or settings.alert_topic_arn is None:
+        return None
+    return alert_publisher(settings.alert_topic_arn)
+
+
 def reset() -> None:
     """Forget every warm adapter and client (tests call this after starting moto)."""
-    for cached in (codedeploy, lambda_adapter, references, policy_store):
+    for cached in (codedeploy, lambda_adapter, references, policy_store, alert_publisher):
         cached.cache_clear()
     clients.reset()
 
@@ -88,6 +101,7 @@ def run_hook(
         evaluate=checks,
         remaining_ms=context.get_remaining_time_in_millis,
         reserve_seconds=settings.time_reserve_seconds if settings else DEFAULT_RESERVE_SECONDS,
+        alerts=alerts_for(settings),
     )
     return summary(record)
 

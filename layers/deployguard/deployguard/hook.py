@@ -27,6 +27,7 @@ from deployguard.appspec import DeploymentTarget
 from deployguard.aws.codedeploy import CodeDeploy
 from deployguard.errors import DeployGuardError, EventError
 from deployguard.findings import CheckResult, Decision, Result, decide
+from deployguard.notify import AlertPublisher
 from deployguard.observability import logger, record_outcome
 from deployguard.outcome import Action, ActionKind, Bypassed, OutcomeRecord, Role
 from deployguard.secrets import Redactor
@@ -93,7 +94,10 @@ def guard_lifecycle_event(
     evaluate: Evaluate,
     remaining_ms: Callable[[], int],
     reserve_seconds: float,
+    alerts: AlertPublisher | None = None,
 ) -> OutcomeRecord:
+    """Run the checks and report one status; ``alerts`` gets a summary of a failed deployment,
+    published only after the status has been reported (errors logged, never raised)."""
     record = OutcomeRecord(role=role, hook=hook, stage=stage)
     try:
         ids = parse_hook_event(event)
@@ -134,11 +138,16 @@ def guard_lifecycle_event(
     )
     if evaluation.defer and decision is Decision.SUCCEEDED:
         return _finish(record, evaluation.redactor)  # the bake workflow reports later
-    return report_and_record(record, decision, codedeploy, evaluation.redactor)
+    return report_and_record(record, decision, codedeploy, evaluation.redactor, alerts=alerts)
 
 
 def report_and_record(
-    record: OutcomeRecord, decision: Decision, codedeploy: Callable[[], CodeDeploy], redactor: Redactor
+    record: OutcomeRecord,
+    decision: Decision,
+    codedeploy: Callable[[], CodeDeploy],
+    redactor: Redactor,
+    *,
+    alerts: AlertPublisher | None = None,
 ) -> OutcomeRecord:
     """Report ``decision`` once, add the action to the record, log it. Raises if it cannot report."""
     deployment_id, execution_id = record.deployment_id, record.lifecycle_event_hook_execution_id
@@ -153,7 +162,7 @@ def report_and_record(
         raise
     kind = ActionKind.STATUS_REPORTED if reported else ActionKind.STATUS_ALREADY_REPORTED
     action = Action(kind=kind, detail=decision.value)
-    return _finish(record.model_copy(update={"actions": [*record.actions, action]}), redactor)
+    return _finish(record.model_copy(update={"actions": [*record.actions, action]}), redactor, alerts)
 
 
 def _evaluate_within_deadline(
@@ -198,10 +207,11 @@ def _reason(decision: Decision, checks: list[CheckResult]) -> str:
     failed = [c for c in checks if c.blocking]
     if not failed:
         return "no checks ran"
-    return "; ".join(f"{c.name}: {c.message}" for c in failed)[:2000]
+    # NOTE: not clipped here: a clipped secret would escape redaction; OutcomeRecord.redacted clips
+    return "; ".join(f"{c.name}: {c.message}" for c in failed)
 
 
-def _finish(record: OutcomeRecord, redactor: Redactor) -> OutcomeRecord:
+def _finish(record: OutcomeRecord, redactor: Redactor, alerts: AlertPublisher | None = None) -> OutcomeRecord:
     record = record.finish().redacted(redactor)
-    record_outcome(record)
+    record_outcome(record, alerts=alerts)
     return record

@@ -1,8 +1,10 @@
 """One Logger and one Metrics for every DeployGuard function, and the single place that turns an
-outcome record into log lines and EMF metrics.
+outcome record into a log line, EMF metrics and (for a failed or rolled-back deployment) an alert.
 
-Metric names and dimensions are documented in README ("Outcomes in CloudWatch") and read by the
-dashboard test from :data:`METRICS`, so the template and the code cannot drift.
+Metric names, units and dimensions live in :data:`METRICS` only: the dashboard
+(``deployguard_cli.dashboard``) and the tests read them from there, so the template and the code
+cannot drift. Every metric also carries :data:`COMMON_DIMENSIONS`, set explicitly so the dimension
+set never depends on whether ``POWERTOOLS_SERVICE_NAME`` happens to be set.
 """
 
 from __future__ import annotations
@@ -10,38 +12,81 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from deployguard.findings import Result
-from deployguard.outcome import LOG_MESSAGE, ActionKind, OutcomeRecord
+from deployguard.findings import Decision
+from deployguard.notify import AlertPublisher, notify
+from deployguard.outcome import LOG_MESSAGE, OutcomeRecord, failed_codes
 
 NAMESPACE = "DeployGuard"
 SERVICE = "deployguard"
+UNKNOWN = "unknown"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
-# name → (unit, dimensions). Every metric also carries Powertools' default "service" dimension.
+# name → (unit, dimensions), in the namespace NAMESPACE.
 METRICS: dict[str, tuple[MetricUnit, tuple[str, ...]]] = {
     "Decisions": (MetricUnit.Count, ("Stage", "Function", "Hook", "Result")),
     "HookDuration": (MetricUnit.Milliseconds, ("Stage", "Function", "Hook")),
-    "FailedChecks": (MetricUnit.Count, ("Stage", "Function", "Check")),
+    "FailedChecks": (MetricUnit.Count, ("Stage", "Function", "Hook", "Check", "Result")),
     "Rollbacks": (MetricUnit.Count, ("Stage", "Function")),
     "AlarmToRestoreTime": (MetricUnit.Milliseconds, ("Stage", "Function")),
+}
+COMMON_DIMENSIONS: dict[str, str] = {"service": SERVICE}
+
+METRIC_DESCRIPTIONS: dict[str, str] = {
+    "Decisions": "1 per status decided by a hook; Result = Succeeded or Failed.",
+    "HookDuration": "Wall time of a hook run that reached a decision.",
+    "FailedChecks": "1 per code a blocking check failed on (finding code such as CFG002, else the check "
+    "kind such as smoke or deadline); Result = failed or error (the check could not run).",
+    "Rollbacks": "1 per release rolled back: DeployGuard stopped the deployment or restored the alias, "
+    "or reported Failed after traffic shifted.",
+    "AlarmToRestoreTime": "From the alarm's state change to the alias back on the previous version.",
+}
+
+DIMENSION_DESCRIPTIONS: dict[str, str] = {
+    "Stage": "dev, staging or prod (the hook's DEPLOYGUARD_STAGE)",
+    "Function": "the guarded function's name",
+    "Hook": "BeforeAllowTraffic, AfterAllowTraffic, or the role (alarm_rollback, bake) outside a hook",
+    "Result": "Decisions: Succeeded | Failed; FailedChecks: failed | error",
+    "Check": "the code a check failed on",
+    "service": f"always {SERVICE}",
 }
 
 
 def _emit(name: str, value: float, dimensions: dict[str, str]) -> None:
     unit, expected = METRICS[name]
-    with single_metric(name=name, unit=unit, value=value, namespace=NAMESPACE) as metric:
+    with single_metric(
+        name=name, unit=unit, value=value, namespace=NAMESPACE, default_dimensions=COMMON_DIMENSIONS
+    ) as metric:
         for key in expected:
-            metric.add_dimension(name=key, value=dimensions.get(key) or "unknown")
+            metric.add_dimension(name=key, value=dimensions.get(key) or UNKNOWN)
 
 
-def record_outcome(record: OutcomeRecord, *, alarm_to_restore_ms: float | None = None) -> None:
-    """Log the record as one structured line and emit its metrics (EMF, flushed immediately)."""
-    logger.info(LOG_MESSAGE, extra=record.model_dump(mode="json"))
+def record_outcome(
+    record: OutcomeRecord,
+    *,
+    alarm_to_restore_ms: float | None = None,
+    alerts: AlertPublisher | None = None,
+) -> None:
+    """Log the record as one structured line, emit its metrics (EMF, flushed at once), and alert.
+
+    Call it after the status has been reported to CodeDeploy. The record must already be redacted.
+    An alert that cannot be published is logged, never raised: it must not fail a guard.
+    """
+    if alarm_to_restore_ms is not None and record.alarm_to_restore_ms is None:
+        record = record.model_copy(update={"alarm_to_restore_ms": alarm_to_restore_ms})
+    # NOTE: a failed or rolled-back outcome is a WARNING, so it survives POWERTOOLS_LOG_LEVEL=WARNING
+    failed = record.rolled_back or record.decision is Decision.FAILED
+    (logger.warning if failed else logger.info)(LOG_MESSAGE, extra=record.model_dump(mode="json"))
+    _emit_metrics(record)
+    if alerts is not None:
+        _alert(record, alerts)
+
+
+def _emit_metrics(record: OutcomeRecord) -> None:
     base = {
-        "Stage": record.stage or "unknown",
-        "Function": record.function_name or "unknown",
+        "Stage": record.stage or UNKNOWN,
+        "Function": record.function_name or UNKNOWN,
         "Hook": record.hook or record.role.value,
     }
     if record.decision is not None:
@@ -49,10 +94,28 @@ def record_outcome(record: OutcomeRecord, *, alarm_to_restore_ms: float | None =
         if record.duration_ms is not None:
             _emit("HookDuration", record.duration_ms, base)
     for check in record.checks:
-        if check.result in (Result.FAILED, Result.ERROR):
-            for code in sorted({f.code for f in check.findings} or {check.name.split(":", 1)[0]}):
-                _emit("FailedChecks", 1, {**base, "Check": code})
-    if any(a.kind is ActionKind.ALIAS_RESTORED and a.ok for a in record.actions):
+        for code in failed_codes(check):
+            _emit("FailedChecks", 1, {**base, "Check": code, "Result": check.result.value})
+    if record.rolled_back:
         _emit("Rollbacks", 1, base)
-        if alarm_to_restore_ms is not None:
-            _emit("AlarmToRestoreTime", alarm_to_restore_ms, base)
+        if record.alarm_to_restore_ms is not None:
+            _emit("AlarmToRestoreTime", record.alarm_to_restore_ms, base)
+
+
+def _alert(record: OutcomeRecord, alerts: AlertPublisher) -> None:
+    try:
+        alert = notify(record, alerts)
+    except Exception as exc:  # NOTE: the status is already reported; an alert must never fail the guard
+        logger.warning(
+            "outcome alert not published",
+            extra={
+                "deployment_id": record.deployment_id,
+                "error_type": type(exc).__name__,
+                "error": str(exc)[:300],
+            },
+        )
+        return
+    if alert is not None:
+        logger.info(
+            "outcome alert published", extra={"deployment_id": record.deployment_id, "subject": alert.subject}
+        )

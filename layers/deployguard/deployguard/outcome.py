@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, computed_field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_serializer
 
 from deployguard.findings import CheckResult, Decision, Severity
 from deployguard.secrets import Redactor
@@ -24,6 +24,7 @@ from deployguard.secrets import Redactor
 SCHEMA_VERSION = "deployguard.outcome/1"
 RECORD_TYPE = "outcome"
 LOG_MESSAGE = "deployguard outcome"
+REASON_MAX = 2000
 
 
 class Role(StrEnum):
@@ -49,8 +50,13 @@ class ActionKind(StrEnum):
 
 ROLLBACK_ACTIONS = frozenset({ActionKind.DEPLOYMENT_STOPPED, ActionKind.ALIAS_RESTORED})
 
+# Every field is always written, defaults included: the schema says so (serialization mode).
+_WRITTEN = ConfigDict(json_schema_serialization_defaults_required=True)
+
 
 class Action(BaseModel):
+    model_config = _WRITTEN
+
     kind: ActionKind
     ok: bool = Field(True, description="False when the action was attempted and failed.")
     detail: str = Field("", description="The status reported, the version restored, or why it failed.")
@@ -58,12 +64,16 @@ class Action(BaseModel):
 
 
 class Bypassed(BaseModel):
+    model_config = _WRITTEN
+
     reason: str
     approved_by: str
 
 
 class CheckRecord(CheckResult):
     """A check as the record writes it: the check's result plus its stable ``code``."""
+
+    model_config = _WRITTEN
 
     code: str = Field(
         description="The kind of check: its name up to the first ':' (config, smoke, policy, alarms, …)."
@@ -96,6 +106,8 @@ def failed_codes(check: CheckResult) -> list[str]:
 
 
 class OutcomeRecord(BaseModel):
+    model_config = _WRITTEN
+
     schema_version: Literal["deployguard.outcome/1"] = "deployguard.outcome/1"
     record_type: Literal["outcome"] = "outcome"
     role: Role
@@ -157,8 +169,14 @@ class OutcomeRecord(BaseModel):
         )
 
     def redacted(self, redactor: Redactor) -> OutcomeRecord:
-        """The record with every known secret value and key format masked, in every free-text field."""
-        return OutcomeRecord.model_validate(_redact(self.model_dump(mode="json"), redactor))
+        """The record with every known secret value and key format masked, in every free-text field.
+
+        The reason is clipped to REASON_MAX only after redaction, so a clip cannot split a secret.
+        """
+        record = OutcomeRecord.model_validate(_redact(self.model_dump(mode="json"), redactor))
+        if len(record.reason) > REASON_MAX:
+            record.reason = record.reason[: REASON_MAX - 3] + "..."
+        return record
 
 
 # Fields that hold enumerations, flags or timestamps, never free text: redacting them could only

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from deployguard.errors import DeployGuardError
 from deployguard.policy import Stage, format_location
@@ -31,6 +31,20 @@ class HookSettings(BaseModel):
         10.0, ge=1, le=120, description="Time kept to report a status before the Lambda timeout."
     )
     bake_state_machine_arn: str | None = Field(None, description="DEPLOYGUARD_BAKE_STATE_MACHINE_ARN")
+    alert_topic_arn: str | None = Field(
+        None,
+        pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$",
+        description=(
+            "DEPLOYGUARD_ALERT_TOPIC_ARN: SNS topic for a summary of each failed or rolled-back "
+            "deployment; unset or empty: no alerts"
+        ),
+    )
+
+    @field_validator("alert_topic_arn", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # NOTE: templates pass "" when a condition leaves the topic out (!If [HasTopic, !Ref T, ""]).
+        return None if isinstance(value, str) and not value.strip() else value
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> HookSettings:

@@ -136,7 +136,10 @@ def inline_payloads(policy: Policy, base_dir: Path) -> Policy:
                     raise DeployGuardError(
                         f"functions.{key}.smoke[{case.name}].payload_file: cannot read {path} as JSON ({exc})"
                     ) from exc
-                inlined = case.model_copy(update={"payload": payload, "payload_file": None})
+                # re-validated, not copied: the set fields must stay exact so the published
+                # document keeps 'equals: null' and drops the file reference
+                document = case.model_dump(exclude_unset=True, exclude={"payload_file"})
+                inlined = SmokeCase.model_validate({**document, "payload": payload})
             cases.append(inlined)
         functions[key] = entry.model_copy(update={"smoke": cases})
     return policy.model_copy(update={"functions": functions})

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sns import SNSClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
 
@@ -57,6 +58,10 @@ def ssm() -> SSMClient:
 
 def secretsmanager() -> SecretsManagerClient:
     return _client("secretsmanager")  # type: ignore[no-any-return]
+
+
+def sns() -> SNSClient:
+    return _client("sns")  # type: ignore[no-any-return]
 
 
 def cloudwatch() -> CloudWatchClient:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from deployguard.appspec import DeploymentTarget, parse_appspec
-from deployguard.aws.errors import aws_call, error_code
+from deployguard.aws.errors import aws_call, unless
 from deployguard.errors import ResolutionError
 from deployguard.findings import Decision
 
@@ -105,30 +104,28 @@ class CodeDeploy:
     # --- reporting --------------------------------------------------------------------------------
     def report(self, deployment_id: str, lifecycle_event_hook_execution_id: str, decision: Decision) -> bool:
         """PutLifecycleEventHookExecutionStatus. False when CodeDeploy already has a status for it."""
-        try:
-            self._client.put_lifecycle_event_hook_execution_status(
+        answer = unless(
+            {"LifecycleEventAlreadyCompletedException"},
+            "PutLifecycleEventHookExecutionStatus",
+            lambda: self._client.put_lifecycle_event_hook_execution_status(
                 deploymentId=deployment_id,
                 lifecycleEventHookExecutionId=lifecycle_event_hook_execution_id,
                 status=decision.value,
-            )
-        except ClientError as exc:
-            if error_code(exc) == "LifecycleEventAlreadyCompletedException":
-                return False
-            with aws_call("PutLifecycleEventHookExecutionStatus"):
-                raise
-        return True
+            ),
+        )
+        return answer is not None
 
     # --- rollback ---------------------------------------------------------------------------------
     def stop(self, deployment_id: str, *, auto_rollback: bool = True) -> bool:
         """StopDeployment with rollback. False when the deployment had already completed."""
-        try:
-            self._client.stop_deployment(deploymentId=deployment_id, autoRollbackEnabled=auto_rollback)
-        except ClientError as exc:
-            if error_code(exc) == "DeploymentAlreadyCompletedException":
-                return False
-            with aws_call("StopDeployment"):
-                raise
-        return True
+        answer = unless(
+            {"DeploymentAlreadyCompletedException"},
+            "StopDeployment",
+            lambda: self._client.stop_deployment(
+                deploymentId=deployment_id, autoRollbackEnabled=auto_rollback
+            ),
+        )
+        return answer is not None
 
     def in_flight(self, application_name: str, deployment_group_name: str) -> list[str]:
         with aws_call("ListDeployments"):

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deployguard.errors import AwsCallError
+
+T = TypeVar("T")
 
 
 def error_code(exc: ClientError) -> str:
@@ -28,3 +31,15 @@ def aws_call(operation: str) -> Iterator[None]:
         raise AwsCallError(operation, error_code(exc), message) from exc
     except BotoCoreError as exc:  # timeouts, connection errors, retries exhausted
         raise AwsCallError(operation, type(exc).__name__, "no answer from AWS") from exc
+
+
+def unless(codes: set[str], operation: str, call: Callable[[], T]) -> T | None:
+    """Run one AWS call; None when it fails with one of ``codes`` (an expected answer such as
+    'not found' or 'already completed'); any other failure becomes AwsCallError."""
+    with aws_call(operation):
+        try:
+            return call()
+        except ClientError as exc:
+            if error_code(exc) in codes:
+                return None
+            raise

@@ -7,9 +7,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
-from deployguard.aws.errors import aws_call, error_code
+from deployguard.aws.errors import aws_call, unless
 from deployguard.snapshot import AliasState, FunctionSnapshot, InvocationResult
 
 if TYPE_CHECKING:
@@ -52,15 +50,15 @@ class Lambda:
         )
 
     def _on_failure_destination(self, function_name: str, version: str) -> str | None:
-        try:
-            answer = self._client.get_function_event_invoke_config(
+        answer = unless(
+            {"ResourceNotFoundException"},
+            "GetFunctionEventInvokeConfig",
+            lambda: self._client.get_function_event_invoke_config(
                 FunctionName=function_name, Qualifier=version
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return None
-            with aws_call("GetFunctionEventInvokeConfig"):
-                raise
+            ),
+        )
+        if answer is None:
+            return None
         destination = answer.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
         return str(destination) if destination else None
 

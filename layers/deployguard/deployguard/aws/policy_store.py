@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.utilities.parameters import SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from botocore.exceptions import ClientError
 
+from deployguard.aws.errors import error_code
 from deployguard.errors import PolicyError
 from deployguard.policy import Policy, Stage, load_policy
 
@@ -29,10 +31,15 @@ class PolicyStore:
         try:
             text = self._provider.get(self._name, max_age=self._max_age)
         except GetParameterError as exc:
+            cause = exc.__cause__
+            why = (
+                f"GetParameter failed with {error_code(cause)}"
+                if isinstance(cause, ClientError)
+                else f"GetParameter failed with {type(cause or exc).__name__}"
+            )
             raise PolicyError(
-                f"the {stage.value} policy could not be read from SSM parameter {self._name} "
-                f"({type(exc.__cause__).__name__ if exc.__cause__ else 'error'}): publish it with "
-                f"`deployguard policy publish --stage {stage.value} FILE`"
+                f"the {stage.value} policy could not be read from SSM parameter {self._name} ({why}): "
+                f"if it is missing, publish it with `deployguard policy publish --stage {stage.value} FILE`"
             ) from exc
         if not isinstance(text, str) or not text.strip():
             raise PolicyError(f"SSM parameter {self._name} is empty: publish the {stage.value} policy")

@@ -8,9 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from deployguard.aws.errors import aws_call, error_code
+from deployguard.aws.errors import aws_call, unless
 from deployguard.secrets import Reference
 
 if TYPE_CHECKING:
@@ -32,11 +30,9 @@ class ReferenceResolver:
                     ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [reference.identifier]}]
                 )
             return bool(answer.get("Parameters"))
-        try:
-            answer_secret = self._secretsmanager().describe_secret(SecretId=reference.identifier)
-        except ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return False
-            with aws_call("DescribeSecret"):
-                raise
-        return "DeletedDate" not in answer_secret
+        secret = unless(
+            {"ResourceNotFoundException"},
+            "DescribeSecret",
+            lambda: self._secretsmanager().describe_secret(SecretId=reference.identifier),
+        )
+        return secret is not None and "DeletedDate" not in secret

@@ -1,0 +1,74 @@
+"""``deployguard report DEPLOYMENT_ID`` — why a deployment passed or failed, from its outcome
+records in CloudWatch Logs: timeline, every check and its result, the decision, what was rolled back.
+
+Exit 0 the deployment succeeded (or has no decision yet), 1 it failed or was rolled back, 2 no
+records found or the logs could not be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from deployguard.aws import clients
+from deployguard_cli.main import EXIT_FINDINGS, EXIT_OK
+from deployguard_cli.report import (
+    DEFAULT_LOG_GROUP_PREFIXES,
+    OutcomeLogs,
+    ReportError,
+    build_report,
+    render_report,
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "report", help="print why a deployment passed or failed, from its outcome records in CloudWatch Logs"
+    )
+    parser.add_argument("deployment_id", metavar="DEPLOYMENT_ID", help="the CodeDeploy deployment (d-…)")
+    parser.add_argument(
+        "--log-group",
+        action="append",
+        dest="log_groups",
+        metavar="NAME",
+        help="a log group to search (repeatable); default: every group named with a --log-group-prefix",
+    )
+    parser.add_argument(
+        "--log-group-prefix",
+        action="append",
+        dest="log_group_prefixes",
+        metavar="PREFIX",
+        help=f"search the groups whose names start with PREFIX (repeatable); default: {', '.join(DEFAULT_LOG_GROUP_PREFIXES)}",
+    )
+    parser.add_argument(
+        "--since-days", type=int, default=14, metavar="DAYS", help="how far back (default 14)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report (and its records) as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    logs = OutcomeLogs(clients.logs())
+    prefixes = args.log_group_prefixes or DEFAULT_LOG_GROUP_PREFIXES
+    groups = args.log_groups or logs.log_groups(prefixes)
+    if not groups:
+        raise ReportError(
+            f"no log group starts with {' or '.join(prefixes)}: name them with --log-group or --log-group-prefix"
+        )
+    since = datetime.now(UTC) - timedelta(days=args.since_days)
+    found = logs.find(args.deployment_id, groups, start_time=since)
+    if found.unreadable:
+        print(
+            f"deployguard: skipped {found.unreadable} record(s) of another schema version or shape",
+            file=sys.stderr,
+        )
+    if not found.records:
+        raise ReportError(
+            f"no outcome records for deployment {args.deployment_id} in the last {args.since_days} days "
+            f"of {len(groups)} log group(s) ({', '.join(groups[:5])}{', …' if len(groups) > 5 else ''})"
+        )
+    report = build_report(found.records, args.deployment_id)
+    print(report.model_dump_json(indent=2) if args.json else render_report(report))
+    return EXIT_FINDINGS if report.outcome in ("failed", "rolled_back") else EXIT_OK

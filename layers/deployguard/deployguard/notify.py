@@ -1,0 +1,182 @@
+"""Alerts: one short human summary of each failed or rolled-back deployment, built from its outcome
+record (already redacted, so an alert can never carry a secret value).
+
+Pure domain: :func:`alert_for` decides and writes the alert; :func:`notify` hands it to a publisher
+(the SNS adapter in ``deployguard.aws.sns``, or a fake in tests). ``record_outcome`` calls it after
+the status has been reported and logs, never raises, a publishing error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from deployguard.findings import Decision, Severity
+from deployguard.outcome import ActionKind, OutcomeRecord, Role
+
+SUBJECT_MAX = 99  # SNS: "less than 100 characters", ASCII, no line breaks
+MAX_CHECKS = 5
+MAX_FINDINGS = 3
+MAX_LINE = 300
+MAX_REASON = 600
+
+AlertKind = Literal["failed", "rolled_back"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: AlertKind
+    subject: str
+    message: str
+    deployment_id: str
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def deduplication_id(self) -> str:
+        """Stable per deployment and kind: a FIFO topic drops a retried duplicate."""
+        return re.sub(r"[^A-Za-z0-9_-]", "-", f"{self.deployment_id}-{self.kind}")[:128]
+
+
+class AlertPublisher(Protocol):
+    def publish(self, alert: Alert) -> None: ...
+
+
+def report_command(deployment_id: str) -> str:
+    return f"deployguard report {deployment_id}"
+
+
+def alert_kind(record: OutcomeRecord) -> AlertKind | None:
+    """Alert on a deployment DeployGuard rolled back, or failed with a status CodeDeploy received.
+
+    A failed report is not alerted (Lambda retries the hook, and the retry alerts); a retried hook
+    that finds its status already reported is not alerted again.
+    """
+    if record.role is Role.CLI or not record.deployment_id:
+        return None
+    if record.rolled_back:
+        return "rolled_back"
+    if record.decision is Decision.FAILED and record.status_reported:
+        return "failed"
+    return None
+
+
+def alert_for(record: OutcomeRecord) -> Alert | None:
+    kind = alert_kind(record)
+    if kind is None or record.deployment_id is None:
+        return None
+    attributes = {
+        "deployment_id": record.deployment_id,
+        "stage": record.stage or "",
+        "function": record.function_name or "",
+        "outcome": kind,
+    }
+    return Alert(
+        kind=kind,
+        subject=subject(record, kind),
+        message=body(record, kind),
+        deployment_id=record.deployment_id,
+        attributes={k: v for k, v in attributes.items() if v},
+    )
+
+
+def notify(record: OutcomeRecord, publisher: AlertPublisher) -> Alert | None:
+    """Publish the record's alert, if it warrants one. Publisher errors propagate to the caller."""
+    alert = alert_for(record)
+    if alert is not None:
+        publisher.publish(alert)
+    return alert
+
+
+def _ascii_line(text: str) -> str:
+    return re.sub(r"[^\x20-\x7e]", "?", " ".join(text.split()))
+
+
+def subject(record: OutcomeRecord, kind: AlertKind) -> str:
+    """``DeployGuard: <function> (<stage>) deployment <id> failed at <hook>`` in under 100 ASCII
+    characters: when too long, the hook goes first, then the function name is shortened."""
+    name = record.function_name or "function"
+    function = _ascii_line(name.split(":function:", 1)[-1].split(":", 1)[0])  # a name, not an ARN
+    stage = f" ({record.stage})" if record.stage else ""
+    what = f" deployment {record.deployment_id} {'failed' if kind == 'failed' else 'rolled back'}"
+    where = f" at {record.hook or record.role.value}" if kind == "failed" else ""
+    text = f"DeployGuard: {function}{stage}{what}{where}"
+    if len(text) > SUBJECT_MAX:
+        room = SUBJECT_MAX - len(f"DeployGuard: {stage}{what}")
+        function = function if len(function) <= room else function[: max(room - 3, 1)] + "..."
+        text = f"DeployGuard: {function}{stage}{what}"
+    return _ascii_line(text)[:SUBJECT_MAX]
+
+
+def _clip(text: str, limit: int = MAX_LINE) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def body(record: OutcomeRecord, kind: AlertKind) -> str:
+    verb = "failed" if kind == "failed" else "rolled back"
+    versions = f"version {record.current_version or '?'} -> {record.target_version or '?'}"
+    where = f" at {record.hook}" if record.hook else ""
+    lines = [
+        f"DeployGuard {verb} deployment {record.deployment_id} of {record.function_name or '?'} "
+        f"(alias {record.alias or '?'}, {versions}) in {record.stage or '?'}{where}.",
+        "",
+    ]
+    failed = record.failed_checks
+    if failed:
+        lines.append("What failed:")
+        for check in failed[:MAX_CHECKS]:
+            lines.append(f"- {check.name} ({check.result.value}): {_clip(check.message)}")
+            errors = [f for f in check.findings if f.severity is Severity.ERROR]
+            lines += [f"    {f.code} {f.subject}: {_clip(f.message)}" for f in errors[:MAX_FINDINGS]]
+            if len(errors) > MAX_FINDINGS:
+                lines.append(f"    ... and {len(errors) - MAX_FINDINGS} more")
+        if len(failed) > MAX_CHECKS:
+            lines.append(f"- ... and {len(failed) - MAX_CHECKS} more failed checks")
+        lines.append("")
+    if record.alarm_name:
+        lines += [f"Alarm: {record.alarm_name} went to ALARM.", ""]
+    if record.reason:
+        lines += [f"Why: {_clip(record.reason, MAX_REASON)}", ""]
+    lines.append("What DeployGuard did:")
+    lines += [f"- {_action_line(a.kind, a.ok, a.detail)}" for a in record.actions] or ["- nothing"]
+    lines += [
+        "",
+        f"Result: {consequence(record)}",
+        "",
+        f"The whole story: {report_command(record.deployment_id or '')}",
+    ]
+    return "\n".join(lines)
+
+
+def _action_line(kind: ActionKind, ok: bool, detail: str) -> str:
+    text = {
+        ActionKind.STATUS_REPORTED: f"reported {detail} to CodeDeploy",
+        ActionKind.STATUS_ALREADY_REPORTED: f"found the status already reported ({detail})",
+        ActionKind.DEPLOYMENT_STOPPED: f"stopped the deployment with rollback {detail}".rstrip(),
+        ActionKind.ALIAS_RESTORED: f"restored the alias {detail}".rstrip(),
+        ActionKind.BAKE_STARTED: f"started the bake {detail}".rstrip(),
+        ActionKind.NO_ACTION: f"took no action {detail}".rstrip(),
+    }[kind]
+    return _clip(text) if ok else _clip(f"FAILED to act ({kind.value}): {detail}")
+
+
+def consequence(record: OutcomeRecord) -> str:
+    """What the decision meant for the alias, in words."""
+    alias, current, target = record.alias or "?", record.current_version or "?", record.target_version or "?"
+    if any(a.kind is ActionKind.ALIAS_RESTORED and a.ok for a in record.actions):
+        after = (
+            f", {record.alarm_to_restore_ms / 1000:.1f} s after the alarm"
+            if record.alarm_to_restore_ms
+            else ""
+        )
+        return f"alias {alias} is back on version {current}{after}."
+    if record.rolled_back:
+        return f"CodeDeploy rolls alias {alias} back to version {current}."
+    if record.decision is Decision.FAILED and record.hook == "BeforeAllowTraffic":
+        return f"no traffic reached version {target}; CodeDeploy ends the deployment and alias {alias} stays on version {current}."
+    if record.decision is Decision.FAILED:
+        return "CodeDeploy ends the deployment."
+    if record.decision is Decision.SUCCEEDED:
+        return "CodeDeploy continues the deployment."
+    return "no status decided."
