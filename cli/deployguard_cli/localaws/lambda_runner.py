@@ -1,0 +1,866 @@
+"""Run a Lambda version's real code, in a subprocess, behind moto's Lambda API (no Docker).
+
+moto without Docker (``mock_aws(config={"lambda": {"use_docker": False}})``) answers ``Invoke``
+by echoing the payload or popping a queued result. :func:`install` patches
+``LambdaSimpleBackend.invoke`` so that invoking a function by name, ARN, version or alias runs
+the code of exactly the version that moto resolves (an alias resolves to its
+``FunctionVersion``; routing weights are ignored: the caller picks the version). It also wraps
+``LambdaResponse.invoke``, because moto 5.2 drops the ``Qualifier`` query parameter there.
+
+What is real:
+  * the code: the version's deployment zip as moto stores it (``create_function`` /
+    ``update_function_code``; a published version keeps its own zip), extracted once per code
+    sha256, its layers' zips under ``python/`` and ``python/lib/pythonX.Y/site-packages`` on
+    the path, the ``Handler`` (``module.function``; the module may contain dots or slashes);
+  * the version's ``Environment.Variables``, ``Timeout``, ``MemorySize`` (reported only) and
+    the Lambda variables (``AWS_LAMBDA_FUNCTION_NAME`` / ``_VERSION`` / ``_MEMORY_SIZE``,
+    ``AWS_REGION``, ``_HANDLER``, ``LAMBDA_TASK_ROOT``, ``TZ=:UTC`` ...);
+  * the event on stdin, a context object shaped like the Python runtime's (``aws_request_id``,
+    ``function_name``, ``function_version``, ``invoked_function_arn``, ``memory_limit_in_mb`` (a
+    string, as in the runtime), ``get_remaining_time_in_millis()``, ``log()``, ``identity`` and
+    ``client_context`` decoded from ``X-Amz-Client-Context`` with ``.custom``/``.env``/``.client``);
+  * the answer: the handler's JSON return; an exception gives the runtime's payload
+    ``{"errorMessage", "errorType", "requestId", "stackTrace"}`` with ``x-amz-function-error:
+    Unhandled``; init failures give ``Runtime.ImportModuleError`` / ``Runtime.HandlerNotFound``
+    / ...; a handler that outlives ``Timeout`` is killed and answers ``Sandbox.Timedout`` /
+    ``RequestId: … Error: Task timed out after N.NN seconds`` (today's shape; older Lambda
+    answered only ``{"errorMessage": "<time> <id> Task timed out after …"}``);
+    ``x-amz-executed-version``;
+    ``LogType=Tail`` returns the last 4 KB of the log (``START``/``END``/``REPORT`` lines around
+    the subprocess's merged stdout and stderr) in ``x-amz-log-result``; the same log goes to
+    moto's CloudWatch Logs group ``/aws/lambda/<name>``, one stream per invocation.
+
+What is simulated or left out:
+  * every invocation is a cold start in a fresh execution environment: a new ``sys.executable``
+    process in its own process group, killed with everything it started when the invocation
+    ends (init time is not charged to the timeout, as on Lambda; ``Duration`` is the handler's
+    own time); the interpreter is this one, whatever ``Runtime`` says (only ``python*`` runtimes
+    run here); memory is not limited; there are no concurrency limits or throttles;
+  * credentials are fake role credentials; ``AWS_ENDPOINT_URL`` points at the moto server
+    when the invoke came through one (``ThreadedMotoServer``/``moto_server``) and otherwise at
+    a closed local port, so code that calls AWS from an in-process ``mock_aws`` fails fast
+    instead of reaching a real account; ``AWS_CONFIG_FILE``/``AWS_SHARED_CREDENTIALS_FILE``
+    point at ``os.devnull`` so this machine's AWS profiles cannot leak in;
+  * ``InvocationType=Event`` returns 202 at once and runs the function on a background thread
+    (:func:`wait_for_events` joins them); failed asynchronous invocations are not retried;
+    ``DryRun`` runs nothing;
+  * the runtime's root logging handler is not installed (keeps the cold start cheap);
+  * functions that cannot run here (image package type, no zip, not a python runtime) keep
+    moto's simple behaviour: a queued result (``/moto-api/static/lambda-simple/response``) or
+    the echoed payload. Queued results are not consumed by functions that run.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import contextvars
+import hashlib
+import io
+import json
+import math
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["Invocation", "install", "invocations", "wait_for_events", "zip_directory"]
+
+LOG_TAIL_BYTES: Final = 4096
+INIT_TIMEOUT_SECONDS: Final = 10.0
+"""Lambda's limit for the init phase; beyond it, init continues on the invocation's timeout."""
+CLOSED_ENDPOINT: Final = "http://127.0.0.1:9"
+"""Where AWS calls from a function go when the invoke did not come through a moto server."""
+FAKE_CREDENTIALS: Final = {
+    "AWS_ACCESS_KEY_ID": "ASIALOCALLAMBDAROLE0",
+    "AWS_SECRET_ACCESS_KEY": "local-lambda-execution-role-secret",
+    "AWS_SESSION_TOKEN": "local-lambda-execution-role-session",
+}
+_SKIPPED_PARTS: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
+_ZIP_EPOCH: Final = (1980, 1, 1, 0, 0, 0)
+_PATCH_MARK: Final = "_deployguard_lambda_runner"
+
+# The bootstrap runs in the function's process. Stdlib only and nothing heavy at import: it is
+# paid on every (cold) invocation. Shapes follow awslambdaric (the Python runtime client).
+_BOOTSTRAP: Final = r"""
+import json
+import os
+import sys
+import time
+
+HERE = __file__
+
+
+class ClientContext:
+    __slots__ = ("custom", "env", "client")
+
+
+class Client:
+    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
+
+
+class CognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+
+
+def from_dict(cls, data):
+    if data is None:
+        return None
+    obj = cls()
+    for name in cls.__slots__:
+        setattr(obj, name, data.get(name))
+    return obj
+
+
+class LambdaContext:
+    def __init__(self, request_id, invoked_function_arn, client_context, deadline_ms):
+        env = os.environ
+        self.aws_request_id = request_id
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = invoked_function_arn
+        self.tenant_id = None
+        self.client_context = from_dict(ClientContext, client_context)
+        if self.client_context is not None and isinstance(self.client_context.client, dict):
+            self.client_context.client = from_dict(Client, self.client_context.client)
+        self.identity = from_dict(CognitoIdentity, {})
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self):
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+    def log(self, msg):
+        sys.stdout.write(str(msg))
+
+
+class Fault(Exception):
+    def __init__(self, kind, message, trace=None):
+        super().__init__(message)
+        self.kind, self.message, self.trace = kind, message, trace
+
+
+def error(message, kind, trace, request_id):
+    return {"errorMessage": message or "", "errorType": kind or "", "requestId": request_id, "stackTrace": trace or []}
+
+
+def exception_error(exc, request_id):
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    while frames and frames[0].filename == HERE:
+        frames.pop(0)
+    return error(str(exc), type(exc).__name__, traceback.format_list(frames), request_id)
+
+
+def log_error(result):
+    text = "[ERROR] " + result["errorType"]
+    if result["errorMessage"]:
+        text += ": " + result["errorMessage"]
+    lines = [text, "Traceback (most recent call last):"]
+    for element in result["stackTrace"]:
+        for line in element.splitlines():
+            stripped = line.lstrip(" ")
+            lines.append("\u00a0" * (len(line) - len(stripped)) + stripped)
+    sys.stdout.write("\r".join(lines) + "\n")
+
+
+def load_handler(handler):
+    import importlib
+
+    try:
+        module_name, function_name = handler.rsplit(".", 1)
+    except ValueError as exc:
+        raise Fault("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (handler, exc))
+    if module_name.split(".")[0] in sys.builtin_module_names:
+        raise Fault("Runtime.BuiltInModuleConflict", "Cannot use built-in module %s as a handler module" % module_name)
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except ImportError as exc:
+        raise Fault("Runtime.ImportModuleError", "Unable to import module '%s': %s" % (module_name, exc))
+    except SyntaxError as exc:
+        trace = ['  File "%s" Line %s\n    %s' % (exc.filename, exc.lineno, exc.text)]
+        raise Fault("Runtime.UserCodeSyntaxError", "Syntax error in module '%s': %s" % (module_name, exc), trace)
+    try:
+        return getattr(module, function_name)
+    except AttributeError:
+        raise Fault("Runtime.HandlerNotFound", "Handler '%s' missing on module '%s'" % (function_name, module_name))
+
+
+def encode_default(obj):
+    if type(obj).__name__ == "Decimal":
+        return float(obj)
+    raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+
+
+def write_result(path, result):
+    with open(path, "w", encoding="utf-8") as out:
+        json.dump(result, out)
+
+
+def main():
+    spec = json.loads(sys.argv[1])
+    request_id = spec["request_id"]
+    sys.path[0] = spec["task_root"]
+    try:
+        handler = load_handler(spec["handler"])
+    except Fault as fault:
+        result = error(fault.message, fault.kind, fault.trace, "")
+        log_error(result)
+        write_result(spec["result_path"], {"error": result})
+        return
+    except Exception as exc:
+        result = exception_error(exc, "")
+        log_error(result)
+        write_result(spec["result_path"], {"error": result})
+        return
+    sys.stdout.flush()
+    try:
+        logged = os.lseek(1, 0, os.SEEK_CUR)  # what init wrote: stdout and stderr share this file
+    except OSError:
+        logged = -1
+    os.write(spec["ready_fd"], b"%d\n" % logged)
+    os.close(spec["ready_fd"])
+    deadline_ms = int(time.time() * 1000) + spec["timeout_ms"]
+    started = time.perf_counter()
+    raw = sys.stdin.buffer.read()
+    try:
+        context = LambdaContext(request_id, spec["invoked_function_arn"], spec["client_context"], deadline_ms)
+        response = handler(json.loads(raw) if raw.strip() else {}, context)
+        try:
+            payload = json.dumps(response, default=encode_default, ensure_ascii=False, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise Fault("Runtime.MarshalError", "Unable to marshal response: %s" % exc)
+    except Fault as fault:
+        result = error(fault.message, fault.kind, fault.trace, request_id)
+    except Exception as exc:
+        result = exception_error(exc, request_id)
+    else:
+        write_result(spec["result_path"], {"payload": payload, "duration_ms": (time.perf_counter() - started) * 1000})
+        return
+    log_error(result)
+    write_result(spec["result_path"], {"error": result, "duration_ms": (time.perf_counter() - started) * 1000})
+
+
+main()
+"""
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One invocation that ran real code (for tests and the rehearsal's record)."""
+
+    function: str
+    version: str
+    duration_ms: float
+    """The handler's run time, as Lambda's REPORT ``Duration`` (init excluded)."""
+    error: str | None
+    """The ``errorType`` of a failed invocation (``Sandbox.Timedout`` on a timeout), else None."""
+    invocation_type: str
+    request_id: str
+    init_duration_ms: float
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Everything needed to run one function version, read from moto's model at invoke time."""
+
+    function_name: str
+    version: str
+    invoked_function_arn: str
+    handler: str
+    runtime: str
+    code: bytes
+    code_sha256: str
+    layers: tuple[tuple[bytes, str], ...]
+    environment: Mapping[str, str]
+    timeout_seconds: float
+    memory_size: int
+    region: str
+    log_group: str
+    logs_backend: Any
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    payload: bytes
+    error: str | None
+    log: bytes
+    duration_ms: float
+    init_duration_ms: float
+
+
+class _InvalidRequest(Exception):
+    """A malformed Invoke request; ``_client_error`` turns it into moto's HTTP 400 answer."""
+
+
+_records: list[Invocation] = []
+_records_lock = threading.Lock()
+_pending: set[threading.Thread] = set()
+_pending_lock = threading.Lock()
+_extract_lock = threading.Lock()
+_install_lock = threading.Lock()
+_asked_qualifier: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "_asked_qualifier", default=None
+)
+
+
+def install() -> None:
+    """Patch moto's Docker-less Lambda backend so Invoke runs real code. Idempotent.
+
+    Works for an in-process ``mock_aws(config={"lambda": {"use_docker": False}})`` and for a
+    ``moto.server.ThreadedMotoServer`` in this process (with ``use_docker`` False in moto's config).
+    """
+    # NOTE: moto is imported here, not at the top: it is heavy and zip_directory needs none of it.
+    from moto.awslambda.responses import LambdaResponse  # noqa: PLC0415
+    from moto.awslambda_simple.models import LambdaSimpleBackend  # noqa: PLC0415
+
+    with _install_lock:
+        if getattr(LambdaSimpleBackend.invoke, _PATCH_MARK, False):
+            return
+        original: Callable[..., bytes | str | None] = LambdaSimpleBackend.invoke
+        original_response: Callable[[Any], Any] = LambdaResponse.invoke
+
+        def invoke(  # noqa: PLR0917 - moto's signature
+            self: Any,
+            function_name: str,
+            qualifier: str | None,
+            body: Any,
+            headers: Any,
+            response_headers: Any,
+        ) -> bytes | str | None:
+            return _invoke(
+                self,
+                original,
+                function_name=function_name,
+                qualifier=qualifier or _asked_qualifier.get(),
+                body=body,
+                headers=headers,
+                response_headers=response_headers,
+            )
+
+        def response_invoke(self: Any) -> Any:
+            # NOTE: moto 5.2's LambdaResponse.invoke reads the query parameter as "qualifier", but
+            # the API (and boto3) send "Qualifier": without this every invoke ran $LATEST.
+            token = _asked_qualifier.set(self._get_param("Qualifier"))
+            try:
+                return original_response(self)
+            finally:
+                _asked_qualifier.reset(token)
+
+        setattr(invoke, _PATCH_MARK, True)
+        LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
+        LambdaResponse.invoke = response_invoke  # type: ignore[method-assign]
+
+
+def invocations() -> list[Invocation]:
+    """Every invocation that ran real code in this process so far, oldest first (a copy)."""
+    with _records_lock:
+        return list(_records)
+
+
+def wait_for_events(timeout: float | None = None) -> bool:
+    """Wait for ``InvocationType=Event`` invocations still running; True when none is left."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with _pending_lock:
+            pending = list(_pending)
+        if not pending:
+            return True
+        for thread in pending:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            thread.join(remaining)
+
+
+def zip_directory(path: Path, *, replacements: dict[str, tuple[str, str]] | None = None) -> bytes:
+    """A deployment zip of a function folder (e.g. ``functions/orders``), byte-for-byte stable.
+
+    ``replacements`` maps a file's path relative to ``path`` (``"app.py"``, ``"pkg/mod.py"``) to
+    ``(old, new)``: ``old`` must occur exactly once in that file and is replaced by ``new``, so a
+    rehearsal can build a release that differs from the real code by one edit. Caches
+    (``__pycache__``, ``*.pyc`` ...) are left out; entries are sorted with a fixed timestamp so
+    the same content always has the same CodeSha256.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise NotADirectoryError(f"zip_directory: {root} is not a directory")
+    pending = dict(replacements or {})
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(p for p in root.rglob("*") if p.is_file()):
+            relative = file.relative_to(root)
+            if _SKIPPED_PARTS.intersection(relative.parts) or file.suffix in {".pyc", ".pyo"}:
+                continue
+            name = relative.as_posix()
+            data = file.read_bytes()
+            if name in pending:
+                data = _replace_once(name, data, *pending.pop(name))
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            executable = file.stat().st_mode & 0o111
+            info.external_attr = (0o100755 if executable else 0o100644) << 16
+            archive.writestr(info, data)
+    if pending:
+        raise FileNotFoundError(
+            f"zip_directory: no file {sorted(pending)} under {root} to apply the replacement to"
+        )
+    return buffer.getvalue()
+
+
+def _replace_once(name: str, data: bytes, old: str, new: str) -> bytes:
+    text = data.decode("utf-8")
+    count = text.count(old)
+    if count != 1:
+        found = "is not in" if count == 0 else f"occurs {count} times in"
+        raise ValueError(f"zip_directory: the text to replace {found} {name} (needs exactly one): {old!r}")
+    return text.replace(old, new).encode("utf-8")
+
+
+# --- the patched Invoke -------------------------------------------------------------------------
+
+
+def _invoke(
+    backend: Any,
+    original: Callable[..., bytes | str | None],
+    *,
+    function_name: str,
+    qualifier: str | None,
+    body: Any,
+    headers: Any,
+    response_headers: Any,
+) -> bytes | str | None:
+    fn = backend.get_function(function_name, qualifier)
+    target = _target(backend, fn, function_name, qualifier)
+    if target is None:
+        return original(backend, function_name, qualifier, body, headers, response_headers)
+
+    invocation_type = _header(headers, "X-Amz-Invocation-Type") or "RequestResponse"
+    if invocation_type == "DryRun":
+        return b""
+    try:
+        event = _event(body)
+        client_context = _client_context(_header(headers, "X-Amz-Client-Context"))
+    except _InvalidRequest as exc:
+        raise _client_error(str(exc)) from exc
+    endpoint = _endpoint(_header(headers, "Host"))
+
+    if invocation_type == "Event":
+        thread = threading.Thread(
+            target=_run_in_background,
+            args=(target, event, client_context, endpoint),
+            name=f"lambda-event-{target.function_name}",
+            daemon=True,
+        )
+        with _pending_lock:
+            _pending.add(thread)
+        thread.start()
+        return b""
+
+    outcome = _run_and_record(
+        target, event, client_context=client_context, endpoint=endpoint, invocation_type=invocation_type
+    )
+    if outcome.error is not None:
+        response_headers["x-amz-function-error"] = "Unhandled"
+    response_headers["x-amz-executed-version"] = target.version
+    if (_header(headers, "X-Amz-Log-Type") or "").lower() == "tail":
+        response_headers["x-amz-log-result"] = base64.b64encode(outcome.log[-LOG_TAIL_BYTES:]).decode()
+    response_headers["Content-Length"] = str(len(outcome.payload))
+    return outcome.payload
+
+
+def _header(headers: Any, name: str) -> str | None:
+    if headers is None:
+        return None
+    value = headers.get(name)
+    if value is None and isinstance(headers, Mapping):
+        lowered = name.lower()
+        value = next((v for k, v in headers.items() if str(k).lower() == lowered), None)
+    return None if value is None else str(value)
+
+
+def _event(body: Any) -> bytes:
+    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
+    if raw.strip():
+        try:
+            json.loads(raw)
+        except ValueError as exc:
+            raise _InvalidRequest(f"Could not parse request body into json: {exc}") from exc
+    return raw
+
+
+def _client_context(header: str | None) -> dict[str, Any] | None:
+    if not header:
+        return None
+    try:
+        decoded = json.loads(base64.b64decode(header, validate=True))
+    except (binascii.Error, ValueError) as exc:
+        raise _InvalidRequest("Client context must be a valid Base64-encoded JSON object.") from exc
+    if not isinstance(decoded, dict):
+        raise _InvalidRequest("Client context must be a valid Base64-encoded JSON object.")
+    return decoded
+
+
+def _client_error(message: str) -> Exception:
+    from moto.core.exceptions import JsonRESTError  # noqa: PLC0415 - see install()
+
+    error: Exception = JsonRESTError("InvalidRequestContentException", message)
+    return error
+
+
+def _endpoint(host: str | None) -> str:
+    """The moto server the invoke came through, so the function's AWS calls reach the same state."""
+    if not host or host.split(":", 1)[0].endswith("amazonaws.com"):
+        return CLOSED_ENDPOINT
+    return f"http://{host}"
+
+
+def _target(backend: Any, fn: Any, function_name: str, qualifier: str | None) -> _Target | None:
+    runtime = str(getattr(fn, "run_time", None) or "")
+    code: bytes = getattr(fn, "code_bytes", b"") or b""
+    handler = getattr(fn, "handler", None)
+    if getattr(fn, "package_type", "Zip") != "Zip" or not runtime.startswith("python") or not handler:
+        return None
+    if not code or not zipfile.is_zipfile(io.BytesIO(code)):
+        return None
+    layers = []
+    for layer in getattr(fn, "layers", None) or []:
+        version = backend.layers_versions_by_arn(layer["Arn"])
+        layer_code: bytes = getattr(version, "code_bytes", b"") or b""
+        if layer_code and zipfile.is_zipfile(io.BytesIO(layer_code)):
+            layers.append((layer_code, hashlib.sha256(layer_code).hexdigest()))
+    return _Target(
+        function_name=fn.function_name,
+        version=str(fn.version),
+        invoked_function_arn=_invoked_arn(fn, function_name, qualifier),
+        handler=str(handler),
+        runtime=runtime,
+        code=code,
+        code_sha256=getattr(fn, "code_digest", None) or hashlib.sha256(code).hexdigest(),
+        layers=tuple(layers),
+        environment={str(k): str(v) for k, v in (fn.environment_vars or {}).items()},
+        timeout_seconds=float(fn.timeout or 3),
+        memory_size=int(fn.memory_size or 128),
+        region=fn.region,
+        log_group=fn.logs_group_name,
+        logs_backend=fn.logs_backend,
+    )
+
+
+def _invoked_arn(fn: Any, function_name: str, qualifier: str | None) -> str:
+    """The ARN as the caller invoked it: unqualified, or with the version or alias asked for."""
+    asked = function_name
+    if asked.startswith("arn:"):
+        asked = asked.split(":function:", 1)[-1]
+    _, _, in_name = asked.partition(":")
+    chosen = in_name or qualifier
+    base = f"arn:{fn.partition}:lambda:{fn.region}:{fn.account_id}:function:{fn.function_name}"
+    return f"{base}:{chosen}" if chosen else base
+
+
+# --- running one invocation ---------------------------------------------------------------------
+
+
+def _run_in_background(
+    target: _Target, event: bytes, client_context: dict[str, Any] | None, endpoint: str
+) -> None:
+    try:
+        _run_and_record(
+            target, event, client_context=client_context, endpoint=endpoint, invocation_type="Event"
+        )
+    finally:
+        with _pending_lock:
+            _pending.discard(threading.current_thread())
+
+
+def _run_and_record(
+    target: _Target,
+    event: bytes,
+    *,
+    client_context: dict[str, Any] | None,
+    endpoint: str,
+    invocation_type: str,
+) -> _Outcome:
+    request_id = str(uuid.uuid4())
+    stream = f"{datetime.now(UTC):%Y/%m/%d}/[{target.version}]{uuid.uuid4().hex}"
+    spec = {
+        "request_id": request_id,
+        "handler": target.handler,
+        "invoked_function_arn": target.invoked_function_arn,
+        "client_context": client_context,
+        "timeout_ms": int(target.timeout_seconds * 1000),
+    }
+    run = _run(target, event, spec=spec, endpoint=endpoint, stream=stream)
+    payload, error = _answer(run, request_id)
+    log = _log(target, request_id, run)
+    record = Invocation(
+        function=target.function_name,
+        version=target.version,
+        duration_ms=run.duration_ms,
+        error=error,
+        invocation_type=invocation_type,
+        request_id=request_id,
+        init_duration_ms=run.init_ms,
+    )
+    with _records_lock:
+        _records.append(record)
+    _save_logs(target, stream, log)
+    return _Outcome(
+        payload=payload, error=error, log=log, duration_ms=run.duration_ms, init_duration_ms=run.init_ms
+    )
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What one subprocess did: its output, its result file, and how long each phase took."""
+
+    output: bytes
+    init_output_size: int
+    result: dict[str, Any]
+    returncode: int | None
+    timed_out: bool
+    init_ms: float
+    duration_ms: float
+
+
+def _run(target: _Target, event: bytes, *, spec: dict[str, Any], endpoint: str, stream: str) -> _Run:
+    task_root = _extract(target.code, target.code_sha256)
+    layer_roots = [_extract(code, sha) for code, sha in target.layers]
+    env = _environment(target, task_root, layer_roots, endpoint=endpoint, stream=stream)
+    with tempfile.TemporaryDirectory(prefix="invoke-", dir=_cache_root()) as scratch:
+        work = Path(scratch)
+        (work / "event.json").write_bytes(event)
+        result_path = work / "result.json"
+        ready_read, ready_write = os.pipe()
+        spec = {**spec, "task_root": str(task_root), "result_path": str(result_path), "ready_fd": ready_write}
+        started = time.monotonic()
+        with (work / "event.json").open("rb") as stdin, (work / "output.log").open("w+b") as output:
+            try:
+                process = subprocess.Popen(  # noqa: S603 - our interpreter, our bootstrap, no shell
+                    [sys.executable, "-u", str(_bootstrap_path()), json.dumps(spec)],
+                    stdin=stdin,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    cwd=task_root,
+                    env=env,
+                    pass_fds=(ready_write,),
+                    start_new_session=True,
+                )
+            except BaseException:
+                os.close(ready_read)
+                raise
+            finally:
+                os.close(ready_write)
+            try:
+                handler_started, init_output_size = _await_ready(ready_read)
+                timed_out = _await_exit(process, handler_started + target.timeout_seconds)
+            finally:
+                os.close(ready_read)
+            ended = time.monotonic()
+            output.seek(0)
+            produced = output.read()
+        result: dict[str, Any] = {}
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            result = json.loads(result_path.read_text(encoding="utf-8"))
+    return _Run(
+        output=produced,
+        init_output_size=len(produced) if init_output_size is None else init_output_size,
+        result=result,
+        returncode=process.returncode,
+        timed_out=timed_out,
+        init_ms=(handler_started - started) * 1000,
+        # the handler's own time when it reported one (no process start-up or teardown in it)
+        duration_ms=float(result.get("duration_ms", (ended - handler_started) * 1000)),
+    )
+
+
+def _await_ready(ready_read: int) -> tuple[float, int | None]:
+    """When the handler was loaded, and how many bytes init logged (the bootstrap writes that
+    number, so no handler output can be mistaken for init output); None when init failed.
+
+    On an init failure the pipe closes without a number; on a slow init (beyond Lambda's 10 s)
+    the rest of init is charged to the invocation's timeout, as on Lambda.
+    """
+    readable, _, _ = select.select([ready_read], [], [], INIT_TIMEOUT_SECONDS)
+    message = os.read(ready_read, 32) if readable else b""
+    started = time.monotonic()
+    try:
+        logged = int(message)
+    except ValueError:
+        return started, None
+    return started, logged if logged >= 0 else None
+
+
+def _await_exit(process: subprocess.Popen[bytes], deadline: float) -> bool:
+    """Wait for the function's process; kill it at the deadline. True if it was killed.
+
+    Whatever it started is killed with it (its own process group): each invocation is a whole
+    execution environment here, and nothing of it may outlive the invocation.
+    """
+    timed_out = False
+    try:
+        process.wait(timeout=max(deadline - time.monotonic(), 0))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return timed_out
+
+
+def _answer(run: _Run, request_id: str) -> tuple[bytes, str | None]:
+    """The invoke payload and the errorType (None on success), shaped as Lambda answers."""
+    if run.timed_out:
+        seconds = run.duration_ms / 1000
+        error = {
+            "errorType": "Sandbox.Timedout",
+            "errorMessage": f"RequestId: {request_id} Error: Task timed out after {seconds:.2f} seconds",
+        }
+        return json.dumps(error).encode(), error["errorType"]
+    if "payload" in run.result:
+        return str(run.result["payload"]).encode("utf-8"), None
+    if "error" in run.result:
+        failure = run.result["error"]
+        return json.dumps(failure, ensure_ascii=False).encode("utf-8"), str(failure["errorType"])
+    error = {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: exit status {run.returncode}",
+    }
+    return json.dumps(error).encode(), error["errorType"]
+
+
+def _log(target: _Target, request_id: str, run: _Run) -> bytes:
+    """The invocation's log as Lambda writes it: init output, START, handler output, END, REPORT."""
+    init_part, handler_part = run.output[: run.init_output_size], run.output[run.init_output_size :]
+    if init_part and not init_part.endswith(b"\n"):
+        init_part += b"\n"
+    if handler_part and not handler_part.endswith(b"\n"):
+        handler_part += b"\n"
+    report = (
+        f"REPORT RequestId: {request_id}\tDuration: {run.duration_ms:.2f} ms\t"
+        f"Billed Duration: {math.ceil(run.duration_ms + run.init_ms)} ms\tMemory Size: {target.memory_size} MB\t"
+        f"Init Duration: {run.init_ms:.2f} ms\t\n"
+    )
+    lines = [
+        init_part,
+        f"START RequestId: {request_id} Version: {target.version}\n".encode(),
+        handler_part,
+        f"END RequestId: {request_id}\n".encode(),
+        report.encode(),
+    ]
+    if run.timed_out:
+        stamp = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        lines.append(
+            f"{stamp} {request_id} Task timed out after {run.duration_ms / 1000:.2f} seconds\n".encode()
+        )
+    return b"".join(lines)
+
+
+def _save_logs(target: _Target, stream: str, log: bytes) -> None:
+    """One log stream per invocation (each one is a fresh execution environment here)."""
+    from moto.core.utils import unix_time_millis  # noqa: PLC0415 - moto's clock, which its retention checks use
+
+    logs = target.logs_backend
+    now_ms = int(unix_time_millis())
+    events = [
+        {"timestamp": now_ms, "message": line} for line in log.decode("utf-8", "replace").split("\n") if line
+    ]
+    logs.ensure_log_group(target.log_group)
+    logs.create_log_stream(target.log_group, stream)
+    logs.put_log_events(target.log_group, stream, events)
+
+
+def _environment(
+    target: _Target, task_root: Path, layer_roots: list[Path], *, endpoint: str, stream: str
+) -> dict[str, str]:
+    """What a Lambda process sees: the version's variables plus Lambda's own, nothing of ours
+    but PATH and PYTHONPATH (so the packages installed here import)."""
+    python = target.runtime.removeprefix("python")
+    layer_paths = []
+    for root in reversed(layer_roots):  # a later layer overrides an earlier one, as in /opt
+        layer_paths += [
+            str(root / "python" / "lib" / f"python{python}" / "site-packages"),
+            str(root / "python"),
+        ]
+    inherited = os.environ.get("PYTHONPATH")
+    env = dict(target.environment)
+    env.update(
+        {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "LANG": "C.UTF-8",
+            "TZ": ":UTC",
+            "LAMBDA_TASK_ROOT": str(task_root),
+            "_HANDLER": target.handler,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{target.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": target.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": target.version,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(target.memory_size),
+            "AWS_LAMBDA_LOG_GROUP_NAME": target.log_group,
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_REGION": target.region,
+            "AWS_DEFAULT_REGION": target.region,
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            **FAKE_CREDENTIALS,
+        }
+    )
+    python_path = os.pathsep.join([*layer_paths, *([inherited] if inherited else [])])
+    if python_path:
+        env["PYTHONPATH"] = python_path
+    return env
+
+
+# --- the code cache -----------------------------------------------------------------------------
+
+
+def _cache_root() -> Path:
+    root = Path(tempfile.gettempdir()) / f"deployguard-lambda-{os.getuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    return root
+
+
+def _bootstrap_path() -> Path:
+    digest = hashlib.sha256(_BOOTSTRAP.encode()).hexdigest()[:16]
+    path = _cache_root() / f"bootstrap-{digest}.py"
+    if not path.exists():
+        staging = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
+        staging.write_text(_BOOTSTRAP, encoding="utf-8")
+        staging.replace(path)
+    return path
+
+
+def _extract(code: bytes, sha256: str) -> Path:
+    """The zip's content in a folder named by its sha256 (extracted once, shared by versions)."""
+    target = _cache_root() / "code" / sha256
+    if target.is_dir():
+        return target
+    with _extract_lock:
+        if target.is_dir():
+            return target
+        target.parent.mkdir(exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+        with zipfile.ZipFile(io.BytesIO(code)) as archive:
+            archive.extractall(staging)  # zipfile drops absolute and '..' member paths
+        try:
+            staging.rename(target)
+        except OSError:  # another process extracted the same code first
+            shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,563 @@
+"""The local Lambda runner on moto: real boto3 calls, each version's real code in a subprocess.
+
+The orders example app is deployed as moto stores it (zip_directory), with versions built from
+the broken releases; small probe functions check what a handler sees (context, environment)."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import io
+import json
+import textwrap
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+import requests
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from deployguard_cli.example_app import BROKEN_RELEASES
+from deployguard_cli.localaws import lambda_runner
+from deployguard_cli.localaws.lambda_runner import zip_directory
+from tests.conftest import REGION, ROOT
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_lambda.literals import RuntimeType
+
+ORDERS = ROOT / "functions" / "orders"
+QUOTE: dict[str, Any] = {
+    "action": "quote",
+    "items": [{"sku": "A-1", "qty": 1}, {"sku": "B-2", "qty": 2}],
+    "customer_id": "c-1001",
+}
+ROLE_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+
+# What a handler sees: its context, its environment, and (optionally) a printed line.
+PROBE = textwrap.dedent(
+    """
+    import os, sys, time
+
+    def handler(event, context):
+        if event.get("sleep"):
+            print("going to sleep", flush=True)
+            time.sleep(event["sleep"])
+        if event.get("say"):
+            print(event["say"])
+        if event.get("call_aws"):
+            import boto3
+            event["functions"] = [f["FunctionName"] for f in boto3.client("lambda").list_functions()["Functions"]]
+        cc = context.client_context
+        return {
+            "event": event,
+            "function_name": context.function_name,
+            "function_version": context.function_version,
+            "invoked_function_arn": context.invoked_function_arn,
+            "aws_request_id": context.aws_request_id,
+            "memory_limit_in_mb": context.memory_limit_in_mb,
+            "remaining_ms": context.get_remaining_time_in_millis(),
+            "custom": cc.custom if cc else None,
+            "client_app_title": cc.client.app_title if cc and cc.client else None,
+            "env": dict(os.environ),
+            "cwd": os.getcwd(),
+        }
+    """
+)
+
+
+def zip_of(files: dict[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, source in files.items():
+            archive.writestr(name, source)
+    return buffer.getvalue()
+
+
+def payload_of(answer: Any) -> Any:
+    return json.loads(answer["Payload"].read())
+
+
+def client_context(custom: dict[str, str], **extra: Any) -> str:
+    return base64.b64encode(json.dumps({"custom": custom, **extra}).encode()).decode()
+
+
+@pytest.fixture(scope="module")
+def orders_app() -> Any:
+    """functions/orders/app.py loaded by path (it is not a package), for create_schema."""
+    spec = importlib.util.spec_from_file_location("orders_app_for_runner_tests", ORDERS / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def local_aws(aws_env: None) -> Iterator[None]:
+    """moto without Docker, with the runner installed (twice: install is idempotent)."""
+    lambda_runner.install()
+    lambda_runner.install()
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        yield
+
+
+@pytest.fixture(scope="module")
+def session() -> boto3.session.Session:
+    """One session for the module: boto3 loads its service models once (moto resets the default one)."""
+    return boto3.session.Session(region_name=REGION)
+
+
+@pytest.fixture
+def lam(local_aws: None, session: boto3.session.Session) -> LambdaClient:
+    return session.client("lambda")
+
+
+@pytest.fixture
+def role(local_aws: None, session: boto3.session.Session) -> str:
+    iam = session.client("iam")
+    arn: str = iam.create_role(RoleName="lambda-role", AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
+    return arn
+
+
+@dataclass
+class Orders:
+    """The orders function: version 1 (good, staging), 2 (string total, dev), 3 (missing
+    column), alias live -> 1."""
+
+    database: Path
+    lam: LambdaClient
+    name: str = "orders"
+
+    def invoke(self, qualifier: str, event: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        return self.lam.invoke(
+            FunctionName=self.name, Qualifier=qualifier, Payload=json.dumps(event or QUOTE).encode(), **kwargs
+        )
+
+    def orders_written(self) -> int:
+        import sqlite3
+
+        with sqlite3.connect(self.database) as db:
+            count: int = db.execute("SELECT COUNT(*) FROM orders").fetchone()[0]
+        return count
+
+
+@pytest.fixture
+def orders(lam: LambdaClient, role: str, orders_app: Any, tmp_path: Path) -> Orders:
+    database: Path = orders_app.create_schema(tmp_path / "orders.db")
+    env = {"STAGE": "staging", "DATABASE_URL": f"sqlite://{database}"}
+    lam.create_function(
+        FunctionName="orders",
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": zip_directory(ORDERS)},
+        Timeout=10,
+        Environment={"Variables": env},
+    )
+    lam.publish_version(FunctionName="orders")
+    lam.update_function_code(
+        FunctionName="orders", ZipFile=zip_directory(ORDERS, replacements=BROKEN_RELEASES["string_total"])
+    )
+    lam.update_function_configuration(
+        FunctionName="orders", Environment={"Variables": {**env, "STAGE": "dev"}}
+    )
+    lam.publish_version(FunctionName="orders")
+    lam.update_function_code(
+        FunctionName="orders", ZipFile=zip_directory(ORDERS, replacements=BROKEN_RELEASES["missing_column"])
+    )
+    lam.publish_version(FunctionName="orders")
+    lam.create_alias(FunctionName="orders", Name="live", FunctionVersion="1")
+    return Orders(database=database, lam=lam)
+
+
+def make_probe(lam: LambdaClient, role: str, *, timeout: int = 10, **kwargs: Any) -> str:
+    lam.create_function(
+        FunctionName="probe",
+        Runtime="python3.12",
+        Role=role,
+        Handler="probe.handler",
+        Code={"ZipFile": zip_of({"probe.py": PROBE})},
+        Timeout=timeout,
+        MemorySize=256,
+        **kwargs,
+    )
+    return "probe"
+
+
+# --- versions, aliases, answers -------------------------------------------------------------
+
+
+def test_each_version_runs_its_own_code(orders: Orders) -> None:
+    # GIVEN version 1 (good), 2 (string total) and 3 (missing column) of the real orders app
+    # WHEN each is invoked with the same quote
+    good, string_total, missing_column = (orders.invoke(v) for v in ("1", "2", "3"))
+
+    # THEN version 1 answers the number 12
+    assert "FunctionError" not in good
+    assert good["ExecutedVersion"] == "1"
+    answer = payload_of(good)
+    assert answer["total"] == 12 and isinstance(answer["total"], int)
+    # ... version 2 the string "12.00"
+    assert payload_of(string_total)["total"] == "12.00"
+    # ... and version 3 fails the way Lambda reports an unhandled exception
+    assert missing_column["FunctionError"] == "Unhandled"
+    assert missing_column["StatusCode"] == 200
+    error = payload_of(missing_column)
+    assert error["errorType"] == "OperationalError"
+    assert "profile_image" in error["errorMessage"]
+    assert error["stackTrace"] and "app.py" in error["stackTrace"][-1]
+    assert set(error) == {"errorMessage", "errorType", "requestId", "stackTrace"}
+
+
+def test_each_version_sees_its_own_environment(orders: Orders) -> None:
+    # GIVEN STAGE=staging for version 1 and STAGE=dev for versions 2 and 3
+    # WHEN each is pinged  THEN each answers from its own configuration and knows its version
+    assert payload_of(orders.invoke("1", {"action": "ping"})) == {
+        "ok": True,
+        "stage": "staging",
+        "version": "1",
+    }
+    assert payload_of(orders.invoke("2", {"action": "ping"})) == {"ok": True, "stage": "dev", "version": "2"}
+    assert payload_of(orders.invoke("$LATEST", {"action": "ping"}))["version"] == "$LATEST"
+
+
+def test_an_alias_runs_the_version_it_points_to(orders: Orders) -> None:
+    # GIVEN live -> 1
+    # WHEN invoked through the alias (as a qualifier, in the name, in the ARN)
+    arn = orders.lam.get_function(FunctionName="orders")["Configuration"]["FunctionArn"]
+    answers = [
+        orders.invoke("live"),
+        orders.lam.invoke(FunctionName="orders:live", Payload=json.dumps(QUOTE).encode()),
+        orders.lam.invoke(FunctionName=f"{arn}:live", Payload=json.dumps(QUOTE).encode()),
+    ]
+    # THEN version 1 ran
+    assert [a["ExecutedVersion"] for a in answers] == ["1", "1", "1"]
+    assert [payload_of(a)["total"] for a in answers] == [12, 12, 12]
+
+    # WHEN the alias moves to 2 (routing weights would be ignored: the caller picks the version)
+    orders.lam.update_alias(FunctionName="orders", Name="live", FunctionVersion="2")
+    moved = orders.invoke("live")
+    # THEN version 2's code answers
+    assert moved["ExecutedVersion"] == "2"
+    assert payload_of(moved)["total"] == "12.00"
+
+
+def test_the_client_context_reaches_the_handler(orders: Orders) -> None:
+    # GIVEN DeployGuard's synthetic marker in the client context
+    synthetic = client_context({"deployguard-synthetic": "true"})
+
+    # WHEN one synthetic and one real quote reach version 1
+    assert payload_of(orders.invoke("1", ClientContext=synthetic))["total"] == 12
+    assert orders.orders_written() == 0
+    assert payload_of(orders.invoke("1"))["total"] == 12
+
+    # THEN only the real one wrote an order (the app read context.client_context.custom)
+    assert orders.orders_written() == 1
+
+
+# --- what a handler sees --------------------------------------------------------------------
+
+
+def test_the_context_and_environment_look_like_lambdas(
+    lam: LambdaClient, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a secret and credentials in the parent process, and a function with its own variables
+    monkeypatch.setenv("PARENT_ONLY_SECRET", "must-not-leak")
+    make_probe(lam, role, Environment={"Variables": {"GREETING": "hello"}})
+    lam.publish_version(FunctionName="probe")
+    lam.create_alias(FunctionName="probe", Name="live", FunctionVersion="1")
+
+    # WHEN invoked through the alias with a client context
+    answer = lam.invoke(
+        FunctionName="probe",
+        Qualifier="live",
+        Payload=b'{"n": 1}',
+        ClientContext=client_context({"k": "v"}, client={"app_title": "smoke"}),
+    )
+    seen = payload_of(answer)
+
+    # THEN the context is Lambda's
+    assert seen["event"] == {"n": 1}
+    assert seen["function_name"] == "probe"
+    assert seen["function_version"] == "1"
+    assert seen["invoked_function_arn"].endswith(":function:probe:live")
+    assert seen["memory_limit_in_mb"] == "256"
+    assert 9_000 < seen["remaining_ms"] <= 10_000
+    assert seen["aws_request_id"]
+    assert seen["custom"] == {"k": "v"}
+    assert seen["client_app_title"] == "smoke"
+    # ... and so is the environment: the version's variables and Lambda's, none of the parent's
+    env = seen["env"]
+    assert env["GREETING"] == "hello"
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == "probe"
+    assert env["AWS_LAMBDA_FUNCTION_VERSION"] == "1"
+    assert env["AWS_REGION"] == REGION
+    assert env["LAMBDA_TASK_ROOT"] == seen["cwd"]
+    assert "PATH" in env
+    assert "PARENT_ONLY_SECRET" not in env
+    assert env["AWS_ACCESS_KEY_ID"] != "testing"  # the aws_env fixture's parent credentials
+    assert env["AWS_SESSION_TOKEN"] != "testing"
+
+
+def test_log_type_tail_returns_the_end_of_the_log(lam: LambdaClient, role: str) -> None:
+    make_probe(lam, role)
+
+    answer = lam.invoke(FunctionName="probe", Payload=b'{"say": "hello from the handler"}', LogType="Tail")
+
+    log = base64.b64decode(answer["LogResult"]).decode()
+    assert "hello from the handler" in log
+    assert log.startswith("START RequestId: ") or "\nSTART RequestId: " in log
+    assert "\nEND RequestId: " in log and "\nREPORT RequestId: " in log
+    assert len(base64.b64decode(answer["LogResult"])) <= 4096
+    assert "LogResult" not in lam.invoke(FunctionName="probe", Payload=b"{}")
+
+
+def test_init_output_comes_before_start_and_handler_output_inside(lam: LambdaClient, role: str) -> None:
+    # GIVEN a module that logs at import (init) and a handler that logs and fails
+    source = "print('init says hi')\ndef handler(event, context):\n    print('handler says hi')\n    raise KeyError('k')\n"
+    lam.create_function(
+        FunctionName="chatty",
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": zip_of({"app.py": source})},
+    )
+
+    answer = lam.invoke(FunctionName="chatty", Payload=b"{}", LogType="Tail")
+
+    # THEN the log reads as Lambda's: init output, START, the handler's output and error, END, REPORT
+    log = base64.b64decode(answer["LogResult"]).decode()
+    marks = [
+        "init says hi",
+        "START RequestId",
+        "handler says hi",
+        "[ERROR] KeyError: 'k'",
+        "END RequestId",
+        "REPORT RequestId",
+    ]
+    positions = [log.index(mark) for mark in marks]
+    assert positions == sorted(positions), log
+
+
+def test_the_log_also_lands_in_cloudwatch_logs(
+    lam: LambdaClient, role: str, session: boto3.session.Session
+) -> None:
+    make_probe(lam, role)
+
+    lam.invoke(FunctionName="probe", Payload=b'{"say": "to cloudwatch"}')
+
+    events = session.client("logs").filter_log_events(logGroupName="/aws/lambda/probe")["events"]
+    assert any(e["message"] == "to cloudwatch" for e in events), [e["message"] for e in events]
+
+
+def test_the_timeout_is_enforced(lam: LambdaClient, role: str) -> None:
+    # GIVEN a 1 s timeout  WHEN the handler sleeps 5 s
+    make_probe(lam, role, timeout=1)
+    started = time.monotonic()
+    answer = lam.invoke(FunctionName="probe", Payload=b'{"sleep": 5}', LogType="Tail")
+
+    # THEN it is killed after about 1 s with Lambda's timeout error
+    assert time.monotonic() - started < 3
+    assert answer["FunctionError"] == "Unhandled"
+    error = payload_of(answer)
+    assert error["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.0" in error["errorMessage"]
+    log = base64.b64decode(answer["LogResult"]).decode()
+    assert "going to sleep" in log and "Task timed out after" in log
+    assert lambda_runner.invocations()[-1].error == "Sandbox.Timedout"
+
+
+@pytest.mark.parametrize("handler", ["pkg/probe.handler", "pkg.probe.handler"])
+def test_a_handler_module_may_be_a_path_or_dotted(lam: LambdaClient, role: str, handler: str) -> None:
+    lam.create_function(
+        FunctionName="nested",
+        Runtime="python3.12",
+        Role=role,
+        Handler=handler,
+        Code={"ZipFile": zip_of({"pkg/probe.py": PROBE})},
+    )
+
+    assert payload_of(lam.invoke(FunctionName="nested", Payload=b'{"x": 1}'))["event"] == {"x": 1}
+
+
+def test_an_init_failure_answers_like_the_python_runtime(lam: LambdaClient, role: str) -> None:
+    lam.create_function(
+        FunctionName="broken",
+        Runtime="python3.12",
+        Role=role,
+        Handler="missing.handler",
+        Code={"ZipFile": zip_of({"probe.py": PROBE})},
+    )
+
+    answer = lam.invoke(FunctionName="broken", Payload=b"{}")
+
+    assert answer["FunctionError"] == "Unhandled"
+    error = payload_of(answer)
+    assert error["errorType"] == "Runtime.ImportModuleError"
+    assert error["errorMessage"] == "Unable to import module 'missing': No module named 'missing'"
+
+
+def test_layers_are_importable(lam: LambdaClient, role: str) -> None:
+    # GIVEN a layer with python/shared_helper.py and a function that imports it
+    layer = lam.publish_layer_version(
+        LayerName="shared",
+        Content={"ZipFile": zip_of({"python/shared_helper.py": "ANSWER = 42\n"})},
+        CompatibleRuntimes=["python3.12"],
+    )["LayerVersionArn"]
+    lam.create_function(
+        FunctionName="uses-layer",
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={
+            "ZipFile": zip_of(
+                {"app.py": "import shared_helper\ndef handler(e, c):\n    return shared_helper.ANSWER\n"}
+            )
+        },
+        Layers=[layer],
+    )
+
+    assert payload_of(lam.invoke(FunctionName="uses-layer", Payload=b"{}")) == 42
+
+
+# --- invocation types, records, fallbacks ---------------------------------------------------
+
+
+def test_event_invocations_run_and_dry_runs_do_not(orders: Orders) -> None:
+    before = len(lambda_runner.invocations())
+
+    # WHEN invoked asynchronously  THEN 202 at once, and the code runs (real traffic: one order)
+    assert orders.invoke("1", InvocationType="Event")["StatusCode"] == 202
+    assert lambda_runner.wait_for_events(timeout=10)
+    assert orders.orders_written() == 1
+    # WHEN dry-run  THEN 204 and nothing runs
+    assert orders.invoke("1", InvocationType="DryRun")["StatusCode"] == 204
+    records = lambda_runner.invocations()[before:]
+    assert [(r.function, r.version, r.invocation_type, r.error) for r in records] == [
+        ("orders", "1", "Event", None)
+    ]
+
+
+def test_every_invocation_is_recorded(orders: Orders) -> None:
+    before = len(lambda_runner.invocations())
+
+    orders.invoke("1")
+    orders.invoke("3")
+
+    first, second = lambda_runner.invocations()[before:]
+    assert (first.function, first.version, first.error) == ("orders", "1", None)
+    assert (second.function, second.version, second.error) == ("orders", "3", "OperationalError")
+    assert first.duration_ms > 0 and first.init_duration_ms > 0
+
+
+@pytest.mark.parametrize(
+    ("runtime", "code"),
+    [("nodejs20.x", zip_of({"index.js": "exports.handler = async () => 1;"})), ("python3.12", b"not a zip")],
+    ids=["not-python", "no-zip"],
+)
+def test_functions_that_cannot_run_here_keep_motos_queued_results(
+    lam: LambdaClient, role: str, runtime: RuntimeType, code: bytes
+) -> None:
+    # GIVEN a function this machine cannot run, and a result queued through moto's API
+    lam.create_function(
+        FunctionName="elsewhere", Runtime=runtime, Role=role, Handler="index.handler", Code={"ZipFile": code}
+    )
+    queued = requests.post(
+        "http://motoapi.amazonaws.com/moto-api/static/lambda-simple/response",
+        json={"results": ["queued answer"], "region": REGION},
+        timeout=5,
+    )
+    assert queued.status_code == 201
+    before = len(lambda_runner.invocations())
+
+    # WHEN invoked twice  THEN moto's simple behaviour: the queued result, then the echo
+    assert lam.invoke(FunctionName="elsewhere", Payload=b'{"a": 1}')["Payload"].read() == b"queued answer"
+    assert lam.invoke(FunctionName="elsewhere", Payload=b'{"a": 1}')["Payload"].read() == b'{"a": 1}'
+    assert len(lambda_runner.invocations()) == before
+
+
+def test_malformed_requests_are_rejected_like_lambda(lam: LambdaClient, role: str) -> None:
+    make_probe(lam, role)
+
+    with pytest.raises(ClientError) as bad_json:
+        lam.invoke(FunctionName="probe", Payload=b"{not json")
+    with pytest.raises(ClientError) as bad_context:
+        lam.invoke(FunctionName="probe", Payload=b"{}", ClientContext=base64.b64encode(b"[1]").decode())
+
+    assert bad_json.value.response["Error"]["Code"] == "InvalidRequestContentException"
+    assert bad_context.value.response["Error"]["Code"] == "InvalidRequestContentException"
+
+
+# --- through a moto server ------------------------------------------------------------------
+
+
+def test_through_a_threaded_moto_server_the_function_can_call_aws_back(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, session: boto3.session.Session
+) -> None:
+    from moto.core.config import default_user_config
+    from moto.server import ThreadedMotoServer
+
+    # GIVEN an in-process moto server without Docker and the runner installed
+    monkeypatch.setitem(default_user_config, "lambda", {"use_docker": False})
+    lambda_runner.install()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        _, port = server.get_host_and_port()
+        endpoint = f"http://127.0.0.1:{port}"
+        iam = session.client("iam", endpoint_url=endpoint)
+        lam = session.client("lambda", endpoint_url=endpoint)
+        role = iam.create_role(RoleName="server-role", AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
+        make_probe(lam, role)
+
+        # WHEN the function calls Lambda with boto3 (with the credentials and endpoint it was given)
+        answer = lam.invoke(FunctionName="probe", Payload=b'{"call_aws": true}')
+
+        # THEN its AWS calls reached the same moto server
+        seen = payload_of(answer)
+        assert seen["env"]["AWS_ENDPOINT_URL"] == endpoint
+        assert seen["event"]["functions"] == ["probe"]
+    finally:
+        server.stop()
+
+
+# --- zip_directory --------------------------------------------------------------------------
+
+
+def test_zip_directory_is_stable_and_leaves_caches_out(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("X = 1\n")
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "app.cpython-312.pyc").write_bytes(b"\0")
+
+    first = zip_directory(tmp_path)
+    (tmp_path / "app.py").touch()
+
+    assert zip_directory(tmp_path) == first
+    assert zipfile.ZipFile(io.BytesIO(first)).namelist() == ["app.py"]
+
+
+def test_zip_directory_applies_a_replacement_once_or_refuses(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text("LIMIT = 99\nNAME = 'a'\nNAME2 = 'a'\n")
+
+    edited = zip_directory(tmp_path, replacements={"app.py": ("LIMIT = 99", "LIMIT = 3")})
+    assert b"LIMIT = 3\n" in zipfile.ZipFile(io.BytesIO(edited)).read("app.py")
+
+    with pytest.raises(ValueError, match=r"is not in app\.py"):
+        zip_directory(tmp_path, replacements={"app.py": ("LIMIT = 100", "LIMIT = 3")})
+    with pytest.raises(ValueError, match="occurs 2 times"):
+        zip_directory(tmp_path, replacements={"app.py": ("'a'", "'b'")})
+    with pytest.raises(FileNotFoundError, match=r"other\.py"):
+        zip_directory(tmp_path, replacements={"other.py": ("a", "b")})
