@@ -19,9 +19,10 @@ from pydantic import BaseModel, ValidationError
 
 from deployguard.aws.errors import aws_call
 from deployguard.errors import DeployGuardError
-from deployguard.findings import Decision, Result, Severity
+from deployguard.findings import Decision, Severity
 from deployguard.notify import consequence
 from deployguard.outcome import RECORD_TYPE, SCHEMA_VERSION, ActionKind, CheckRecord, OutcomeRecord
+from deployguard_cli.render import RESULT_MARKS
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -37,14 +38,6 @@ MAX_ERRORS = 5
 
 Outcome = Literal["succeeded", "failed", "rolled_back", "undecided"]
 
-_MARK = {
-    Result.PASSED: "PASS",
-    Result.FAILED: "FAIL",
-    Result.WARNED: "WARN",
-    Result.INCONCLUSIVE: "????",
-    Result.SKIPPED: "skip",
-    Result.ERROR: "ERR ",
-}
 
 
 class ReportError(DeployGuardError):
@@ -176,7 +169,7 @@ def _time(at: datetime) -> str:
 
 def _check_lines(check: CheckRecord) -> list[str]:
     lines = [
-        f"    [{_MARK[check.result]}] {check.name:<24} {check.duration_ms:>7.0f} ms  {check.message}".rstrip()
+        f"    [{RESULT_MARKS[check.result]}] {check.name:<24} {check.duration_ms:>7.0f} ms  {check.message}".rstrip()
     ]
     lines += [f"             {f.severity.value} {f.code} {f.subject}: {f.message}" for f in check.findings]
     return lines
