@@ -125,6 +125,11 @@ def guard_lifecycle_event(
         return _finish(record, Redactor())
 
     decision = Decision.SUCCEEDED if evaluation.bypass else decide(evaluation.checks)
+    if evaluation.bypass is not None:  # explicit and audited, never silent
+        logger.warning(
+            "checks bypassed by policy",
+            extra={"reason": evaluation.bypass.reason, "approved_by": evaluation.bypass.approved_by},
+        )
     reason = evaluation.reason or _reason(decision, evaluation.checks)
     target = evaluation.target
     record = record.model_copy(
