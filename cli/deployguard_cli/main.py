@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from deployguard.errors import DeployGuardError
 
-COMMAND_MODULES = ("policy", "check", "report")
+COMMAND_MODULES = ("policy", "check", "report", "rollback", "status", "rehearse")
 
 EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 

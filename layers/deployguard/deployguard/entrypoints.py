@@ -12,14 +12,27 @@ from functools import cache
 from typing import Any, Protocol
 
 from deployguard.aws import clients
+from deployguard.aws.cloudwatch import Alarms, Metrics
 from deployguard.aws.codedeploy import CodeDeploy
 from deployguard.aws.lambda_ import Lambda
 from deployguard.aws.policy_store import PolicyStore
 from deployguard.aws.references import ReferenceResolver
 from deployguard.aws.sns import Sns
+from deployguard.aws.stepfunctions import BakeWorkflow
+from deployguard.errors import DeployGuardError, EventError
 from deployguard.hook import Evaluate, Evaluation, HookName, HookRun, guard_lifecycle_event
+from deployguard.observability import logger
 from deployguard.outcome import OutcomeRecord, Role
+from deployguard.policy import Policy
+from deployguard.post_traffic import (
+    BakePorts,
+    PostTrafficPorts,
+    WatchPorts,
+    evaluate_post_traffic,
+    run_bake_step,
+)
 from deployguard.pre_traffic import PreTrafficPorts, evaluate_pre_traffic
+from deployguard.rollback import RollbackError, RollbackPorts, handle_alarm_event
 from deployguard.settings import HookSettings, SettingsError
 
 DEFAULT_RESERVE_SECONDS = 10.0
@@ -54,6 +67,21 @@ def alert_publisher(topic_arn: str) -> Sns:
     return Sns(clients.sns, topic_arn)
 
 
+@cache
+def alarms() -> Alarms:
+    return Alarms(clients.cloudwatch(), clients.tagging)
+
+
+@cache
+def metrics() -> Metrics:
+    return Metrics(clients.cloudwatch())
+
+
+@cache
+def bake_workflow(state_machine_arn: str) -> BakeWorkflow:
+    return BakeWorkflow(clients.stepfunctions(), state_machine_arn)
+
+
 def alerts_for(settings: HookSettings | None) -> Sns | None:
     """The alert publisher when DEPLOYGUARD_ALERT_TOPIC_ARN is set; None (no alerts) otherwise."""
     if settings is None or settings.alert_topic_arn is None:
@@ -63,12 +91,26 @@ def alerts_for(settings: HookSettings | None) -> Sns | None:
 
 def reset() -> None:
     """Forget every warm adapter and client (tests call this after starting moto)."""
-    for cached in (codedeploy, lambda_adapter, references, policy_store, alert_publisher):
+    for cached in (
+        codedeploy,
+        lambda_adapter,
+        references,
+        policy_store,
+        alert_publisher,
+        alarms,
+        metrics,
+        bake_workflow,
+    ):
         cached.cache_clear()
     clients.reset()
 
 
 def today() -> datetime:
+    return datetime.now(UTC)
+
+
+def now() -> datetime:
+    """The clock of the post-traffic hook, the bake step and the rollback (tests replace it)."""
     return datetime.now(UTC)
 
 
@@ -133,4 +175,95 @@ def pre_traffic_hook(
     )
 
 
-__all__ = ["Evaluate", "pre_traffic_hook", "reset", "run_hook"]
+def _policy_loader(settings: HookSettings) -> Callable[[], Policy]:
+    store = policy_store(settings.policy_parameter, settings.policy_cache_seconds)
+    return lambda: store.load(settings.stage)
+
+
+def _watch() -> WatchPorts:
+    return WatchPorts(alarms=alarms(), metrics=metrics())
+
+
+def _post_traffic(run: HookRun, settings: HookSettings) -> Evaluation:
+    arn = settings.bake_state_machine_arn
+    ports = PostTrafficPorts(
+        codedeploy=codedeploy(),
+        lambda_=lambda_adapter(),
+        watch=_watch(),
+        load_policy=_policy_loader(settings),
+        bake=bake_workflow(arn) if arn else None,
+    )
+    return evaluate_post_traffic(run, ports, stage=settings.stage, clock=now)
+
+
+def post_traffic_hook(
+    event: Mapping[str, Any], context: LambdaContext, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    return run_hook(
+        event, context, environ, hook="AfterAllowTraffic", role=Role.POST_TRAFFIC, evaluate=_post_traffic
+    )
+
+
+def bake_step(event: Mapping[str, Any], context: LambdaContext, environ: Mapping[str, str]) -> dict[str, Any]:
+    """One poll of the bake workflow; invalid settings still end in a reported Failed."""
+    try:
+        settings = HookSettings.from_environ(environ)
+    except SettingsError as exc:
+        logger.error("invalid settings", extra={"error": str(exc)})
+        state = event.get("state") if event.get("action") == "fail" else event
+        failing = {"action": "fail", "state": {**dict(state or {}), "error": {"Error": str(exc)}}}
+        ports = BakePorts(codedeploy=codedeploy(), watch=_watch(), load_policy=_no_policy(exc))
+        return run_bake_step(failing, ports, clock=now)
+    ports = BakePorts(codedeploy=codedeploy(), watch=_watch(), load_policy=_policy_loader(settings))
+    return run_bake_step(event, ports, clock=now, alerts=alerts_for(settings))
+
+
+def _no_policy(error: SettingsError) -> Callable[[], Policy]:
+    def load() -> Policy:
+        raise error
+
+    return load
+
+
+def alarm_rollback(
+    event: Mapping[str, Any], context: LambdaContext, environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """Roll back what a guarded alarm concerns. Errors are logged and raised (Lambda retries)."""
+    try:
+        settings = HookSettings.from_environ(environ)
+    except SettingsError as exc:
+        logger.error("invalid settings", extra={"error": str(exc)})
+        raise
+    ports = RollbackPorts(
+        codedeploy=codedeploy(),
+        lambda_=lambda_adapter(),
+        alarms=alarms(),
+        load_policy=_policy_loader(settings),
+    )
+    try:
+        records = handle_alarm_event(
+            event, ports, stage=settings.stage.value, clock=now, alerts=alerts_for(settings)
+        )
+    except EventError as exc:  # NOTE: not raised: a retry of a malformed event cannot succeed
+        logger.error("malformed alarm event", extra={"error": str(exc)})
+        return {"rolled_back": [], "records": [], "error": str(exc)}
+    except RollbackError:
+        raise  # logged with its outcome records
+    except DeployGuardError as exc:  # the policy or the deployment could not be read: Lambda retries
+        logger.error("alarm rollback failed", extra={"error_type": type(exc).__name__, "error": str(exc)})
+        raise
+    return {
+        "rolled_back": [r.function_name for r in records if r.rolled_back],
+        "records": [summary(r) for r in records],
+    }
+
+
+__all__ = [
+    "Evaluate",
+    "alarm_rollback",
+    "bake_step",
+    "post_traffic_hook",
+    "pre_traffic_hook",
+    "reset",
+    "run_hook",
+]

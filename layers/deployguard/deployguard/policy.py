@@ -196,19 +196,28 @@ class AlarmSelector(_Strict):
 
 
 class AlarmRules(_Strict):
+    """Alarms watched by the post-traffic hook and its bake window, and acted on by the alarm
+    rollback function. Only alarms that entered ALARM after the deployment started count."""
+
     select: AlarmSelector
     pre_existing: Literal["block", "report"] = Field(
-        "report", description="An alarm already in ALARM before the deployment started."
+        "report",
+        description="An alarm already in ALARM before the deployment started: fail the deployment "
+        "('block') or only report it ('report').",
     )
 
 
 class VersionHealth(_Strict):
     """Per-version AWS/Lambda metrics (ExecutedVersion dimension) of the target version."""
 
-    max_error_rate: float = Field(0.05, ge=0, le=1)
-    max_throttles: int = Field(0, ge=0)
-    min_invocations: int = Field(10, ge=0)
-    inconclusive: Literal["pass", "fail"] = "pass"
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="Errors / Invocations above this fails.")
+    max_throttles: int = Field(0, ge=0, description="More Throttles than this fails.")
+    min_invocations: int = Field(
+        10, ge=0, description="Fewer invocations than this cannot be judged: the result is 'inconclusive'."
+    )
+    inconclusive: Literal["pass", "fail"] = Field(
+        "pass", description="What an inconclusive result means when the bake window ends."
+    )
 
 
 class Bake(_Strict):
@@ -226,6 +235,16 @@ class Bypass(_Strict):
     approved_by: str = Field(min_length=1)
 
 
+class DeploymentGroupRef(_Strict):
+    """The CodeDeploy deployment group that deploys the function (SAM names it
+    ``<stack>-<Function>DeploymentGroup-<id>`` in the application ``<stack>-ServerlessDeploymentApplication-<id>``).
+    Lets the alarm rollback find the in-flight deployment with one ListDeployments call; without
+    it, every in-flight deployment of the account is resolved to find the function's."""
+
+    application: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100)
+
+
 class FunctionPolicy(_Strict):
     match: str | None = Field(None, description="Function name or glob (default: the key under 'functions').")
     config: ConfigRules = Field(default_factory=ConfigRules)
@@ -235,6 +254,9 @@ class FunctionPolicy(_Strict):
     alarms: AlarmRules | None = None
     version_health: VersionHealth | None = None
     bake: Bake = Field(default_factory=Bake)
+    deployment_group: DeploymentGroupRef | None = Field(
+        None, description="Where the alarm rollback looks for the function's in-flight deployment."
+    )
     bypass: Bypass | None = None
 
     @model_validator(mode="after")
@@ -248,7 +270,11 @@ class FunctionPolicy(_Strict):
 
 class RollbackRules(_Strict):
     recent_minutes: int = Field(
-        0, ge=0, le=1440, description="Also roll back a release that finished within N minutes."
+        0,
+        ge=0,
+        le=1440,
+        description="Also roll back a release whose deployment started within the last N minutes and "
+        "has already finished (0: only in-flight deployments are rolled back).",
     )
 
 

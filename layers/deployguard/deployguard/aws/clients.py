@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
 
+    from deployguard.aws.cloudwatch import TaggingClient
+
 # NOTE: short connect/read timeouts and bounded standard retries: a hook must always keep enough
 # time to report its status, so no single call may hang for botocore's default 60 s x 5 attempts.
 CONTROL_PLANE = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
@@ -74,3 +76,8 @@ def logs() -> CloudWatchLogsClient:
 
 def stepfunctions() -> SFNClient:
     return _client("stepfunctions")  # type: ignore[no-any-return]
+
+
+def tagging() -> TaggingClient:
+    """Resource Groups Tagging API: finds alarms by tag in one paginated call."""
+    return _client("resourcegroupstaggingapi")  # type: ignore[no-any-return]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
 IN_FLIGHT_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
+FINISHED_STATUSES = ("Succeeded", "Failed", "Stopped")
 
 
 class Deployment(BaseModel):
@@ -128,13 +130,50 @@ class CodeDeploy:
         return answer is not None
 
     def in_flight(self, application_name: str, deployment_group_name: str) -> list[str]:
-        with aws_call("ListDeployments"):
-            answer = self._client.list_deployments(
-                applicationName=application_name,
-                deploymentGroupName=deployment_group_name,
-                includeOnlyStatuses=list(IN_FLIGHT_STATUSES),  # type: ignore[arg-type]
-            )
-        return list(answer.get("deployments", []))
+        return self.deployments(
+            application_name=application_name, deployment_group_name=deployment_group_name
+        )
+
+    def deployments(
+        self,
+        *,
+        application_name: str | None = None,
+        deployment_group_name: str | None = None,
+        statuses: Sequence[str] = IN_FLIGHT_STATUSES,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> list[str]:
+        """ListDeployments of one deployment group (both names) or of the whole account (neither),
+        with ``statuses``, created within the range; one call per page."""
+        window = {
+            key: value
+            for key, value in (("start", created_after), ("end", created_before))
+            if value is not None
+        }
+        group = (
+            {"applicationName": application_name, "deploymentGroupName": deployment_group_name}
+            if application_name and deployment_group_name
+            else {}
+        )
+        request: dict[str, Any] = {**group, "includeOnlyStatuses": list(statuses)}
+        if window:
+            request["createTimeRange"] = window
+        found: list[str] = []
+        token: str | None = None
+        while True:
+            with aws_call("ListDeployments"):
+                page: dict[str, Any] = {"nextToken": token} if token else {}
+                answer = self._client.list_deployments(**request, **page)
+            found += answer.get("deployments", [])
+            token = answer.get("nextToken")
+            if not token:
+                return found
+
+    def status(self, deployment_id: str) -> str:
+        """The deployment's status (GetDeployment, without resolving its AppSpec)."""
+        with aws_call("GetDeployment"):
+            info = self._client.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+        return str(info.get("status", "Unknown"))
 
 
 def _revision_content(revision: dict[str, Any]) -> str | None:
