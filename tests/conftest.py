@@ -76,10 +76,10 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def aws(aws_env: None) -> Iterator[None]:
     """moto for every service, Lambda without Docker, with DeployGuard's moto extensions."""
-    from deployguard_cli.localaws import lambda_runner, moto_codedeploy
+    from deployguard_cli.localaws import lambda_runner, moto_cloudwatch, moto_codedeploy, moto_lambda_alias
 
-    moto_codedeploy.install()
-    lambda_runner.install()
+    for extension in (moto_codedeploy, moto_cloudwatch, moto_lambda_alias, lambda_runner):
+        extension.install()
     with mock_aws(config={"lambda": {"use_docker": False}}):
         entrypoints.reset()
         yield
