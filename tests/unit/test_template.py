@@ -783,11 +783,11 @@ def test_the_stage_policy_is_valid_and_names_this_templates_resources(stage: str
                 assert not any(re.search(p, database) for p in rule.deny)
 
 
-# --- docs/attach.md: the copy-paste snippets work -------------------------------------------------
+# --- README "Attach to an existing application": the copy-paste snippets work -------------------------------------------------
 
 
 def snippets() -> dict[str, str]:
-    text = (ROOT / "docs" / "attach.md").read_text()
+    text = (ROOT / "README.md").read_text()
     return {name: body for body, name in re.findall(r"```yaml\n(# snippet: ([\w-]+)\n.*?)```", text, re.S)}
 
 
