@@ -26,14 +26,18 @@ def load_event(name: str) -> dict[str, Any]:
     return event
 
 
-def load_handler(function: str) -> ModuleType:
-    """functions/<function>/app.py as a module (handlers are not a package; no sys.path edits)."""
-    path = ROOT / "functions" / function / "app.py"
-    spec = importlib.util.spec_from_file_location(f"handler_{function}", path)
+def load_module(path: Path, name: str) -> ModuleType:
+    """A Python file as a module (handlers are not a package; no sys.path edits)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_handler(function: str) -> ModuleType:
+    """functions/<function>/app.py as a module."""
+    return load_module(ROOT / "functions" / function / "app.py", f"handler_{function}")
 
 
 @dataclass

@@ -10,6 +10,8 @@ Events:
 Configuration (read from the environment and validated once, at the handler's entry; anything
 missing or wrong raises ``ConfigError`` naming the variable): ``STAGE`` (dev | staging | prod),
 ``DATABASE_URL`` (``sqlite:///ABSOLUTE/PATH.db``, an existing file made by ``create_schema``),
+``SEED_DATABASE`` (``true``: make a missing file from schema.sql — the deployed example, whose
+file lives in /tmp; default ``false``, so a typo never silently creates an empty database),
 ``AWS_LAMBDA_FUNCTION_VERSION`` (set by Lambda).
 
 Synthetic traffic (the contract with DeployGuard's smoke tests): when the invocation's client
@@ -66,13 +68,20 @@ class Settings:
         stage = env.get("STAGE")
         if stage not in STAGES:
             raise ConfigError(f"STAGE must be one of {', '.join(STAGES)}; it is {stage!r}")
+        seed = env.get("SEED_DATABASE", "false")
+        if seed not in ("true", "false"):
+            raise ConfigError(f"SEED_DATABASE must be 'true' or 'false'; it is {seed!r}")
         return cls(
-            stage=stage, database=database_path(env.get("DATABASE_URL")), version=function_version(env)
+            stage=stage,
+            database=database_path(env.get("DATABASE_URL"), seed=seed == "true"),
+            version=function_version(env),
         )
 
 
-def database_path(url: str | None) -> Path:
-    """The database file of ``sqlite:///ABSOLUTE/PATH.db``; it must exist (SQLite would create it)."""
+def database_path(url: str | None, *, seed: bool = False) -> Path:
+    """The database file of ``sqlite:///ABSOLUTE/PATH.db``. It must exist (SQLite would silently
+    create an empty one), unless ``seed``: then a missing file is made from schema.sql — what the
+    example does when deployed to AWS (SEED_DATABASE=true), where /tmp starts empty."""
     expected = "set DATABASE_URL to sqlite:///ABSOLUTE/PATH.db"
     if not url:
         raise ConfigError(f"DATABASE_URL is not set; {expected}")
@@ -81,6 +90,8 @@ def database_path(url: str | None) -> Path:
     path = Path(url.removeprefix(SQLITE_URL_PREFIX))
     if "?" in url or not path.is_absolute() or path.as_posix().startswith("//"):
         raise ConfigError(f"DATABASE_URL {url!r} must name an absolute file path; {expected}")
+    if seed and not path.exists():
+        create_schema(path)
     if not path.is_file():
         raise ConfigError(f"DATABASE_URL names {path}, which does not exist; create it with create_schema()")
     return path

@@ -3,7 +3,6 @@ synthetic-traffic contract, configuration errors, and the broken releases a rehe
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import sqlite3
 import zipfile
@@ -16,7 +15,7 @@ import pytest
 
 from deployguard_cli.example_app import BROKEN_RELEASES
 from deployguard_cli.localaws.lambda_runner import zip_directory
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_module
 
 ORDERS = ROOT / "functions" / "orders"
 QUOTE: dict[str, Any] = {
@@ -27,12 +26,7 @@ QUOTE: dict[str, Any] = {
 
 
 def load_app(path: Path) -> ModuleType:
-    """app.py from a folder, as a module (not a package: no sys.path edits)."""
-    spec = importlib.util.spec_from_file_location(f"orders_app_{abs(hash(path))}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module(path, f"orders_app_{abs(hash(path))}")
 
 
 @dataclass
@@ -204,3 +198,15 @@ def test_the_partial_failure_release_passes_the_smoke_basket_but_fails_bulk_orde
     # ... but part of real traffic (qty > 3) raises
     with pytest.raises(ValueError, match="between 1 and 3"):
         broken.handler({**QUOTE, "items": [{"sku": "A-1", "qty": 4}]}, Context())
+
+
+def test_a_missing_database_is_created_only_when_seeding_is_asked_for(tmp_path: Path) -> None:
+    app = load_app(ROOT / "functions" / "orders" / "app.py")
+    url = f"sqlite://{tmp_path / 'fresh.db'}"
+    env = {"STAGE": "dev", "DATABASE_URL": url, "AWS_LAMBDA_FUNCTION_VERSION": "1"}
+
+    with pytest.raises(app.ConfigError, match="does not exist"):
+        app.Settings.from_env(env)
+    settings = app.Settings.from_env({**env, "SEED_DATABASE": "true"})
+
+    assert settings.database.is_file()
