@@ -25,7 +25,9 @@ def record_lines(record: OutcomeRecord) -> list[str]:
     if record.bypass is not None:
         lines.append(f"  BYPASSED: {record.bypass.reason} (approved by {record.bypass.approved_by})")
     for check in record.checks:
-        lines.append(f"  [{RESULT_MARKS[check.result]}] {check.name} ({check.duration_ms:.0f} ms) {check.message}")
+        lines.append(
+            f"  [{RESULT_MARKS[check.result]}] {check.name} ({check.duration_ms:.0f} ms) {check.message}"
+        )
         lines += [f"         {f.severity.value} {f.code} {f.subject}: {f.message}" for f in check.findings]
     for action in record.actions:
         lines.append(f"  action: {action.kind.value} {action.detail}{'' if action.ok else ' (FAILED)'}")

@@ -39,7 +39,6 @@ MAX_ERRORS = 5
 Outcome = Literal["succeeded", "failed", "rolled_back", "undecided"]
 
 
-
 class ReportError(DeployGuardError):
     code = "REPORT"
 

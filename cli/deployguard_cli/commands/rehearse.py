@@ -1,0 +1,268 @@
+"""``deployguard rehearse`` — watch DeployGuard stop the classic bad releases, on an embedded AWS.
+
+Each scenario is a real guarded deployment of the example application (moto in this process, no
+account, no Docker, a virtual clock): a live timeline (traffic weights, hook results, alarms, the
+decision), the deployment's report from its outcome records, and where each outcome was recorded.
+Then a summary table. ``--json`` prints one JSON document instead.
+
+Exit 0 every scenario ended as expected, 1 at least one did not, 2 the rehearsal could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from deployguard_cli.main import EXIT_FINDINGS, EXIT_OK
+
+KIND_STYLES = {
+    "deployment": "bold",
+    "hook": "cyan",
+    "shift": "magenta",
+    "traffic": "dim",
+    "alarm": "yellow",
+    "event": "blue",
+    "workflow": "dim cyan",
+    "rollback": "red",
+    "decision": "bold",
+}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "rehearse",
+        help="run guarded deployments of the example app on an embedded local AWS (no account, no Docker)",
+    )
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        dest="scenarios",
+        metavar="NAME",
+        help="run only this scenario (repeatable); see --list",
+    )
+    parser.add_argument("--list", action="store_true", help="list the scenarios and what each must end in")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
+    parser.add_argument("--no-report", action="store_true", help="leave out each deployment's report")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    # NOTE: imported here: moto and the rehearsal are heavy, and other commands never need them.
+    from deployguard_cli.rehearsal.scenarios import SCENARIOS, by_name  # noqa: PLC0415
+
+    try:
+        scenarios = by_name(args.scenarios)
+    except KeyError as exc:
+        print(f"deployguard: {exc.args[0]}", file=sys.stderr)
+        return 2
+    if args.list:
+        return _list(scenarios if args.scenarios else list(SCENARIOS), as_json=args.json)
+    if args.json:
+        return _run_json(scenarios)
+    return _run_live(scenarios, show_report=not args.no_report)
+
+
+def _list(scenarios: list[Any], *, as_json: bool) -> int:
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    _expectation(s) | {"name": s.name, "title": s.title, "mistake": s.mistake}
+                    for s in scenarios
+                ],
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title="deployguard rehearse --scenario NAME")
+    for column in ("name", "the mistake", "must end"):
+        table.add_column(column)
+    for s in scenarios:
+        table.add_row(s.name, s.mistake, _expected_words(s))
+    Console().print(table)
+    return EXIT_OK
+
+
+def _expectation(scenario: Any) -> dict[str, Any]:
+    e = scenario.expected
+    return {
+        "status": e.status,
+        "max_weight": e.max_weight,
+        "alias_on": e.alias_on,
+        "rolled_back": e.rolled_back,
+        "decided_by": e.decided_by,
+    }
+
+
+def _expected_words(scenario: Any) -> str:
+    e = scenario.expected
+    if e.status == "Succeeded":
+        return "Succeeded: 100% on the new version"
+    where = (
+        "before traffic, 0% shifted"
+        if e.max_weight == 0
+        else f"by {e.decided_by}, rolled back to the previous version"
+    )
+    return f"{e.status} {where}"
+
+
+def _run_json(scenarios: list[Any]) -> int:
+    from deployguard_cli.rehearsal.runner import run_all  # noqa: PLC0415
+
+    began = time.perf_counter()
+    # NOTE: stray output (a warning printed by a library) must not corrupt the JSON on stdout.
+    with contextlib.redirect_stdout(sys.stderr):
+        results = run_all(scenarios)
+    document = {
+        "all_as_expected": all(r.as_expected for r in results),
+        "seconds": round(time.perf_counter() - began, 3),
+        "scenarios": [r.to_json() for r in results],
+    }
+    print(json.dumps(document, indent=2))
+    return EXIT_OK if document["all_as_expected"] else EXIT_FINDINGS
+
+
+def _run_live(scenarios: list[Any], *, show_report: bool) -> int:
+    from rich.console import Console  # noqa: PLC0415
+
+    from deployguard_cli.rehearsal.runner import run_all  # noqa: PLC0415
+
+    out: TextIO = sys.stdout  # bound now: the rehearsal routes sys.stdout to the functions' logs
+    # NOTE: piped output (CI logs) gets a wide console: timeline lines are long and must stay one line.
+    console = Console(file=out, highlight=False, width=None if out.isatty() else 140, soft_wrap=True)
+    console.rule("[bold]DeployGuard rehearsal[/]: guarded deployments of the example app on an embedded AWS")
+    console.print(
+        "Real: the guard functions' handlers, the example app's code (a subprocess per invocation, with "
+        "each version's environment), moto's AWS APIs and metrics. Simulated: CodeDeploy's orchestration, "
+        "EventBridge delivery, Step Functions waits, alarm evaluation — on a virtual clock.\n",
+        style="dim",
+    )
+    began = time.perf_counter()
+    index = {s.name: i for i, s in enumerate(scenarios, 1)}
+    shown: set[str] = set()
+
+    def observe(scenario: Any, event: Any) -> None:
+        if scenario.name not in shown:
+            shown.add(scenario.name)
+            console.rule(f"[{index[scenario.name]}/{len(scenarios)}] {scenario.title}", align="left")
+            console.print(f"the mistake: {scenario.mistake}", style="italic")
+            console.print(f"must end:    {_expected_words(scenario)}", style="italic")
+        style = KIND_STYLES.get(event.kind, "")
+        if event.kind == "alarm" and event.detail.get("state") == "ALARM":
+            style = "bold red"
+        marker = _bar(event.detail["weight"]) + " " if event.kind == "shift" else ""
+        console.print(
+            f"  {event.at:%H:%M:%S}  {event.kind:<10} {marker}{event.message}", style=style, markup=False
+        )
+
+    def finished(result: Any) -> None:
+        _print_result(console, result, show_report=show_report)
+
+    results = run_all(scenarios, observer=observe, on_result=finished)
+    _print_summary(console, results, time.perf_counter() - began)
+    return EXIT_OK if all(r.as_expected for r in results) else EXIT_FINDINGS
+
+
+def _bar(weight: float, width: int = 10) -> str:
+    filled = round(weight * width)
+    return "█" * filled + "░" * (width - filled)
+
+
+def _print_result(console: Any, result: Any, *, show_report: bool) -> None:
+    o = result.outcome
+    if result.as_expected:
+        console.print(f"  ✔ ended as expected: {_ended(result)}", style="bold green", markup=False)
+    else:
+        console.print(f"  ✘ NOT as expected: {_ended(result)}", style="bold red", markup=False)
+        for problem in result.problems:
+            console.print(f"      - {problem}", style="red", markup=False)
+    if show_report:
+        console.print("")
+        for line in result.report_text.splitlines():
+            console.print(f"    {line}", style="dim", markup=False)
+    console.print("")
+    console.print("  recorded:", style="bold")
+    for group, lines in sorted(result.log_lines.items()):
+        console.print(f"    CloudWatch Logs {group}: {lines} line(s)", markup=False)
+    console.print(f"    outcome records (deployguard outcome): {len(result.records)}", markup=False)
+    names = sorted({f"{m.namespace}/{m.name}" for m in result.metrics})
+    if names:
+        console.print(f"    metrics (EMF): {', '.join(names)}", markup=False)
+    if o.traffic:
+        console.print(
+            f"    metrics AWS/Lambda: {result.lambda_datapoints} datapoints (Invocations, Errors, Throttles, "
+            f"Duration per version) from {sum(m.invocations for m in o.traffic)} requests",
+            markup=False,
+        )
+    for alert in result.alerts:
+        console.print(f"    alert (SNS {result.wiring.alert_topic_name}): {alert}", markup=False)
+    console.print(f"    guard policy: {result.policy_source}", style="dim", markup=False)
+    console.print(
+        f"  took {result.seconds:.1f} s for {_duration(o.virtual_duration.total_seconds())} of deployment time\n",
+        style="dim",
+        markup=False,
+    )
+
+
+def _ended(result: Any) -> str:
+    o = result.outcome
+    if o.status == "Succeeded":
+        return f"Succeeded, 100% on version {o.target_version}"
+    shifted = (
+        "before any traffic shifted" if o.max_weight == 0 else f"after {o.max_weight:.0%} of traffic shifted"
+    )
+    back = f", alias back on version {o.alias_version}" if o.rolled_back else ""
+    return f"{o.status} {shifted}{back} ({o.reason})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
+_DECIDERS = {
+    "BeforeAllowTraffic": "pre-traffic hook",
+    "AfterAllowTraffic": "post-traffic hook",
+    "alarm": "alarm",
+    "passed": "all checks passed",
+}
+
+
+def _decider(outcome: Any) -> str:
+    if outcome.failure in ("alarm", "stopped"):
+        return "alarm"
+    return str(outcome.failed_lifecycle_event or "passed")
+
+
+def _print_summary(console: Any, results: list[Any], seconds: float) -> None:
+    from rich.table import Table  # noqa: PLC0415
+
+    table = Table(title=f"Rehearsal summary: {len(results)} scenario(s) in {seconds:.1f} s")
+    for column in ("scenario", "ended", "new version got", "decided by", "alias on", "took", "virtual", "ok"):
+        table.add_column(column, no_wrap=column in ("scenario", "took", "virtual"))
+    for r in results:
+        o = r.outcome
+        table.add_row(
+            r.scenario.name,
+            o.status,
+            f"{o.max_weight:.0%}",
+            _DECIDERS.get(_decider(o), _decider(o)),
+            f"v{o.alias_version}",
+            f"{r.seconds:.1f} s",
+            _duration(o.virtual_duration.total_seconds()),
+            "[green]yes[/]" if r.as_expected else "[red]NO[/]",
+        )
+    console.print(table)
+    failed = [r.scenario.name for r in results if not r.as_expected]
+    if failed:
+        console.print(f"not as expected: {', '.join(failed)}", style="bold red")
+    else:
+        console.print(f"all {len(results)} scenario(s) ended as expected", style="bold green")

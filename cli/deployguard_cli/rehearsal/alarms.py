@@ -1,0 +1,519 @@
+"""CloudWatch's part: evaluate alarms from the metrics in CloudWatch, and EventBridge's part:
+deliver each "CloudWatch Alarm State Change" to the rules that match it.
+
+moto stores alarms and metrics but never evaluates an alarm. :class:`AlarmEvaluator` does, once per
+period, from the alarm's own definition as ``DescribeAlarms`` returns it: single-metric alarms
+(``Statistic`` or a percentile ``ExtendedStatistic``) and metric-math alarms (``Metrics`` with
+``MetricStat`` queries and one expression: ``IF``, ``FILL``, ``SUM``/``MIN``/``MAX``/``AVG`` of a
+list, arithmetic and comparisons), ``EvaluationPeriods``, ``DatapointsToAlarm`` (M out of N),
+``ComparisonOperator``, ``Threshold`` and ``TreatMissingData``. Data comes from ``GetMetricData``
+(percentiles, which moto cannot compute, from moto's stored samples). A new state is written with
+``SetAlarmState`` and returned as an EventBridge event shaped like CloudWatch's.
+
+Not modelled: anomaly-detection bands, composite alarms, ``EvaluateLowSampleCountPercentile``, and
+CloudWatch's evaluation delay (here a period is judged the moment it closes).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from deployguard_cli.rehearsal.clock import floor_to
+from deployguard_cli.rehearsal.wiring import ACCOUNT_ID, REGION
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+
+__all__ = [
+    "AlarmEvaluator",
+    "AlarmStateChange",
+    "MetricMathError",
+    "evaluate_expression",
+    "matches_pattern",
+]
+
+STATE_CHANGE = "CloudWatch Alarm State Change"
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    "GreaterThanThreshold": lambda value, threshold: value > threshold,
+    "GreaterThanOrEqualToThreshold": lambda value, threshold: value >= threshold,
+    "LessThanThreshold": lambda value, threshold: value < threshold,
+    "LessThanOrEqualToThreshold": lambda value, threshold: value <= threshold,
+}
+_SIMPLE_STATS = frozenset({"Sum", "Average", "Minimum", "Maximum", "SampleCount"})
+
+
+class MetricMathError(ValueError):
+    """An expression the rehearsal cannot evaluate."""
+
+
+class PatternError(ValueError):
+    """An EventBridge pattern form the rehearsal cannot match."""
+
+
+@dataclass(frozen=True)
+class AlarmStateChange:
+    alarm_name: str
+    alarm_arn: str
+    previous: str
+    state: str
+    reason: str
+    reason_data: dict[str, Any]
+    at: datetime
+    event: dict[str, Any]  # what CloudWatch puts on the default event bus
+
+
+# --- metric math --------------------------------------------------------------------------------
+_Series = Mapping[datetime, float]
+
+
+def evaluate_expression(expression: str, series: Mapping[str, _Series], at: datetime) -> float | None:
+    """The value of a metric-math ``expression`` at one timestamp (None: no datapoint there)."""
+    try:
+        tree = ast.parse(expression.replace("&&", " and ").replace("||", " or "), mode="eval")
+    except SyntaxError as exc:
+        raise MetricMathError(f"cannot parse metric math {expression!r}: {exc.msg}") from exc
+    return _value(tree.body, series, at)
+
+
+def _value(node: ast.expr, series: Mapping[str, _Series], at: datetime) -> float | None:  # noqa: C901, PLR0912
+    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
+        return float(node.value)
+    if isinstance(node, ast.Name):
+        if node.id not in series:
+            raise MetricMathError(f"metric math names {node.id!r}, which is not a query of the alarm")
+        return series[node.id].get(at)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        operand = _value(node.operand, series, at)
+        return None if operand is None else -operand
+    if isinstance(node, ast.BinOp):
+        left, right = _value(node.left, series, at), _value(node.right, series, at)
+        if left is None or right is None:
+            return None
+        if isinstance(node.op, ast.Add):
+            return left + right
+        if isinstance(node.op, ast.Sub):
+            return left - right
+        if isinstance(node.op, ast.Mult):
+            return left * right
+        if isinstance(node.op, ast.Div):
+            return None if right == 0 else left / right  # CloudWatch drops the datapoint
+        if isinstance(node.op, ast.Pow):
+            return float(left**right)
+    if isinstance(node, ast.Compare) and len(node.ops) == 1:
+        left, right = _value(node.left, series, at), _value(node.comparators[0], series, at)
+        if left is None or right is None:
+            return None
+        return 1.0 if _compare(node.ops[0], left, right) else 0.0
+    if isinstance(node, ast.BoolOp):
+        values = [_value(v, series, at) for v in node.values]
+        if any(v is None for v in values):
+            return None
+        truth = all if isinstance(node.op, ast.And) else any
+        return 1.0 if truth(bool(v) for v in values) else 0.0
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return _call(node.func.id.upper(), node.args, series, at)
+    raise MetricMathError(f"the rehearsal does not evaluate {ast.unparse(node)!r} in metric math")
+
+
+def _compare(op: ast.cmpop, left: float, right: float) -> bool:
+    table: dict[type[ast.cmpop], Callable[[float, float], bool]] = {
+        ast.Gt: lambda a, b: a > b,
+        ast.GtE: lambda a, b: a >= b,
+        ast.Lt: lambda a, b: a < b,
+        ast.LtE: lambda a, b: a <= b,
+        ast.Eq: lambda a, b: a == b,
+        ast.NotEq: lambda a, b: a != b,
+    }
+    if type(op) not in table:
+        raise MetricMathError("unsupported comparison in metric math")
+    return table[type(op)](left, right)
+
+
+def _call(name: str, args: Sequence[ast.expr], series: Mapping[str, _Series], at: datetime) -> float | None:
+    if name == "IF" and len(args) in (2, 3):
+        condition = _value(args[0], series, at)
+        if condition is None:
+            return None
+        if condition:
+            return _value(args[1], series, at)
+        return _value(args[2], series, at) if len(args) == 3 else None
+    if name == "FILL" and len(args) == 2:
+        value = _value(args[0], series, at)
+        return _value(args[1], series, at) if value is None else value
+    if name in ("SUM", "MIN", "MAX", "AVG") and len(args) == 1 and isinstance(args[0], ast.List):
+        values = [v for v in (_value(e, series, at) for e in args[0].elts) if v is not None]
+        if not values:
+            return None
+        if name == "SUM":
+            return sum(values)
+        if name == "AVG":
+            return sum(values) / len(values)
+        return min(values) if name == "MIN" else max(values)
+    if name == "ABS" and len(args) == 1:
+        value = _value(args[0], series, at)
+        return None if value is None else abs(value)
+    raise MetricMathError(f"the rehearsal does not evaluate the metric math function {name}")
+
+
+# --- reading the metrics ------------------------------------------------------------------------
+def _percentile(values: Sequence[float], percent: float) -> float:
+    ordered = sorted(values)
+    rank = max(math.ceil(percent / 100 * len(ordered)) - 1, 0)  # nearest-rank, as CloudWatch documents
+    return ordered[rank]
+
+
+class _Metrics:
+    """Per-period values of one metric and statistic, from CloudWatch (moto)."""
+
+    def __init__(self, cloudwatch: CloudWatchClient, samples: Callable[[], Sequence[Any]] | None) -> None:
+        self._cloudwatch = cloudwatch
+        self._samples = samples
+
+    def series(
+        self, metric: Mapping[str, Any], stat: str, period: int, start: datetime, end: datetime
+    ) -> dict[datetime, float]:
+        if stat in _SIMPLE_STATS:
+            query: Any = {"Id": "m", "MetricStat": {"Metric": dict(metric), "Period": period, "Stat": stat}}
+            answer = self._cloudwatch.get_metric_data(
+                MetricDataQueries=[query],
+                StartTime=start,
+                EndTime=end,
+            )
+            result = answer["MetricDataResults"][0]
+            return {
+                floor_to(t, period): float(v)
+                for t, v in zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
+            }
+        if stat.startswith("p") and self._samples is not None:
+            return self._percentiles(metric, float(stat[1:]), period, start, end)
+        raise MetricMathError(f"the rehearsal does not compute the statistic {stat}")
+
+    def _percentiles(
+        self, metric: Mapping[str, Any], percent: float, period: int, start: datetime, end: datetime
+    ) -> dict[datetime, float]:
+        # NOTE: moto's GetMetricData has no percentiles; its stored samples are the same metric data.
+        wanted = sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+        buckets: dict[datetime, list[float]] = {}
+        assert self._samples is not None
+        for datum in self._samples():
+            if datum.namespace != metric["Namespace"] or datum.name != metric["MetricName"]:
+                continue
+            if sorted((d.name, d.value) for d in datum.dimensions) != wanted:
+                continue
+            stamp = (
+                datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=start.tzinfo)
+            )
+            if start <= stamp < end and hasattr(datum, "value"):
+                buckets.setdefault(floor_to(stamp, period), []).append(float(datum.value))
+        return {when: _percentile(values, percent) for when, values in buckets.items()}
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Judgement:
+    state: str
+    reason: str
+    values: list[float | None]
+    periods: list[datetime]
+
+
+class AlarmEvaluator:
+    """Evaluates the named alarms at the end of each period and writes their new states."""
+
+    def __init__(
+        self,
+        cloudwatch: CloudWatchClient,
+        alarm_names: Sequence[str],
+        *,
+        samples: Callable[[], Sequence[Any]] | None = None,
+    ) -> None:
+        self._cloudwatch = cloudwatch
+        self._names = list(alarm_names)
+        self._metrics = _Metrics(cloudwatch, samples)
+
+    @property
+    def alarm_names(self) -> list[str]:
+        return list(self._names)
+
+    def evaluate(self, now: datetime) -> list[AlarmStateChange]:
+        """Judge every alarm on the periods closed by ``now``; SetAlarmState on each change."""
+        if not self._names:
+            return []
+        alarms = self._cloudwatch.describe_alarms(AlarmNames=self._names)["MetricAlarms"]
+        changes = []
+        for alarm in alarms:
+            judgement = self._judge(dict(alarm), now)
+            previous = str(alarm.get("StateValue", "INSUFFICIENT_DATA"))
+            if judgement is None or judgement.state == previous:
+                continue
+            reason_data = {
+                "version": "1.0",
+                "queryDate": now.isoformat(timespec="milliseconds"),
+                "startDate": judgement.periods[-1].isoformat(timespec="milliseconds")
+                if judgement.periods
+                else None,
+                "period": int(alarm.get("Period") or _period(dict(alarm))),
+                "recentDatapoints": [v for v in judgement.values if v is not None],
+                "threshold": alarm.get("Threshold"),
+                "evaluatedDatapoints": [
+                    {"timestamp": p.isoformat(timespec="milliseconds"), "value": v}
+                    for p, v in zip(judgement.periods, judgement.values, strict=True)
+                    if v is not None
+                ],
+            }
+            self._cloudwatch.set_alarm_state(
+                AlarmName=alarm["AlarmName"],
+                StateValue=judgement.state,  # type: ignore[arg-type]
+                StateReason=judgement.reason,
+                StateReasonData=json.dumps(reason_data),
+            )
+            changes.append(
+                AlarmStateChange(
+                    alarm_name=alarm["AlarmName"],
+                    alarm_arn=alarm["AlarmArn"],
+                    previous=previous,
+                    state=judgement.state,
+                    reason=judgement.reason,
+                    reason_data=reason_data,
+                    at=now,
+                    event=state_change_event(
+                        dict(alarm),
+                        previous=previous,
+                        state=judgement.state,
+                        reason=judgement.reason,
+                        reason_data=reason_data,
+                        at=now,
+                    ),
+                )
+            )
+        return changes
+
+    def _judge(self, alarm: dict[str, Any], now: datetime) -> _Judgement | None:
+        period = _period(alarm)
+        evaluation_periods = int(alarm.get("EvaluationPeriods") or 1)
+        to_alarm = int(alarm.get("DatapointsToAlarm") or evaluation_periods)
+        end = floor_to(now, period)
+        periods = [end - timedelta(seconds=period * (i + 1)) for i in reversed(range(evaluation_periods))]
+        start = periods[0]
+        values_by_period = self._values(alarm, period, start, end)
+        values = [values_by_period.get(p) for p in periods]
+        threshold = float(alarm["Threshold"])
+        compare = _COMPARE[str(alarm["ComparisonOperator"])]
+        treat = str(alarm.get("TreatMissingData") or "missing")
+        breaching = sum(1 for v in values if v is not None and compare(v, threshold))
+        missing = sum(1 for v in values if v is None)
+        if treat == "breaching":
+            breaching += missing
+        name = _describe(alarm)
+        if breaching >= to_alarm:
+            latest = next((v for v in reversed(values) if v is not None), None)
+            shown = "missing" if latest is None else f"{latest:g}"
+            return _Judgement(
+                "ALARM",
+                f"Threshold Crossed: {breaching} out of the last {evaluation_periods} datapoints of {name} "
+                f"were {_word(alarm)} the threshold ({threshold:g}); the most recent was {shown}.",
+                values,
+                periods,
+            )
+        if missing == len(values) and treat in ("missing", "ignore"):
+            if treat == "ignore":
+                return None  # the alarm keeps its state
+            return _Judgement(
+                "INSUFFICIENT_DATA",
+                f"No datapoints of {name} in the last {evaluation_periods} periods.",
+                values,
+                periods,
+            )
+        return _Judgement(
+            "OK",
+            f"Threshold Crossed: {len(values) - breaching - (missing if treat != 'breaching' else 0)} datapoint(s) "
+            f"of {name} not {_word(alarm)} the threshold ({threshold:g})"
+            + (
+                f"; {missing} missing, treated as not breaching"
+                if missing and treat == "notBreaching"
+                else ""
+            )
+            + ".",
+            values,
+            periods,
+        )
+
+    def _values(
+        self, alarm: Mapping[str, Any], period: int, start: datetime, end: datetime
+    ) -> dict[datetime, float]:
+        if alarm.get("Metrics"):
+            series: dict[str, dict[datetime, float]] = {}
+            expression = None
+            for query in alarm["Metrics"]:
+                if "MetricStat" in query:
+                    stat = query["MetricStat"]
+                    series[query["Id"]] = self._metrics.series(
+                        stat["Metric"], stat["Stat"], int(stat["Period"]), start, end
+                    )
+                if query.get("ReturnData", True):
+                    expression = query
+            if expression is None:
+                raise MetricMathError(f"alarm {alarm['AlarmName']} returns no data (no ReturnData query)")
+            if "MetricStat" in expression:
+                return series[expression["Id"]]
+            stamps = sorted({t for s in series.values() for t in s})
+            values = {t: evaluate_expression(expression["Expression"], series, t) for t in stamps}
+            return {t: v for t, v in values.items() if v is not None}
+        metric = {
+            "Namespace": alarm["Namespace"],
+            "MetricName": alarm["MetricName"],
+            "Dimensions": alarm.get("Dimensions", []),
+        }
+        stat = alarm.get("Statistic") or alarm.get("ExtendedStatistic") or "Average"
+        return self._metrics.series(metric, str(stat), period, start, end)
+
+
+def _period(alarm: Mapping[str, Any]) -> int:
+    if alarm.get("Period"):
+        return int(alarm["Period"])
+    periods = [int(q["MetricStat"]["Period"]) for q in alarm.get("Metrics", []) if "MetricStat" in q]
+    return min(periods, default=60)
+
+
+def _describe(alarm: Mapping[str, Any]) -> str:
+    if alarm.get("Metrics"):
+        returned: Mapping[str, Any] = next((q for q in alarm["Metrics"] if q.get("ReturnData", True)), {})
+        return str(
+            returned.get("Label") or returned.get("Expression") or returned.get("Id", "the expression")
+        )
+    stat = alarm.get("Statistic") or alarm.get("ExtendedStatistic")
+    return f"{alarm.get('MetricName')} ({stat})"
+
+
+def _word(alarm: Mapping[str, Any]) -> str:
+    operator = str(alarm["ComparisonOperator"])
+    return {
+        "GreaterThanThreshold": "greater than",
+        "GreaterThanOrEqualToThreshold": "greater than or equal to",
+        "LessThanThreshold": "less than",
+        "LessThanOrEqualToThreshold": "less than or equal to",
+    }[operator]
+
+
+def _configuration(alarm: Mapping[str, Any]) -> dict[str, Any]:
+    def metric_stat(stat: Mapping[str, Any]) -> dict[str, Any]:
+        metric = stat["Metric"]
+        return {
+            "metric": {
+                "namespace": metric["Namespace"],
+                "name": metric["MetricName"],
+                "dimensions": {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])},
+            },
+            "period": int(stat["Period"]),
+            "stat": stat["Stat"],
+        }
+
+    metrics: list[dict[str, Any]] = []
+    if alarm.get("Metrics"):
+        for query in alarm["Metrics"]:
+            entry: dict[str, Any] = {"id": query["Id"], "returnData": bool(query.get("ReturnData", True))}
+            if "MetricStat" in query:
+                entry["metricStat"] = metric_stat(query["MetricStat"])
+            else:
+                entry["expression"] = query["Expression"]
+                entry["label"] = query.get("Label", query["Id"])
+            metrics.append(entry)
+    else:
+        stat = alarm.get("Statistic") or alarm.get("ExtendedStatistic")
+        metrics.append(
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, str(alarm["AlarmArn"]))),
+                "metricStat": metric_stat(
+                    {
+                        "Metric": {
+                            "Namespace": alarm["Namespace"],
+                            "MetricName": alarm["MetricName"],
+                            "Dimensions": alarm.get("Dimensions", []),
+                        },
+                        "Period": alarm["Period"],
+                        "Stat": stat,
+                    }
+                ),
+                "returnData": True,
+            }
+        )
+    return {"description": alarm.get("AlarmDescription", ""), "metrics": metrics}
+
+
+def _cloudwatch_time(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}+0000"
+
+
+def state_change_event(
+    alarm: Mapping[str, Any],
+    *,
+    previous: str,
+    state: str,
+    reason: str,
+    reason_data: Mapping[str, Any],
+    at: datetime,
+) -> dict[str, Any]:
+    """The EventBridge event CloudWatch emits on an alarm state change."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": STATE_CHANGE,
+        "source": "aws.cloudwatch",
+        "account": ACCOUNT_ID,
+        "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": REGION,
+        "resources": [alarm["AlarmArn"]],
+        "detail": {
+            "alarmName": alarm["AlarmName"],
+            "state": {
+                "value": state,
+                "reason": reason,
+                "reasonData": json.dumps(reason_data),
+                "timestamp": _cloudwatch_time(at),
+            },
+            "previousState": {
+                "value": previous,
+                "reason": str(alarm.get("StateReason", "")),
+                "timestamp": _cloudwatch_time(at),
+            },
+            "configuration": _configuration(alarm),
+        },
+    }
+
+
+# --- EventBridge --------------------------------------------------------------------------------
+def matches_pattern(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    """EventBridge content filtering for the forms rules use: exact values (a list means any of
+    them), nested objects, ``prefix``, ``anything-but`` and ``exists``."""
+    for key, expected in pattern.items():
+        present = key in event
+        actual = event.get(key)
+        if isinstance(expected, Mapping):
+            if not isinstance(actual, Mapping) or not matches_pattern(expected, actual):
+                return False
+            continue
+        options = expected if isinstance(expected, list) else [expected]
+        values = actual if isinstance(actual, list) else [actual]
+        if not any(_matches(option, value, present) for option in options for value in values):
+            return False
+    return True
+
+
+def _matches(option: Any, value: Any, present: bool) -> bool:
+    if isinstance(option, Mapping):
+        if "exists" in option:
+            return bool(option["exists"]) == present
+        if "prefix" in option:
+            return isinstance(value, str) and value.startswith(str(option["prefix"]))
+        if "anything-but" in option:
+            excluded = option["anything-but"]
+            return present and value not in (excluded if isinstance(excluded, list) else [excluded])
+        raise PatternError(f"the rehearsal does not match the EventBridge pattern {option}")
+    return present and bool(option == value)

@@ -1,0 +1,811 @@
+"""CodeDeploy's part in a Lambda deployment, played against moto on the virtual clock.
+
+What :class:`CodeDeployEngine` does with one deployment, in CodeDeploy's order (DESIGN.md §1):
+
+1. reads the deployment as a hook would (``GetDeployment``, ``GetApplicationRevision``): the
+   AppSpec's function, alias, current and target versions and its ``Hooks``; the deployment
+   config; the group's alarms and ``autoRollbackConfiguration``;
+2. **BeforeAllowTraffic**: starts the lifecycle event (a new ``LifecycleEventHookExecutionId``),
+   invokes the hook function **asynchronously** with only ``DeploymentId`` and
+   ``LifecycleEventHookExecutionId`` and waits until it reports through
+   ``PutLifecycleEventHookExecutionStatus``, for at most **one hour** of virtual time. A hook that
+   raises is retried by Lambda (twice by default, after about one and two minutes);
+3. **AllowTraffic**: moves the alias by the deployment config (``Canary10Percent5Minutes``: 10 %,
+   then 100 % five minutes later; ``Linear10PercentEvery1Minute``: +10 % a minute;
+   ``AllAtOnce``), the share going to ``RoutingConfig.AdditionalVersionWeights`` until 100 %, when
+   ``FunctionVersion`` becomes the target and the routing is cleared;
+4. **AfterAllowTraffic**: the second hook, as in 2;
+5. throughout, once a minute: CloudWatch evaluates the alarms (their state changes go to
+   EventBridge, whose matching rules invoke their functions), simulated traffic flows once
+   AllowTraffic has begun, and CodeDeploy polls the group's alarms — one in ALARM stops the
+   deployment. A deployment stopped by anyone (``StopDeployment``) is noticed at once.
+
+On a failed hook, a hook past its deadline, an alarm or a stop, the deployment ends ``Failed``
+(hooks) or ``Stopped`` (alarm, stop) and, when the group's ``autoRollbackConfiguration`` covers it
+(or ``StopDeployment`` asked for it), CodeDeploy rolls back: the alias goes back to the current
+version with its routing cleared, through a **new rollback deployment** (its own id, AllAtOnce,
+no hooks). Every step is an :class:`EngineEvent` for the timeline; the result is a
+:class:`DeploymentOutcome`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from deployguard.appspec import DeploymentTarget, parse_appspec
+from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
+from deployguard.errors import DeployGuardError
+from deployguard_cli.localaws import moto_codedeploy
+from deployguard_cli.rehearsal.alarms import AlarmEvaluator, matches_pattern
+from deployguard_cli.rehearsal.clock import Scheduler, floor_to
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_codedeploy import CodeDeployClient
+    from mypy_boto3_lambda import LambdaClient
+
+    from deployguard_cli.rehearsal.stepfunctions import Workflows
+    from deployguard_cli.rehearsal.traffic import MinuteOfTraffic, Traffic
+
+__all__ = [
+    "HOOK_DEADLINE",
+    "CodeDeployEngine",
+    "DeploymentOutcome",
+    "EngineEvent",
+    "Rule",
+    "TrafficStep",
+    "traffic_schedule",
+]
+
+HOOK_DEADLINE = timedelta(hours=1)
+"""A hook must report within an hour of its lifecycle event's start, or the deployment fails."""
+ASYNC_RETRY_DELAYS = (timedelta(minutes=1), timedelta(minutes=2))
+"""Lambda retries a failed asynchronous invocation after about one, then two minutes."""
+TICK = timedelta(minutes=1)
+ALL_AT_ONCE = "CodeDeployDefault.LambdaAllAtOnce"
+
+_CANARY = re.compile(r"^CodeDeployDefault\.LambdaCanary(\d+)Percent(\d+)Minutes?$")
+_LINEAR = re.compile(r"^CodeDeployDefault\.LambdaLinear(\d+)PercentEvery(\d+)Minutes?$")
+_ROLLBACK_EVENT = {
+    "hook_failed": "DEPLOYMENT_FAILURE",
+    "hook_timed_out": "DEPLOYMENT_FAILURE",
+    "alarm": "DEPLOYMENT_STOP_ON_ALARM",
+    "stopped": "DEPLOYMENT_STOP_ON_REQUEST",
+}
+
+EventKind = Literal[
+    "deployment", "hook", "shift", "traffic", "alarm", "event", "workflow", "rollback", "decision"
+]
+FailureKind = Literal["hook_failed", "hook_timed_out", "alarm", "stopped"]
+
+
+class EngineError(DeployGuardError):
+    code = "REHEARSAL"
+
+
+@dataclass(frozen=True)
+class TrafficStep:
+    """At ``offset`` after AllowTraffic starts, the target version gets ``weight`` of the traffic."""
+
+    offset: timedelta
+    weight: float
+
+
+def traffic_schedule(deployment_config_name: str) -> tuple[TrafficStep, ...]:
+    """CodeDeploy's predefined Lambda configs: the weight of the target version over time."""
+    if deployment_config_name == ALL_AT_ONCE:
+        return (TrafficStep(timedelta(0), 1.0),)
+    if match := _CANARY.match(deployment_config_name):
+        percent, minutes = int(match.group(1)), int(match.group(2))
+        return (TrafficStep(timedelta(0), percent / 100), TrafficStep(timedelta(minutes=minutes), 1.0))
+    if match := _LINEAR.match(deployment_config_name):
+        percent, minutes = int(match.group(1)), int(match.group(2))
+        steps, share, k = [], 0, 0
+        while share < 100:
+            share = min(percent * (k + 1), 100)
+            steps.append(TrafficStep(timedelta(minutes=minutes * k), share / 100))
+            k += 1
+        return tuple(steps)
+    raise EngineError(
+        f"deployment config {deployment_config_name!r} is not one of CodeDeploy's predefined Lambda "
+        "configs (CodeDeployDefault.LambdaCanary10Percent5Minutes, …Linear10PercentEvery1Minute, …AllAtOnce)"
+    )
+
+
+@dataclass(frozen=True)
+class EngineEvent:
+    at: datetime
+    kind: EventKind
+    message: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+class Invocation(Protocol):
+    """An asynchronous invocation in flight."""
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+    @property
+    def error(self) -> str | None: ...  # the function error's type once done; None if it succeeded
+
+
+class Invoker(Protocol):
+    """Lambda's asynchronous Invoke, for the functions the engine calls (hooks, rule targets)."""
+
+    def knows(self, function_name: str) -> bool: ...
+
+    def invoke_async(self, function_name: str, event: Mapping[str, Any]) -> Invocation: ...
+
+    def max_retry_attempts(self, function_name: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An EventBridge rule with one Lambda target."""
+
+    name: str
+    pattern: Mapping[str, Any]
+    function_name: str
+
+
+@dataclass(frozen=True)
+class _Failure:
+    kind: FailureKind
+    message: str
+    lifecycle_event: str | None = None
+    auto_rollback: bool | None = None  # StopDeployment's autoRollbackEnabled, when it said
+
+
+@dataclass(frozen=True)
+class _Deployment:
+    deployment_id: str
+    application: str
+    group: str
+    config: str
+    target: DeploymentTarget
+    hooks: dict[str, str]
+    alarm_names: list[str]
+    alarms_enabled: bool
+    rollback_events: frozenset[str]
+    revision: dict[str, Any]
+
+
+@dataclass
+class DeploymentOutcome:
+    deployment_id: str
+    status: str  # Succeeded | Failed | Stopped
+    function_name: str
+    alias: str
+    current_version: str
+    target_version: str
+    deployment_config: str
+    reason: str
+    failure: FailureKind | None
+    failed_lifecycle_event: str | None
+    max_weight: float
+    alias_version: str  # where the alias points at the end
+    alias_weights: dict[str, float]
+    rolled_back: bool
+    rollback_deployment_id: str | None
+    stopped_by: str | None
+    hook_status: dict[str, str]
+    alarm_states: dict[str, str]
+    started_at: datetime
+    ended_at: datetime
+    events: list[EngineEvent]
+    traffic: list[MinuteOfTraffic] = field(default_factory=list)
+
+    @property
+    def virtual_duration(self) -> timedelta:
+        return self.ended_at - self.started_at
+
+
+def _lower(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k).lower(): _lower(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_lower(v) for v in value]
+    return value
+
+
+def appspec_hooks(content: str) -> dict[str, str]:
+    """The AppSpec's ``Hooks``: lifecycle event → function (a list of one-key mappings, any case)."""
+    try:
+        document = _lower(parse_json_or_yaml(content))
+    except DocumentSyntaxError as exc:
+        raise EngineError(f"AppSpec content is neither JSON nor YAML ({exc})") from exc
+    names = {"beforeallowtraffic": "BeforeAllowTraffic", "afterallowtraffic": "AfterAllowTraffic"}
+    entries = document.get("hooks") if isinstance(document, dict) else None
+    if isinstance(entries, dict):
+        entries = [entries]
+    hooks: dict[str, str] = {}
+    for entry in entries or []:
+        for key, function in (entry or {}).items():
+            if key in names and function:
+                hooks[names[key]] = str(function).rsplit(":function:", 1)[-1]
+    return hooks
+
+
+class CodeDeployEngine:
+    """Runs one deployment to its end; see the module docstring for what it plays."""
+
+    def __init__(
+        self,
+        *,
+        scheduler: Scheduler,
+        codedeploy: CodeDeployClient,
+        lambda_client: LambdaClient,
+        cloudwatch: CloudWatchClient,
+        invoker: Invoker,
+        alarms: AlarmEvaluator | None = None,
+        rules: Sequence[Rule] = (),
+        traffic: Traffic | None = None,
+        workflows: Workflows | None = None,
+        observer: Callable[[EngineEvent], None] | None = None,
+        hook_deadline: timedelta = HOOK_DEADLINE,
+        real_poll_seconds: float = 0.005,
+        invocation_timeout_seconds: float = 900.0,
+    ) -> None:
+        self._scheduler = scheduler
+        self._clock = scheduler.clock
+        self._codedeploy = codedeploy
+        self._lambda = lambda_client
+        self._cloudwatch = cloudwatch
+        self._invoker = invoker
+        self._alarms = alarms
+        self._rules = list(rules)
+        self._traffic = traffic
+        self._workflows = workflows
+        self._observer = observer
+        self._hook_deadline = hook_deadline
+        self._real_poll = real_poll_seconds
+        self._invocation_timeout = invocation_timeout_seconds  # Lambda's limit, in real seconds
+        self._events: list[EngineEvent] = []
+        self._failure: _Failure | None = None
+        self._traffic_on = False
+        self._active = False
+        self._max_weight = 0.0
+        self._last_actor: str | None = None
+        self._hook_status: dict[str, str] = {}
+        self._alarm_states: dict[str, str] = {}
+        self._minutes: list[MinuteOfTraffic] = []
+        self._d: _Deployment | None = None
+        self._rollback_id: str | None = None
+
+    # --- the deployment -------------------------------------------------------------------------
+    def run(self, deployment_id: str) -> DeploymentOutcome:
+        started_at = self._clock.now()
+        d = self._d = self._load(deployment_id)
+        steps = traffic_schedule(d.config)
+        self._emit(
+            "deployment",
+            f"deployment {d.deployment_id} started: {d.target.function_name}:{d.target.alias} "
+            f"version {d.target.current_version} → {d.target.target_version}, {d.config.removeprefix('CodeDeployDefault.')}",
+            hooks=d.hooks,
+            alarms=d.alarm_names,
+            rollback_on=sorted(d.rollback_events),
+        )
+        moto_codedeploy.set_deployment_status(d.deployment_id, "InProgress")
+        self._active = True
+        self._scheduler.at(floor_to(self._clock.now(), 60) + TICK, "tick", self._tick)
+        try:
+            succeeded = (
+                self._hook("BeforeAllowTraffic")
+                and self._allow_traffic(steps)
+                and self._hook("AfterAllowTraffic")
+            )
+            if succeeded:
+                moto_codedeploy.set_deployment_status(d.deployment_id, "Succeeded")
+                self._emit(
+                    "decision",
+                    f"deployment {d.deployment_id} Succeeded: 100% on version {d.target.target_version}",
+                )
+            else:
+                self._roll_back()
+        finally:
+            self._active = self._traffic_on = False
+            self._scheduler.cancel("tick")
+        self._drain_workflows()
+        return self._outcome(started_at)
+
+    def _load(self, deployment_id: str) -> _Deployment:
+        info = self._codedeploy.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
+        application, group = info["applicationName"], info["deploymentGroupName"]
+        revision = dict(info.get("revision", {}))
+        answer = self._codedeploy.get_application_revision(applicationName=application, revision=revision)  # type: ignore[arg-type]
+        full: dict[str, Any] = dict(answer["revision"])
+        section = {"AppSpecContent": "appSpecContent", "String": "string"}.get(str(full.get("revisionType")))
+        content = (full.get(section) or {}).get("content") if section else None
+        if not content:
+            raise EngineError(
+                f"deployment {deployment_id} has no inline AppSpec (AppSpecContent or String revision)"
+            )
+        group_info = self._codedeploy.get_deployment_group(
+            applicationName=application, deploymentGroupName=group
+        )["deploymentGroupInfo"]
+        alarm_config: dict[str, Any] = dict(group_info.get("alarmConfiguration") or {})
+        alarm_config = alarm_config or _stored_alarm_configuration(application, group)
+        rollback: dict[str, Any] = dict(group_info.get("autoRollbackConfiguration") or {})
+        return _Deployment(
+            deployment_id=deployment_id,
+            application=application,
+            group=group,
+            config=str(info.get("deploymentConfigName") or ALL_AT_ONCE),
+            target=parse_appspec(str(content)),
+            hooks=appspec_hooks(str(content)),
+            alarm_names=[str(a["name"]) for a in alarm_config.get("alarms", []) if a.get("name")],
+            alarms_enabled=bool(alarm_config.get("enabled")),
+            rollback_events=frozenset(rollback.get("events", [])) if rollback.get("enabled") else frozenset(),
+            revision=revision,
+        )
+
+    @property
+    def _deployment(self) -> _Deployment:
+        if self._d is None:
+            raise EngineError("no deployment is running")
+        return self._d
+
+    def _over(self) -> bool:
+        return self._failure is not None
+
+    # --- hooks ----------------------------------------------------------------------------------
+    def _hook(self, lifecycle_event: str) -> bool:
+        d = self._deployment
+        function = d.hooks.get(lifecycle_event)
+        if not function:
+            moto_codedeploy.set_lifecycle_event_status(d.deployment_id, lifecycle_event, "Skipped")
+            self._hook_status[lifecycle_event] = "Skipped"
+            self._emit(
+                "hook", f"{lifecycle_event}: no hook in the AppSpec, skipped", lifecycle_event=lifecycle_event
+            )
+            return not self._over()
+        execution_id = moto_codedeploy.start_lifecycle_event(d.deployment_id, lifecycle_event)
+        payload = {"DeploymentId": d.deployment_id, "LifecycleEventHookExecutionId": execution_id}
+        started = self._clock.now()
+        deadline = started + self._hook_deadline
+        self._emit(
+            "hook",
+            f"{lifecycle_event}: invoked {function} asynchronously; it has until "
+            f"{deadline:%H:%M:%S} to report",
+            lifecycle_event=lifecycle_event,
+            function=function,
+            execution_id=execution_id,
+        )
+        call, began = self._start(function, payload), time.monotonic()
+        retries, retry_at = 0, None
+        while True:
+            status = self._reported(execution_id)
+            if status is not None:
+                return self._hook_reported(lifecycle_event, function, status, started)
+            if self._over():
+                moto_codedeploy.set_lifecycle_event_status(d.deployment_id, lifecycle_event, "Failed")
+                self._hook_status[lifecycle_event] = "Failed"
+                return False
+            now = self._clock.now()
+            if now >= deadline:
+                return self._hook_timed_out(lifecycle_event, function, deadline)
+            if call is not None:
+                done, error = self._finished(call, began)
+                if not done:
+                    continue  # the handler is running: real time passes, the clock with it
+                if error is not None and retries < self._invoker.max_retry_attempts(function):
+                    retry_at = (
+                        self._clock.now() + ASYNC_RETRY_DELAYS[min(retries, len(ASYNC_RETRY_DELAYS) - 1)]
+                    )
+                    retries += 1
+                    self._emit(
+                        "hook",
+                        f"{lifecycle_event}: {function} failed ({error}); Lambda retries it at {retry_at:%H:%M:%S}",
+                        lifecycle_event=lifecycle_event,
+                        error=error,
+                    )
+                elif error is not None:
+                    self._emit(
+                        "hook",
+                        f"{lifecycle_event}: {function} failed ({error}) and Lambda gave up retrying; "
+                        "CodeDeploy waits for the deadline",
+                        lifecycle_event=lifecycle_event,
+                        error=error,
+                    )
+                call = None
+                self._discover_workflows()
+                continue
+            if retry_at is not None and now >= retry_at:
+                call, began, retry_at = self._start(function, payload), time.monotonic(), None
+                continue
+            due = [t for t in (deadline, retry_at, self._scheduler.next_time()) if t is not None]
+            self._scheduler.run_until(
+                min(due), stop=lambda: self._over() or self._reported(execution_id) is not None
+            )
+
+    def _finished(self, call: Invocation, began: float) -> tuple[bool, str | None]:
+        """Whether an invocation ended, and its error; one running past Lambda's own limit counts
+        as timed out (its thread is abandoned, as Lambda would end the execution environment)."""
+        if call.wait(self._real_poll):
+            return True, call.error
+        if time.monotonic() - began > self._invocation_timeout:
+            return True, "Sandbox.Timedout"
+        return False, None
+
+    def _start(self, function: str, payload: Mapping[str, Any]) -> Invocation | None:
+        if not self._invoker.knows(function):
+            self._emit(
+                "hook", f"{function} has no handler here: nothing answers the invocation", function=function
+            )
+            return None
+        self._last_actor = function
+        return self._invoker.invoke_async(function, payload)
+
+    def _reported(self, execution_id: str) -> str | None:
+        for report in moto_codedeploy.hook_reports(self._deployment.deployment_id):
+            if report.lifecycle_event_hook_execution_id == execution_id:
+                return report.status
+        return None
+
+    def _hook_reported(self, lifecycle_event: str, function: str, status: str, started: datetime) -> bool:
+        took = (self._clock.now() - started).total_seconds()
+        self._hook_status[lifecycle_event] = status
+        self._emit(
+            "hook",
+            f"{lifecycle_event}: {function} reported {status} after {_span(took)}",
+            lifecycle_event=lifecycle_event,
+            status=status,
+        )
+        if status == "Succeeded":
+            return True
+        self._fail("hook_failed", f"the {lifecycle_event} hook {function} reported Failed", lifecycle_event)
+        return False
+
+    def _hook_timed_out(self, lifecycle_event: str, function: str, deadline: datetime) -> bool:
+        d = self._deployment
+        moto_codedeploy.set_lifecycle_event_status(d.deployment_id, lifecycle_event, "Failed")
+        self._hook_status[lifecycle_event] = "Failed"
+        self._fail(
+            "hook_timed_out",
+            f"the {lifecycle_event} hook {function} did not report within {_span(self._hook_deadline.total_seconds())}",
+            lifecycle_event,
+            at=deadline,
+        )
+        return False
+
+    # --- traffic ----------------------------------------------------------------------------------
+    def _allow_traffic(self, steps: Sequence[TrafficStep]) -> bool:
+        d = self._deployment
+        moto_codedeploy.set_lifecycle_event_status(d.deployment_id, "AllowTraffic", "InProgress")
+        start = self._clock.now()
+        self._traffic_on = True
+        for step in steps:
+            self._scheduler.run_until(start + step.offset, stop=self._over)
+            if self._over():
+                moto_codedeploy.set_lifecycle_event_status(d.deployment_id, "AllowTraffic", "Failed")
+                return False
+            self._shift(step.weight, start + step.offset)
+        moto_codedeploy.set_lifecycle_event_status(d.deployment_id, "AllowTraffic", "Succeeded")
+        return True
+
+    def _shift(self, weight: float, at: datetime) -> None:
+        d = self._deployment
+        t = d.target
+        if weight >= 1.0:
+            self._lambda.update_alias(
+                FunctionName=t.function_name,
+                Name=t.alias,
+                FunctionVersion=t.target_version,
+                RoutingConfig={"AdditionalVersionWeights": {}},
+            )
+        else:
+            self._lambda.update_alias(
+                FunctionName=t.function_name,
+                Name=t.alias,
+                FunctionVersion=t.current_version,
+                RoutingConfig={"AdditionalVersionWeights": {t.target_version: weight}},
+            )
+        moto_codedeploy.set_target_version_weight(d.deployment_id, weight)
+        self._max_weight = max(self._max_weight, weight)
+        self._emit(
+            "shift",
+            f"traffic shifted: {weight:.0%} to version {t.target_version}, {1 - weight:.0%} to version {t.current_version}",
+            at=at,
+            weight=weight,
+        )
+
+    # --- the minute tick --------------------------------------------------------------------------
+    def _tick(self, when: datetime) -> None:
+        if not self._active:
+            return
+        self._scheduler.at(when + TICK, "tick", self._tick)
+        if self._alarms is not None:
+            for change in self._alarms.evaluate(when):
+                self._alarm_states[change.alarm_name] = change.state
+                self._emit(
+                    "alarm",
+                    f"alarm {change.alarm_name}: {change.previous} → {change.state} ({change.reason})",
+                    at=when,
+                    alarm=change.alarm_name,
+                    state=change.state,
+                )
+                self._publish(change.event)
+        self._observe_stop()
+        if not self._over():
+            self._poll_alarms(when)
+        if self._traffic_on and not self._over() and self._traffic is not None:
+            minute = self._traffic.run(when)
+            self._minutes.append(minute)
+            self._emit("traffic", _traffic_line(minute), at=when, by_version=_by_version(minute))
+        self._discover_workflows()
+
+    def _poll_alarms(self, when: datetime) -> None:
+        d = self._deployment
+        if not (d.alarms_enabled and d.alarm_names):
+            return
+        alarms = self._cloudwatch.describe_alarms(AlarmNames=d.alarm_names)["MetricAlarms"]
+        firing = sorted(a["AlarmName"] for a in alarms if a.get("StateValue") == "ALARM")
+        if firing:
+            moto_codedeploy.set_deployment_status(d.deployment_id, "Stopped")
+            self._last_actor = "CodeDeploy (alarm poll)"
+            self._fail("alarm", f"CodeDeploy's alarm poll found {', '.join(firing)} in ALARM", None, at=when)
+
+    def _observe_stop(self) -> None:
+        """A StopDeployment by anyone (the alarm rollback function, an operator) ends the deployment."""
+        d = self._deployment
+        if self._over():
+            return
+        info = self._codedeploy.get_deployment(deploymentId=d.deployment_id)["deploymentInfo"]
+        if info.get("status") != "Stopped":
+            return
+        requests = moto_codedeploy.stop_requests(d.deployment_id)
+        asked = requests[-1].auto_rollback_enabled if requests else None
+        by = self._last_actor or "StopDeployment"
+        self._fail(
+            "stopped",
+            f"deployment stopped by {by} (StopDeployment, autoRollbackEnabled={asked})",
+            None,
+            auto_rollback=asked,
+        )
+
+    def _publish(self, event: Mapping[str, Any]) -> None:
+        """EventBridge: every rule whose pattern matches invokes its function asynchronously."""
+        for rule in self._rules:
+            if not matches_pattern(rule.pattern, event):
+                continue
+            self._emit(
+                "event",
+                f"EventBridge rule {rule.name} matched: invoking {rule.function_name}",
+                rule=rule.name,
+            )
+            self._deliver(rule, dict(event), attempt=0)
+
+    def _deliver(self, rule: Rule, event: dict[str, Any], attempt: int) -> None:
+        call = self._start(rule.function_name, event)
+        if call is None:
+            return
+        error = call.error if call.wait(self._invocation_timeout) else "Sandbox.Timedout"
+        if error is None:
+            self._emit("event", f"{rule.function_name} handled the event", function=rule.function_name)
+            self._observe_stop()
+            return
+        if attempt < self._invoker.max_retry_attempts(rule.function_name):
+            at = self._clock.now() + ASYNC_RETRY_DELAYS[min(attempt, len(ASYNC_RETRY_DELAYS) - 1)]
+            self._emit("event", f"{rule.function_name} failed ({error}); Lambda retries at {at:%H:%M:%S}")
+            self._scheduler.at(at, f"retry {rule.name}", lambda _: self._deliver(rule, event, attempt + 1))
+        else:
+            self._emit("event", f"{rule.function_name} failed ({error}); Lambda gave up retrying")
+
+    def _discover_workflows(self) -> None:
+        if self._workflows is not None:
+            for execution in self._workflows.discover():
+                self._emit(
+                    "workflow", f"Step Functions execution {execution.name} started", execution=execution.arn
+                )
+
+    def _drain_workflows(self) -> None:
+        """Let running workflows play out after the deployment ended (they find it over and stop)."""
+        if self._workflows is None:
+            return
+        limit = self._clock.now() + HOOK_DEADLINE
+        while self._workflows.running and (due := self._scheduler.next_time()) is not None and due <= limit:
+            self._scheduler.run_until(due)
+
+    # --- failure and rollback -------------------------------------------------------------------
+    def _fail(
+        self,
+        kind: FailureKind,
+        message: str,
+        lifecycle_event: str | None,
+        *,
+        at: datetime | None = None,
+        auto_rollback: bool | None = None,
+    ) -> None:
+        if self._failure is not None:
+            return
+        self._failure = _Failure(
+            kind=kind, message=message, lifecycle_event=lifecycle_event, auto_rollback=auto_rollback
+        )
+        self._emit("decision", message, at=at, failure=kind)
+
+    def _roll_back(self) -> None:
+        d = self._deployment
+        failure = self._failure
+        if failure is None:
+            raise EngineError("rollback without a failure")
+        terminal = "Failed" if failure.kind in ("hook_failed", "hook_timed_out") else "Stopped"
+        status = self._codedeploy.get_deployment(deploymentId=d.deployment_id)["deploymentInfo"].get("status")
+        if status not in ("Failed", "Stopped", "Succeeded"):
+            moto_codedeploy.set_deployment_status(d.deployment_id, terminal)
+        for lifecycle_event in ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"):
+            if lifecycle_event not in self._hook_status and lifecycle_event != failure.lifecycle_event:
+                self._hook_status.setdefault(lifecycle_event, "Skipped")
+        wanted = (
+            failure.auto_rollback
+            if failure.auto_rollback is not None
+            else _ROLLBACK_EVENT[failure.kind] in d.rollback_events
+        )
+        self._emit(
+            "decision",
+            f"deployment {d.deployment_id} {terminal} ({_ROLLBACK_EVENT[failure.kind]})",
+            status=terminal,
+        )
+        if not wanted:
+            self._emit(
+                "rollback",
+                f"automatic rollback is not enabled for {_ROLLBACK_EVENT[failure.kind]}: the alias is left as it is",
+            )
+            return
+        t = d.target
+        alias = self._lambda.get_alias(FunctionName=t.function_name, Name=t.alias)
+        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        if str(alias["FunctionVersion"]) == t.current_version and not weights:
+            restored_by = (
+                f" (restored by {self._last_actor})" if self._max_weight and self._last_actor else ""
+            )
+            self._emit(
+                "rollback",
+                f"alias {t.alias} stays on version {t.current_version} with no routing{restored_by}",
+                version=t.current_version,
+            )
+        else:
+            self._lambda.update_alias(
+                FunctionName=t.function_name,
+                Name=t.alias,
+                FunctionVersion=t.current_version,
+                RoutingConfig={"AdditionalVersionWeights": {}},
+            )
+            self._emit(
+                "rollback",
+                f"alias {t.alias} back on version {t.current_version}, routing cleared",
+                version=t.current_version,
+            )
+        self._rollback_id = self._rollback_deployment()
+        self._emit(
+            "rollback",
+            f"rollback deployment {self._rollback_id} (AllAtOnce back to version {t.current_version}) Succeeded",
+            rollback_deployment_id=self._rollback_id,
+        )
+
+    def _rollback_deployment(self) -> str:
+        """CodeDeploy's rollback is a deployment of its own: the previous version, all at once."""
+        d = self._deployment
+        t = d.target
+        content = json.dumps(
+            {
+                "version": 0.0,
+                "Resources": [
+                    {
+                        t.function_name: {
+                            "Type": "AWS::Lambda::Function",
+                            "Properties": {
+                                "Name": t.function_name,
+                                "Alias": t.alias,
+                                "CurrentVersion": t.target_version,
+                                "TargetVersion": t.current_version,
+                            },
+                        }
+                    }
+                ],
+            }
+        )
+        rollback_id = self._codedeploy.create_deployment(
+            applicationName=d.application,
+            deploymentGroupName=d.group,
+            deploymentConfigName=ALL_AT_ONCE,
+            description=f"Rollback of {d.deployment_id}",
+            revision={"revisionType": "AppSpecContent", "appSpecContent": {"content": content}},
+        )["deploymentId"]
+        moto_codedeploy.set_deployment_status(rollback_id, "InProgress")
+        for lifecycle_event, status in (
+            ("BeforeAllowTraffic", "Skipped"),
+            ("AllowTraffic", "Succeeded"),
+            ("AfterAllowTraffic", "Skipped"),
+        ):
+            moto_codedeploy.set_lifecycle_event_status(rollback_id, lifecycle_event, status)
+        moto_codedeploy.set_target_version_weight(rollback_id, 1.0)
+        moto_codedeploy.set_deployment_status(rollback_id, "Succeeded")
+        return str(rollback_id)
+
+    # --- the result -------------------------------------------------------------------------------
+    def _outcome(self, started_at: datetime) -> DeploymentOutcome:
+        d = self._deployment
+        t = d.target
+        info = self._codedeploy.get_deployment(deploymentId=d.deployment_id)["deploymentInfo"]
+        alias = self._lambda.get_alias(FunctionName=t.function_name, Name=t.alias)
+        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        failure = self._failure
+        rollback_id = self._rollback_id
+        stopped_by = None
+        if failure is not None and failure.kind in ("stopped", "alarm"):
+            stopped_by = self._last_actor if failure.kind == "stopped" else "CodeDeploy (alarm poll)"
+        return DeploymentOutcome(
+            deployment_id=d.deployment_id,
+            status=str(info.get("status")),
+            function_name=t.function_name,
+            alias=t.alias,
+            current_version=t.current_version,
+            target_version=t.target_version,
+            deployment_config=d.config,
+            reason=failure.message if failure else f"100% on version {t.target_version}",
+            failure=failure.kind if failure else None,
+            failed_lifecycle_event=failure.lifecycle_event if failure else None,
+            max_weight=self._max_weight,
+            alias_version=str(alias["FunctionVersion"]),
+            alias_weights={str(k): float(v) for k, v in weights.items()},
+            rolled_back=rollback_id is not None,
+            rollback_deployment_id=rollback_id,
+            stopped_by=stopped_by,
+            hook_status=dict(self._hook_status),
+            alarm_states=dict(self._alarm_states),
+            started_at=started_at,
+            ended_at=self._clock.now(),
+            events=list(self._events),
+            traffic=list(self._minutes),
+        )
+
+    def _emit(self, kind: EventKind, message: str, *, at: datetime | None = None, **detail: Any) -> None:
+        event = EngineEvent(at=at or self._clock.now(), kind=kind, message=message, detail=detail)
+        self._events.append(event)
+        if self._observer is not None:
+            self._observer(event)
+
+
+def _stored_alarm_configuration(application: str, group: str) -> dict[str, Any]:
+    """The group's alarm configuration as CreateDeploymentGroup stored it.
+
+    NOTE: moto 5.2's GetDeploymentGroup answers ``alarmConfiguration: {}`` (a TODO in moto) although
+    it keeps what CreateDeploymentGroup was given; AWS returns it, so read it from moto's model.
+    """
+    from moto.codedeploy.models import codedeploy_backends  # noqa: PLC0415 - moto only when needed
+    from moto.core.models import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
+
+    backend = codedeploy_backends[DEFAULT_ACCOUNT_ID][moto_codedeploy.DEFAULT_REGION]
+    stored = getattr(backend.deployment_groups.get(application, {}).get(group), "alarm_configuration", None)
+    if isinstance(stored, Mapping):
+        return dict(stored)
+    if stored is not None:
+        return {"enabled": bool(stored.enabled), "alarms": list(stored.alarms)}
+    return {}
+
+
+def _span(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+def _by_version(minute: MinuteOfTraffic) -> dict[str, dict[str, int]]:
+    return {
+        v: {"invocations": s.invocations, "errors": s.errors} for v, s in sorted(minute.by_version.items())
+    }
+
+
+def _traffic_line(minute: MinuteOfTraffic) -> str:
+    parts = []
+    for version, stats in sorted(minute.by_version.items()):
+        errors = f", {stats.errors} error(s)" if stats.errors else ""
+        parts.append(f"version {version}: {stats.invocations}{errors}")
+    return f"traffic {minute.start:%H:%M}-{minute.start + TICK:%H:%M}: {minute.invocations} requests ({'; '.join(parts)})"

@@ -1,0 +1,199 @@
+"""One scenario from start to finish: a fresh world, the live release, the new release, one
+CodeDeploy deployment played to its end, and everything it left behind, checked against the
+scenario's expected outcome. The CLI (``deployguard rehearse``), the tests and the benchmark call
+:func:`run_scenario`; nothing here prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deployguard.errors import DeployGuardError
+from deployguard.outcome import OutcomeRecord
+from deployguard_cli.rehearsal.clock import VirtualClock
+from deployguard_cli.rehearsal.engine import DeploymentOutcome, EngineEvent
+from deployguard_cli.rehearsal.scenarios import BASELINE, STAGES, Scenario, prepare_stage_files, verify
+from deployguard_cli.rehearsal.traffic import summarize
+from deployguard_cli.rehearsal.wiring import Wiring, read_wiring
+from deployguard_cli.rehearsal.world import EmittedMetric, Release, World
+from deployguard_cli.report import OutcomeLogs, Report, build_report, render_report
+
+__all__ = ["ScenarioResult", "default_root", "run_scenario"]
+
+
+def default_root() -> Path:
+    """The repository the CLI runs in: the nearest folder up from here with template.yaml."""
+    here = Path(__file__).resolve()
+    for folder in (Path.cwd(), *here.parents):
+        if (folder / "template.yaml").is_file() and (folder / "functions").is_dir():
+            return folder
+    raise DeployGuardError(
+        "no template.yaml found: run `deployguard rehearse` from the DeployGuard repository"
+    )
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    outcome: DeploymentOutcome
+    wiring: Wiring
+    records: list[OutcomeRecord]
+    report: Report | None
+    report_text: str
+    problems: list[str]
+    seconds: float  # real time the scenario took, set-up included
+    policy_source: str
+    log_lines: dict[str, int]  # log group → lines the guard functions wrote
+    metrics: list[EmittedMetric]  # what they emitted (EMF → CloudWatch)
+    lambda_datapoints: int  # AWS/Lambda datapoints the traffic wrote
+    alerts: list[str]
+    invocations: dict[str, int] = field(default_factory=dict)  # function → invocations
+
+    @property
+    def as_expected(self) -> bool:
+        return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        o = self.outcome
+        target = summarize(o.traffic, o.target_version)
+        return {
+            "scenario": self.scenario.name,
+            "title": self.scenario.title,
+            "mistake": self.scenario.mistake,
+            "as_expected": self.as_expected,
+            "problems": self.problems,
+            "expected": {
+                "status": self.scenario.expected.status,
+                "max_weight": self.scenario.expected.max_weight,
+                "alias_on": self.scenario.expected.alias_on,
+                "rolled_back": self.scenario.expected.rolled_back,
+                "decided_by": self.scenario.expected.decided_by,
+            },
+            "deployment": {
+                "deployment_id": o.deployment_id,
+                "status": o.status,
+                "config": o.deployment_config,
+                "function": o.function_name,
+                "alias": o.alias,
+                "current_version": o.current_version,
+                "target_version": o.target_version,
+                "reason": o.reason,
+                "failure": o.failure,
+                "failed_lifecycle_event": o.failed_lifecycle_event,
+                "max_weight": o.max_weight,
+                "alias_version": o.alias_version,
+                "alias_weights": o.alias_weights,
+                "rolled_back": o.rolled_back,
+                "rollback_deployment_id": o.rollback_deployment_id,
+                "stopped_by": o.stopped_by,
+                "hook_status": o.hook_status,
+                "alarm_states": o.alarm_states,
+                "virtual_seconds": o.virtual_duration.total_seconds(),
+            },
+            "traffic": {
+                "requests": sum(m.invocations for m in o.traffic),
+                "errors": sum(m.errors for m in o.traffic),
+                "target_version": {"invocations": target.invocations, "errors": target.errors},
+            },
+            "timeline": [{"at": e.at.isoformat(), "kind": e.kind, "message": e.message} for e in o.events],
+            "recorded": {
+                "outcome_records": len(self.records),
+                "log_groups": self.log_lines,
+                "metrics": sorted({f"{m.namespace}/{m.name}" for m in self.metrics}),
+                "lambda_datapoints": self.lambda_datapoints,
+                "alerts": self.alerts,
+                "guard_invocations": self.invocations,
+                "policy": self.policy_source,
+            },
+            "report": self.report.model_dump(mode="json", exclude={"records"}) if self.report else None,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+def run_scenario(
+    scenario: Scenario,
+    *,
+    root: Path | None = None,
+    observer: Callable[[EngineEvent], None] | None = None,
+) -> ScenarioResult:
+    """Rehearse one scenario; ``observer`` sees each timeline event as it happens."""
+    began = time.perf_counter()
+    root = root or default_root()
+    template = root / "template.yaml"
+    wiring = read_wiring(template, stage=scenario.stage)
+    template_urls = {
+        s: read_wiring(template, stage=s).function.environment.get("DATABASE_URL", "") for s in STAGES
+    }
+    files = prepare_stage_files(root, wiring.function.code_uri, scenario.stage, template_urls)
+    try:
+        environment = {**wiring.function.environment, "DATABASE_URL": files.url(scenario.stage)}
+        release = Release(
+            label=scenario.release.label,
+            replacements=scenario.release.replacements,
+            environment={
+                **scenario.release.environment,
+                **({"DATABASE_URL": files.url(scenario.database_of)} if scenario.database_of else {}),
+            },
+        )
+        with World(
+            wiring, clock=VirtualClock(), policy_text=files.policy_text, environment=environment
+        ) as world:
+            current = world.publish(BASELINE)
+            target = world.publish(release)
+            world.create_alarms(target)
+            deployment_id = world.create_deployment(current, target)
+            outcome = world.engine(traffic=scenario.traffic, observer=observer).run(deployment_id)
+            world.host.drain(timeout=60)
+            found = OutcomeLogs(world.client("logs")).find(deployment_id, sorted(world.log_lines))
+            records = found.records
+            report = build_report(records, deployment_id) if records else None
+            datapoints = world.traffic.datapoints if world.traffic is not None else 0
+            alerts = world.alerts()
+            invocations: dict[str, int] = {}
+            for invocation in world.invocations:
+                invocations[invocation.function_name] = invocations.get(invocation.function_name, 0) + 1
+            result = ScenarioResult(
+                scenario=scenario,
+                outcome=outcome,
+                wiring=wiring,
+                records=records,
+                report=report,
+                report_text=render_report(report) if report else "no outcome records were written",
+                problems=verify(scenario, outcome, records),
+                seconds=0.0,
+                policy_source=files.policy_source,
+                log_lines=dict(world.log_lines),
+                metrics=list(world.metrics),
+                lambda_datapoints=datapoints,
+                alerts=alerts,
+                invocations=invocations,
+            )
+    finally:
+        files.cleanup()
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def run_all(
+    scenarios: Sequence[Scenario],
+    *,
+    root: Path | None = None,
+    observer: Callable[[Scenario, EngineEvent], None] | None = None,
+    on_result: Callable[[ScenarioResult], None] | None = None,
+) -> list[ScenarioResult]:
+    results = []
+    for scenario in scenarios:
+
+        def see(event: EngineEvent, scenario: Scenario = scenario) -> None:
+            if observer is not None:
+                observer(scenario, event)
+
+        result = run_scenario(scenario, root=root, observer=see)
+        if on_result is not None:
+            on_result(result)
+        results.append(result)
+    return results

@@ -1,0 +1,360 @@
+"""The five stories a rehearsal tells, each with the outcome it must end in.
+
+Every scenario deploys a new version of the example application (``functions/orders``) over a
+healthy live version, on the stage's own SQLite database made from ``functions/orders/schema.sql``:
+
+1. ``env-mixup`` — a staging build configured with the **production** ``DATABASE_URL``: the
+   pre-traffic config check stops it; 0 % of traffic ever reaches it.
+2. ``schema-drift`` — the new code selects a ``profile_image`` column the stage's database lacks:
+   every quote fails, the pre-traffic smoke test catches it; 0 % shifted.
+3. ``regression`` — ``calculate_total`` returns the string ``"12.00"`` instead of the number
+   ``12``: no error, a wrong type; the smoke test's ``total equals 12`` catches it; 0 % shifted.
+4. ``failure-under-traffic`` — the per-line quantity limit drops from 99 to 3: the smoke basket
+   passes, but bulk orders in real traffic fail; the new version's error-rate alarm fires during
+   the canary and the release is rolled back to the previous version.
+5. ``healthy`` — a release that changes nothing that matters: 100 % on the new version.
+
+The broken releases are single-line edits of the real code
+(:data:`deployguard_cli.example_app.BROKEN_RELEASES`). The stage's guard policy is
+``policies/<stage>.yaml`` (or :data:`FALLBACK_POLICY` when the repository has none); because every
+run uses databases of its own, the policy's ``DATABASE_URL`` patterns and the template's
+``sqlite:///tmp/…`` URLs are moved to that run's directory — the only edit the rehearsal makes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import yaml
+
+from deployguard.outcome import check_code
+from deployguard_cli.example_app import BROKEN_RELEASES
+from deployguard_cli.rehearsal.traffic import TrafficProfile, orders_requests
+from deployguard_cli.rehearsal.world import Release
+
+__all__ = [
+    "BASELINE",
+    "FALLBACK_POLICY",
+    "SCENARIOS",
+    "Expected",
+    "Scenario",
+    "StageFiles",
+    "by_name",
+    "prepare_stage_files",
+    "verify",
+]
+
+SQLITE = "sqlite://"
+STAGES = ("dev", "staging", "prod")
+BASELINE = Release(label="orders 1.0: the live release")
+
+Status = Literal["Succeeded", "Failed", "Stopped"]
+
+
+@dataclass(frozen=True)
+class Expected:
+    """How the deployment must end."""
+
+    status: Status
+    max_weight: float  # the most traffic the new version may ever have had (0.0: none)
+    alias_on: Literal["current", "target"]  # where the alias must point at the end
+    rolled_back: bool
+    decided_by: str  # the lifecycle event, or "alarm", that ended it
+    failed_check: str | None = None  # a check code that must be among the deciding record's failures
+    reason_mentions: str | None = None  # text the outcome record's reason must contain
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    mistake: str
+    release: Release
+    expected: Expected
+    stage: str = "staging"
+    database_of: str | None = None  # the release's DATABASE_URL is this stage's database
+    traffic: TrafficProfile | None = None
+
+
+STEADY = TrafficProfile(requests_per_minute=12, make_requests=orders_requests(bulk_share=0.25), seed=11)
+"""A quiet alias: 12 quotes a minute, a quarter of them bulk orders (4-12 units of one item)."""
+BUSY = TrafficProfile(requests_per_minute=50, make_requests=orders_requests(bulk_share=0.25), seed=7)
+"""A busy minute: 50 quotes, so a 10 % canary gets the 5 a minute the error-rate alarm judges by."""
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="env-mixup",
+        title="Environment mix-up",
+        mistake="the staging release is configured with the production DATABASE_URL",
+        release=Release(label="orders 1.1: staging build with prod's DATABASE_URL"),
+        database_of="prod",
+        expected=Expected(
+            status="Failed",
+            max_weight=0.0,
+            alias_on="current",
+            rolled_back=True,
+            decided_by="BeforeAllowTraffic",
+            failed_check="config",
+            reason_mentions="DATABASE_URL",
+        ),
+    ),
+    Scenario(
+        name="schema-drift",
+        title="Schema drift",
+        mistake="the new code selects customers.profile_image, a column the stage's database lacks",
+        release=Release(
+            label="orders 1.2: reads profile_image", replacements=BROKEN_RELEASES["missing_column"]
+        ),
+        expected=Expected(
+            status="Failed",
+            max_weight=0.0,
+            alias_on="current",
+            rolled_back=True,
+            decided_by="BeforeAllowTraffic",
+            failed_check="smoke",
+            reason_mentions="profile_image",
+        ),
+    ),
+    Scenario(
+        name="regression",
+        title="Regression",
+        mistake='calculate_total returns the string "12.00" instead of the number 12',
+        release=Release(label="orders 1.3: total as a string", replacements=BROKEN_RELEASES["string_total"]),
+        expected=Expected(
+            status="Failed",
+            max_weight=0.0,
+            alias_on="current",
+            rolled_back=True,
+            decided_by="BeforeAllowTraffic",
+            failed_check="smoke",
+            reason_mentions="12.00",
+        ),
+    ),
+    Scenario(
+        name="failure-under-traffic",
+        title="Failure under traffic",
+        mistake="the per-line quantity limit drops from 99 to 3: bulk orders fail, the smoke basket passes",
+        release=Release(
+            label="orders 1.4: quantity limit 3", replacements=BROKEN_RELEASES["partial_failure"]
+        ),
+        traffic=BUSY,
+        expected=Expected(
+            status="Stopped",
+            max_weight=0.1,
+            alias_on="current",
+            rolled_back=True,
+            decided_by="alarm",
+        ),
+    ),
+    Scenario(
+        name="healthy",
+        title="Healthy release",
+        mistake="none: a release that changes nothing that matters",
+        release=Release(label="orders 1.5: healthy release"),
+        traffic=STEADY,
+        expected=Expected(
+            status="Succeeded",
+            max_weight=1.0,
+            alias_on="target",
+            rolled_back=False,
+            decided_by="AfterAllowTraffic",
+        ),
+    ),
+)
+
+FALLBACK_POLICY: dict[str, Any] = {
+    "version": 1,
+    "stage": "staging",
+    "unguarded": "fail",
+    "functions": {
+        "orders": {
+            "match": "deployguard-staging-orders",
+            "config": {
+                "stage_variable": "STAGE",
+                "required": ["STAGE", "DATABASE_URL"],
+                "rules": [
+                    {
+                        "variable": "DATABASE_URL",
+                        "allow": [r"^sqlite:///tmp/orders-staging\.db$"],
+                        "deny": ["prod", "dev"],
+                    }
+                ],
+            },
+            "smoke": [
+                {
+                    "name": "quote-basket",
+                    "payload": {
+                        "action": "quote",
+                        "customer_id": "c-1001",
+                        "items": [{"sku": "A-1", "qty": 1}, {"sku": "B-2", "qty": 2}],
+                    },
+                    "expect": [{"path": "$.total", "equals": 12}, {"path": "$.currency", "equals": "EUR"}],
+                }
+            ],
+            "alarms": {"select": {"prefixes": ["deployguard-staging-orders-"]}},
+            "bake": {"minutes": 5, "poll_seconds": 60},
+        }
+    },
+}
+"""Used only when the repository has no ``policies/<stage>.yaml`` (for the staging stage)."""
+
+
+def by_name(names: Sequence[str] | None) -> list[Scenario]:
+    if not names:
+        return list(SCENARIOS)
+    known = {s.name: s for s in SCENARIOS}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise KeyError(f"no scenario {', '.join(unknown)}; the scenarios are {', '.join(known)}")
+    return [known[n] for n in names]
+
+
+# --- each run's files: databases and the policy ---------------------------------------------------
+@dataclass
+class StageFiles:
+    """A run's own directory: one database per stage, and the policy moved to point at them."""
+
+    directory: Path
+    databases: dict[str, Path]
+    policy_text: str
+    policy_source: str
+
+    def url(self, stage: str) -> str:
+        return f"{SQLITE}{self.databases[stage]}"
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _load_app(code_uri: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("deployguard_rehearsal_orders_app", code_uri / "app.py")
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {code_uri / 'app.py'}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _policy_document(root: Path, stage: str) -> tuple[dict[str, Any], str]:
+    path = root / "policies" / f"{stage}.yaml"
+    if path.is_file():
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return dict(document), str(path.relative_to(root))
+    if stage != FALLBACK_POLICY["stage"]:
+        raise FileNotFoundError(f"no policy for stage {stage}: add policies/{stage}.yaml")
+    return json.loads(json.dumps(FALLBACK_POLICY)), "deployguard_cli.rehearsal.scenarios.FALLBACK_POLICY"
+
+
+def _relocated(pattern: str, template_dir: str, directory: Path) -> str:
+    return pattern.replace(f"{SQLITE}{template_dir}/", f"{SQLITE}{re.escape(str(directory))}/")
+
+
+def _deny_patterns(document: Mapping[str, Any]) -> list[str]:
+    patterns = []
+    for entry in (document.get("functions") or {}).values():
+        for rule in (entry.get("config") or {}).get("rules") or []:
+            patterns += list(rule.get("deny") or [])
+    return patterns
+
+
+def prepare_stage_files(
+    root: Path, code_uri: Path, stage: str, template_urls: Mapping[str, str], *, base: Path | None = None
+) -> StageFiles:
+    """A fresh directory with each stage's database (``create_schema`` from ``schema.sql``) and
+    the stage's policy, its ``DATABASE_URL`` patterns moved from the template's directory to it."""
+    document, source = _policy_document(root, stage)
+    template_dir = str(PurePosixPath(template_urls[stage].removeprefix(SQLITE)).parent)
+    deny = _deny_patterns(document)
+    for _ in range(20):
+        directory = Path(tempfile.mkdtemp(prefix="deployguard-rehearsal-", dir=base)).resolve()
+        # NOTE: the directory is part of every DATABASE_URL; a random name that happens to contain
+        # a denied word ("dev", "prod"…) would trip the policy, so draw again.
+        if not any(re.search(p, str(directory)) for p in deny):
+            break
+        shutil.rmtree(directory, ignore_errors=True)
+    else:
+        raise RuntimeError("could not make a rehearsal directory whose path no policy pattern denies")
+    app = _load_app(code_uri)
+    databases = {}
+    for name, url in template_urls.items():
+        databases[name] = Path(app.create_schema(directory / PurePosixPath(url.removeprefix(SQLITE)).name))
+    for entry in (document.get("functions") or {}).values():
+        for rule in (entry.get("config") or {}).get("rules") or []:
+            if rule.get("variable") == "DATABASE_URL":
+                rule["allow"] = [_relocated(p, template_dir, directory) for p in rule.get("allow") or []]
+    return StageFiles(
+        directory=directory,
+        databases=databases,
+        policy_text=json.dumps(document, indent=1),
+        policy_source=source,
+    )
+
+
+# --- did it end as expected? ----------------------------------------------------------------------
+def _story(record: Any) -> str:
+    """A record's reason with its failed checks' messages and findings: what a reader is told."""
+    parts = [record.reason]
+    for check in record.failed_checks:
+        parts.append(check.message)
+        parts += [f"{f.subject}: {f.message}" for f in check.findings]
+    return "\n".join(parts)
+
+
+def verify(scenario: Scenario, outcome: Any, records: Sequence[Any]) -> list[str]:
+    """What differs from the scenario's expected outcome (empty: as expected).
+
+    ``outcome`` is the engine's DeploymentOutcome; ``records`` the deployment's outcome records.
+    """
+    expected = scenario.expected
+    problems = []
+    if outcome.status != expected.status:
+        problems.append(f"deployment ended {outcome.status}, expected {expected.status}")
+    if abs(outcome.max_weight - expected.max_weight) > 1e-9:
+        problems.append(
+            f"the new version got up to {outcome.max_weight:.0%} of traffic, expected {expected.max_weight:.0%}"
+        )
+    want = outcome.current_version if expected.alias_on == "current" else outcome.target_version
+    if outcome.alias_version != want or outcome.alias_weights:
+        problems.append(
+            f"alias on version {outcome.alias_version} with routing {outcome.alias_weights or 'none'}, "
+            f"expected version {want} with no routing"
+        )
+    if outcome.rolled_back != expected.rolled_back:
+        problems.append(f"rolled back: {outcome.rolled_back}, expected {expected.rolled_back}")
+    decided_by = (
+        "alarm"
+        if outcome.failure in ("alarm", "stopped")
+        else (
+            outcome.failed_lifecycle_event or ("AfterAllowTraffic" if outcome.status == "Succeeded" else None)
+        )
+    )
+    if decided_by != expected.decided_by:
+        problems.append(f"decided by {decided_by}, expected {expected.decided_by}")
+    deciding = [r for r in records if r.decision is not None and r.decision.value == "Failed"]
+    if expected.failed_check is not None:
+        codes = {check_code(check) for record in deciding for check in record.failed_checks}
+        if expected.failed_check not in codes:
+            problems.append(
+                f"no failed {expected.failed_check} check in the outcome records (failed: {sorted(codes) or 'none'})"
+            )
+    if expected.reason_mentions is not None and not any(
+        expected.reason_mentions in _story(r) for r in deciding
+    ):
+        problems.append(
+            f"no failed outcome record mentions {expected.reason_mentions!r} in its reason or findings"
+        )
+    if expected.status == "Succeeded" and not any(
+        r.decision is not None and r.decision.value == "Succeeded" for r in records
+    ):
+        problems.append("no outcome record decided Succeeded")
+    if expected.decided_by == "alarm" and not any(r.rolled_back for r in records):
+        problems.append("no outcome record says DeployGuard rolled the release back")
+    return problems

@@ -1,0 +1,562 @@
+"""What template.yaml would deploy, read from the template itself: the rehearsal rehearses that.
+
+A YAML loader that keeps CloudFormation's short-form tags (``!Ref``, ``!Sub``, ``!GetAtt``,
+``!FindInMap``, ``!If`` …) as their long forms, and a resolver for the intrinsic functions the
+template uses, with the parameters' defaults (``Stage`` may be overridden per scenario), the
+mappings, the conditions and the physical names the template gives its resources.
+
+From it :func:`read_wiring` takes the guarded application's function (code folder, handler,
+runtime, timeout, memory, environment), its ``AutoPublishAlias`` and ``DeploymentPreference``
+(deployment type, hook functions, alarms with their full definitions), the EventBridge rule of the
+alarm rollback function, the bake state machine, the alert topic and every function's settings.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deployguard.errors import DeployGuardError
+
+__all__ = [
+    "AlarmSpec",
+    "FunctionSpec",
+    "RuleSpec",
+    "StateMachineSpec",
+    "TemplateError",
+    "Wiring",
+    "load_template",
+    "read_wiring",
+]
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+REGION = "us-east-1"
+PARTITION = "aws"
+DEPLOYMENT_CONFIG_PREFIX = "CodeDeployDefault.Lambda"
+TARGET_VERSION = "${TargetVersion}"
+"""Stands for the version being deployed (``Function.Version.Version``) until a release is known."""
+_SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
+
+
+class TemplateError(DeployGuardError):
+    code = "TEMPLATE"
+
+
+# --- loading ------------------------------------------------------------------------------------
+# NOTE: libyaml's loader when PyYAML has it: the template is large and the pure-Python parser
+# takes half a second per read.
+_SafeLoader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _CloudFormationLoader(_SafeLoader):  # type: ignore[valid-type, misc]
+    """SafeLoader that turns ``!Name value`` into ``{"Fn::Name": value}`` (``!Ref`` into ``Ref``)."""
+
+
+def _tagged(loader: Any, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "Condition":
+        return {"Condition": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CloudFormationLoader.add_multi_constructor("!", _tagged)
+
+
+def load_template(path: Path) -> dict[str, Any]:
+    """The template as a document (shared between callers: do not modify it)."""
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise TemplateError(f"cannot read {path}: {exc}") from exc
+    return _load(str(path.resolve()), stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _load(path: str, stamp: int) -> dict[str, Any]:
+    del stamp  # part of the cache key: an edited template is read again
+    try:
+        document = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_CloudFormationLoader)  # noqa: S506 - a SafeLoader subclass
+    except (OSError, yaml.YAMLError) as exc:
+        raise TemplateError(f"cannot read {path}: {exc}") from exc
+    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
+        raise TemplateError(f"{path} is not a CloudFormation template (no Resources)")
+    return document
+
+
+# --- resolving ----------------------------------------------------------------------------------
+class Resolver:
+    """Evaluates intrinsic functions against parameter values, mappings and physical names."""
+
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        *,
+        parameters: Mapping[str, str] | None = None,
+        stack_name: str,
+        attributes: Mapping[str, str] | None = None,
+    ) -> None:
+        self.template = template
+        self.resources: dict[str, Any] = dict(template.get("Resources", {}))
+        self.parameters = self._parameters(dict(parameters or {}))
+        self.stack_name = stack_name
+        self.attributes = dict(attributes or {})  # "Logical.Attr" → value known only at deploy time
+        self._conditions: dict[str, bool] = {}
+
+    def _parameters(self, overrides: dict[str, str]) -> dict[str, str]:
+        values: dict[str, str] = {}
+        declared = self.template.get("Parameters", {}) or {}
+        for name, spec in declared.items():
+            if name in overrides:
+                value = overrides.pop(name)
+            elif "Default" in spec:
+                value = str(spec["Default"])
+            else:
+                raise TemplateError(f"parameter {name} has no default; the rehearsal needs a value for it")
+            allowed = spec.get("AllowedValues")
+            if allowed and value not in [str(a) for a in allowed]:
+                raise TemplateError(f"parameter {name}={value} is not one of {', '.join(map(str, allowed))}")
+            values[name] = value
+        if overrides:
+            raise TemplateError(f"the template declares no parameter {', '.join(sorted(overrides))}")
+        return values
+
+    def pseudo(self, name: str) -> str | None:
+        return {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": PARTITION,
+            "AWS::StackName": self.stack_name,
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::NoValue": None,
+        }.get(name, "")
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            definition = (self.template.get("Conditions") or {}).get(name)
+            if definition is None:
+                raise TemplateError(f"unknown condition {name}")
+            self._conditions[name] = bool(self.resolve(definition))
+        return self._conditions[name]
+
+    def resolve(self, value: Any) -> Any:  # noqa: C901, PLR0912 - one branch per intrinsic
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if len(value) != 1:
+            return {k: self.resolve(v) for k, v in value.items()}
+        ((key, arg),) = value.items()
+        if key == "Ref":
+            return self.ref(str(arg))
+        if key == "Condition":
+            return self.condition(str(arg))
+        if key == "Fn::GetAtt":
+            parts = arg if isinstance(arg, list) else str(arg).split(".", 1)
+            return self.get_att(str(parts[0]), str(self.resolve(parts[1])))
+        if key == "Fn::Sub":
+            return self.sub(arg)
+        if key == "Fn::FindInMap":
+            name, top, second = (str(self.resolve(a)) for a in arg)
+            try:
+                return self.template["Mappings"][name][top][second]
+            except KeyError as exc:
+                raise TemplateError(f"Fn::FindInMap [{name}, {top}, {second}] has no value") from exc
+        if key == "Fn::If":
+            name, when_true, when_false = arg
+            return self.resolve(when_true if self.condition(str(name)) else when_false)
+        if key == "Fn::Equals":
+            left, right = (self.resolve(a) for a in arg)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not self.resolve(arg[0])
+        if key == "Fn::And":
+            return all(self.resolve(a) for a in arg)
+        if key == "Fn::Or":
+            return any(self.resolve(a) for a in arg)
+        if key == "Fn::Join":
+            separator, items = arg
+            return str(separator).join(str(self.resolve(i)) for i in self.resolve(items))
+        if key == "Fn::Select":
+            index, items = arg
+            return self.resolve(items)[int(self.resolve(index))]
+        if key == "Fn::Split":
+            separator, text = arg
+            return str(self.resolve(text)).split(str(separator))
+        if key.startswith("Fn::"):
+            raise TemplateError(f"the rehearsal does not evaluate {key}")
+        return {key: self.resolve(arg)}
+
+    def sub(self, arg: Any) -> str:
+        text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+        local = {k: self.resolve(v) for k, v in dict(variables).items()}
+
+        def one(match: re.Match[str]) -> str:
+            name = match.group(1).strip()
+            if name in local:
+                return str(local[name])
+            if name.startswith("AWS::"):
+                return str(self.pseudo(name))
+            if "." in name:
+                logical, attribute = name.split(".", 1)
+                return str(self.get_att(logical, attribute))
+            return str(self.ref(name))
+
+        return _SUB_VARIABLE.sub(one, str(text))
+
+    def ref(self, name: str) -> Any:
+        if name.startswith("AWS::"):
+            return self.pseudo(name)
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.attributes:
+            return self.attributes[name]
+        if name.endswith(".Alias") and name.removesuffix(".Alias") in self.resources:
+            logical = name.removesuffix(".Alias")
+            alias = self.resources[logical]["Properties"].get("AutoPublishAlias")
+            return f"{self.get_att(logical, 'Arn')}:{alias}"
+        resource = self._resource(name)
+        kind, props = resource.get("Type", ""), resource.get("Properties", {}) or {}
+        arn = f"arn:{PARTITION}"
+        named = {
+            "AWS::Serverless::Function": "FunctionName",
+            "AWS::Lambda::Function": "FunctionName",
+            "AWS::CloudWatch::Alarm": "AlarmName",
+            "AWS::Logs::LogGroup": "LogGroupName",
+            "AWS::IAM::Role": "RoleName",
+        }
+        if kind in named:
+            return self.resolve(props.get(named[kind])) or f"{self.stack_name}-{name}"
+        if kind == "AWS::SNS::Topic":
+            topic = self.resolve(props.get("TopicName")) or f"{self.stack_name}-{name}"
+            return f"{arn}:sns:{REGION}:{ACCOUNT_ID}:{topic}"
+        if kind in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
+            machine = self.resolve(props.get("Name") or props.get("StateMachineName")) or name
+            return f"{arn}:states:{REGION}:{ACCOUNT_ID}:stateMachine:{machine}"
+        if kind == "AWS::Serverless::LayerVersion":
+            layer = self.resolve(props.get("LayerName")) or name
+            return f"{arn}:lambda:{REGION}:{ACCOUNT_ID}:layer:{layer}:1"
+        return f"{self.stack_name}-{name}"
+
+    def get_att(self, logical: str, attribute: str) -> Any:
+        key = f"{logical}.{attribute}"
+        if key in self.attributes:
+            return self.attributes[key]
+        resource = self._resource(logical)
+        kind = resource.get("Type", "")
+        if attribute == "Arn":
+            if kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+                return f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:function:{self.ref(logical)}"
+            if kind == "AWS::Logs::LogGroup":
+                return f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT_ID}:log-group:{self.ref(logical)}:*"
+            if kind == "AWS::IAM::Role":
+                return f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{self.ref(logical)}"
+            if kind == "AWS::CloudWatch::Alarm":
+                return f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{self.ref(logical)}"
+            return self.ref(logical)
+        raise TemplateError(f"the rehearsal does not know {key} (it is known only once deployed)")
+
+    def _resource(self, logical: str) -> dict[str, Any]:
+        resource = self.resources.get(logical)
+        if not isinstance(resource, dict):
+            raise TemplateError(f"the template has no resource {logical}")
+        return resource
+
+
+# --- what the rehearsal needs -------------------------------------------------------------------
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    name: str
+    code_uri: Path
+    handler: str
+    runtime: str
+    timeout: int
+    memory_size: int
+    environment: dict[str, str]
+    tracing: str | None
+    architectures: tuple[str, ...]
+    log_group: str
+    max_retry_attempts: int = 2
+    max_event_age_seconds: int = 21600
+
+    @property
+    def handler_file(self) -> Path:
+        module, _, _ = self.handler.rpartition(".")
+        return self.code_uri / f"{module.replace('.', '/')}.py"
+
+    @property
+    def handler_function(self) -> str:
+        return self.handler.rpartition(".")[2]
+
+
+@dataclass(frozen=True)
+class AlarmSpec:
+    """A ``put_metric_alarm`` request, as CloudFormation would send it."""
+
+    logical_id: str
+    request: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.request["AlarmName"])
+
+    def for_version(self, target_version: str) -> dict[str, Any]:
+        """The request with the version being deployed filled in (the per-version dimensions)."""
+        text = json.dumps(self.request).replace(TARGET_VERSION, target_version)
+        request: dict[str, Any] = json.loads(text)
+        return request
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    """An EventBridge rule that targets a function (a SAM ``EventBridgeRule`` event)."""
+
+    name: str
+    pattern: dict[str, Any]
+    target: str  # function logical id
+    max_retry_attempts: int = 185
+    max_event_age_seconds: int = 86400
+
+
+@dataclass(frozen=True)
+class StateMachineSpec:
+    logical_id: str
+    name: str
+    definition: dict[str, Any]  # DefinitionSubstitutions applied
+
+
+@dataclass(frozen=True)
+class Wiring:
+    stage: str
+    stack_name: str
+    deployment_type: str  # e.g. Canary10Percent5Minutes
+    function: FunctionSpec  # the guarded application function
+    alias: str
+    hooks: dict[str, str]  # lifecycle event (BeforeAllowTraffic…) → function logical id
+    alarms: tuple[AlarmSpec, ...]  # the deployment group's alarms (ExecutedVersion resolved per release)
+    functions: dict[str, FunctionSpec]  # every function by logical id
+    rules: tuple[RuleSpec, ...]
+    state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
+    alert_topic_name: str | None = None
+    template_path: Path | None = None
+
+    @property
+    def deployment_config_name(self) -> str:
+        return f"{DEPLOYMENT_CONFIG_PREFIX}{self.deployment_type}"
+
+    def hook_function(self, lifecycle_event: str) -> FunctionSpec | None:
+        logical = self.hooks.get(lifecycle_event)
+        return self.functions.get(logical) if logical else None
+
+    def by_name(self, function_name: str) -> FunctionSpec | None:
+        return next((f for f in self.functions.values() if f.name == function_name), None)
+
+
+_HOOK_EVENTS = {"PreTraffic": "BeforeAllowTraffic", "PostTraffic": "AfterAllowTraffic"}
+
+
+def read_wiring(
+    template_path: Path,
+    *,
+    stage: str | None = None,
+    application: str | None = None,
+) -> Wiring:
+    """The guarded application (the function with a ``DeploymentPreference``; ``application``
+    names its logical id when there are several) and everything its deployments involve."""
+    template = load_template(template_path)
+    root = template_path.resolve().parent
+    parameters = {"Stage": stage} if stage else {}
+    stage_value = stage or str(template.get("Parameters", {}).get("Stage", {}).get("Default", "dev"))
+    stack_name = f"deployguard-{stage_value}"
+    candidates = [
+        logical
+        for logical, resource in template["Resources"].items()
+        if resource.get("Type") == "AWS::Serverless::Function"
+        and (resource.get("Properties") or {}).get("DeploymentPreference")
+        and logical == (application or logical)
+    ]
+    if len(candidates) != 1:
+        raise TemplateError(
+            f"{template_path} must have exactly one function with a DeploymentPreference"
+            + (f" named {application}" if application else "")
+            + f"; found {candidates or 'none'}"
+        )
+    (app_logical,) = candidates
+    resolver = Resolver(
+        template,
+        parameters=parameters,
+        stack_name=stack_name,
+        attributes={f"{app_logical}.Version.Version": TARGET_VERSION},
+    )
+    functions = {
+        logical: _function(resolver, logical, root)
+        for logical, resource in template["Resources"].items()
+        if resource.get("Type") in ("AWS::Serverless::Function",)
+    }
+    props = template["Resources"][app_logical]["Properties"]
+    preference = resolver.resolve(props["DeploymentPreference"])
+    hooks = {}
+    for key, value in (props["DeploymentPreference"].get("Hooks") or {}).items():
+        ref = value.get("Ref") if isinstance(value, dict) else None
+        if key in _HOOK_EVENTS and isinstance(ref, str):
+            hooks[_HOOK_EVENTS[key]] = ref
+    alarms = []
+    for entry in props["DeploymentPreference"].get("Alarms") or []:
+        logical = entry.get("Ref") if isinstance(entry, dict) else None
+        if not isinstance(logical, str):
+            raise TemplateError("DeploymentPreference.Alarms must be !Ref of alarms in the template")
+        alarms.append(_alarm(resolver, logical))
+    topic = next(
+        (
+            str(resolver.resolve(r["Properties"].get("TopicName")))
+            for r in template["Resources"].values()
+            if r.get("Type") == "AWS::SNS::Topic" and (r.get("Properties") or {}).get("TopicName")
+        ),
+        None,
+    )
+    return Wiring(
+        stage=resolver.parameters.get("Stage", stage_value),
+        stack_name=stack_name,
+        deployment_type=str(preference["Type"]),
+        function=functions[app_logical],
+        alias=str(resolver.resolve(props.get("AutoPublishAlias"))),
+        hooks=hooks,
+        alarms=tuple(alarms),
+        functions=functions,
+        rules=tuple(_rules(resolver, template)),
+        state_machines=_state_machines(resolver, template, root),
+        alert_topic_name=topic,
+        template_path=template_path,
+    )
+
+
+def _globals(template: Mapping[str, Any]) -> dict[str, Any]:
+    return dict((template.get("Globals") or {}).get("Function") or {})
+
+
+def _function(resolver: Resolver, logical: str, root: Path) -> FunctionSpec:
+    defaults = resolver.resolve(_globals(resolver.template))
+    props = resolver.resolve(resolver.resources[logical].get("Properties") or {})
+    environment = {
+        **((defaults.get("Environment") or {}).get("Variables") or {}),
+        **((props.get("Environment") or {}).get("Variables") or {}),
+    }
+    invoke_config = props.get("EventInvokeConfig") or {}
+    tracing = props.get("Tracing", defaults.get("Tracing"))
+    logging_config = props.get("LoggingConfig") or {}
+    name = str(props.get("FunctionName") or f"{resolver.stack_name}-{logical}")
+    return FunctionSpec(
+        logical_id=logical,
+        name=name,
+        code_uri=(root / str(props.get("CodeUri", ""))).resolve(),
+        handler=str(props.get("Handler", defaults.get("Handler", "app.handler"))),
+        runtime=str(props.get("Runtime", defaults.get("Runtime", "python3.12"))),
+        timeout=int(props.get("Timeout", defaults.get("Timeout", 3))),
+        memory_size=int(props.get("MemorySize", defaults.get("MemorySize", 128))),
+        environment={k: "" if v is None else str(v) for k, v in environment.items()},
+        tracing=str(tracing) if tracing else None,
+        architectures=tuple(props.get("Architectures", defaults.get("Architectures", ["x86_64"]))),
+        log_group=str(logging_config.get("LogGroup") or f"/aws/lambda/{name}"),
+        max_retry_attempts=int(invoke_config.get("MaximumRetryAttempts", 2)),
+        max_event_age_seconds=int(invoke_config.get("MaximumEventAgeInSeconds", 21600)),
+    )
+
+
+_ALARM_KEYS = (
+    "AlarmName",
+    "AlarmDescription",
+    "ActionsEnabled",
+    "Namespace",
+    "MetricName",
+    "Dimensions",
+    "Statistic",
+    "ExtendedStatistic",
+    "Period",
+    "Unit",
+    "EvaluationPeriods",
+    "DatapointsToAlarm",
+    "Threshold",
+    "ComparisonOperator",
+    "TreatMissingData",
+    "EvaluateLowSampleCountPercentile",
+    "Metrics",
+    "Tags",
+)
+
+
+def _alarm(resolver: Resolver, logical: str) -> AlarmSpec:
+    resource = resolver.resources.get(logical) or {}
+    if resource.get("Type") != "AWS::CloudWatch::Alarm":
+        raise TemplateError(f"DeploymentPreference alarm {logical} is not an AWS::CloudWatch::Alarm")
+    props = resolver.resolve(resource.get("Properties") or {})
+    request = {key: props[key] for key in _ALARM_KEYS if key in props}
+    request.setdefault("AlarmName", resolver.ref(logical))
+    for key in ("Threshold",):
+        if key in request:
+            request[key] = float(request[key])
+    for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+        if key in request:
+            request[key] = int(request[key])
+    return AlarmSpec(logical_id=logical, request=request)
+
+
+def _rules(resolver: Resolver, template: Mapping[str, Any]) -> list[RuleSpec]:
+    rules = []
+    for logical, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        for event_name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
+            if event.get("Type") not in ("EventBridgeRule", "CloudWatchEvent"):
+                continue
+            props = resolver.resolve(event.get("Properties") or {})
+            retry = props.get("RetryPolicy") or {}
+            rules.append(
+                RuleSpec(
+                    name=f"{resolver.stack_name}-{logical}{event_name}",
+                    pattern=dict(props.get("Pattern") or {}),
+                    target=logical,
+                    max_retry_attempts=int(retry.get("MaximumRetryAttempts", 185)),
+                    max_event_age_seconds=int(retry.get("MaximumEventAgeInSeconds", 86400)),
+                )
+            )
+    return rules
+
+
+def _state_machines(
+    resolver: Resolver, template: Mapping[str, Any], root: Path
+) -> dict[str, StateMachineSpec]:
+    machines = {}
+    for logical, resource in template["Resources"].items():
+        if resource.get("Type") != "AWS::Serverless::StateMachine":
+            continue
+        props = resource.get("Properties") or {}
+        path = root / str(props.get("DefinitionUri", ""))
+        if props.get("Definition") is not None:
+            definition = resolver.resolve(props["Definition"])
+        elif path.is_file():
+            text = path.read_text(encoding="utf-8")
+            for key, value in (resolver.resolve(props.get("DefinitionSubstitutions")) or {}).items():
+                text = text.replace("${" + key + "}", str(value))
+            definition = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        else:
+            continue  # not written yet: the bake workflow is then simply absent
+        name = str(resolver.resolve(props.get("Name")) or f"{resolver.stack_name}-{logical}")
+        machines[logical] = StateMachineSpec(logical_id=logical, name=name, definition=definition)
+    return machines

@@ -1,0 +1,523 @@
+"""The embedded AWS a rehearsal runs in: moto in this process, set up as template.yaml would be.
+
+:class:`World` starts ``mock_aws`` (Lambda without Docker), installs DeployGuard's moto extensions
+(:mod:`~deployguard_cli.localaws.moto_codedeploy`, the Lambda runner, and the alias and CloudWatch
+ones when present) and creates what a deployment of the stack involves: the guarded function with
+its published versions and alias (code zipped from its folder, one edit per broken release), the
+stage's guard policy in SSM, the alert topic (with a queue subscribed, to read the alerts back), the
+log groups, the bake state machine, and a CodeDeploy application and deployment group with the
+alarms and ``autoRollbackConfiguration`` SAM gives it. The guard functions run in-process
+(:class:`~deployguard_cli.rehearsal.lambdas.FunctionHost`); each invocation's output goes where
+Lambda sends it: its lines to the function's log group, its EMF documents to CloudWatch metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from deployguard import entrypoints
+from deployguard.outcome import OutcomeRecord
+from deployguard_cli.localaws import lambda_runner, moto_codedeploy
+from deployguard_cli.rehearsal.alarms import AlarmEvaluator
+from deployguard_cli.rehearsal.clock import Scheduler, VirtualClock
+from deployguard_cli.rehearsal.engine import CodeDeployEngine, EngineEvent, Rule
+from deployguard_cli.rehearsal.lambdas import FunctionHost, Invocation
+from deployguard_cli.rehearsal.stepfunctions import Execution, TaskError, Workflows, task_error_from_lambda
+from deployguard_cli.rehearsal.traffic import Traffic, TrafficProfile
+from deployguard_cli.rehearsal.wiring import ACCOUNT_ID, REGION, Wiring
+from deployguard_cli.report import parse_record
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_codedeploy import CodeDeployClient
+    from mypy_boto3_lambda import LambdaClient
+
+__all__ = ["EmittedMetric", "Release", "World"]
+
+OPTIONAL_EXTENSIONS = ("moto_lambda_alias", "moto_cloudwatch")
+_FAKE_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "rehearsal",
+    "AWS_SECRET_ACCESS_KEY": "rehearsal",
+    "AWS_SESSION_TOKEN": "rehearsal",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+_CLEARED = ("AWS_PROFILE", "AWS_ENDPOINT_URL")
+_ROLE_POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+)
+ROLLBACK_EVENTS = ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOYMENT_STOP_ON_REQUEST"]
+
+
+@dataclass(frozen=True)
+class Release:
+    """One version of the guarded function: its code (the folder, with edits) and configuration."""
+
+    label: str
+    replacements: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)  # on top of the template's
+
+
+@dataclass(frozen=True)
+class EmittedMetric:
+    """A metric a guard function emitted (EMF), as CloudWatch extracts it."""
+
+    function_name: str
+    namespace: str
+    name: str
+    value: float
+    unit: str
+    dimensions: dict[str, str]
+
+
+@contextlib.contextmanager
+def _aws_environment() -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in (*_FAKE_ENVIRONMENT, *_CLEARED)}
+    os.environ.update(_FAKE_ENVIRONMENT)
+    for key in _CLEARED:
+        os.environ.pop(key, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _install_extensions() -> None:
+    moto_codedeploy.install()
+    lambda_runner.install()
+    for name in OPTIONAL_EXTENSIONS:
+        try:
+            module = importlib.import_module(f"deployguard_cli.localaws.{name}")
+        except ModuleNotFoundError:
+            continue
+        module.install()
+
+
+class World:
+    """moto with the stack's resources; a context manager (everything is gone on exit)."""
+
+    def __init__(
+        self,
+        wiring: Wiring,
+        *,
+        clock: VirtualClock,
+        policy_text: str,
+        environment: Mapping[str, str],
+        policy_parameter: str | None = None,
+    ) -> None:
+        self.wiring = wiring
+        self.clock = clock
+        self.scheduler = Scheduler(clock)
+        self._policy_text = policy_text
+        self._environment = dict(environment)  # the guarded function's variables for this stage
+        self._policy_parameter = policy_parameter or f"/deployguard/{wiring.stage}/policy"
+        self._stack = contextlib.ExitStack()
+        self.records: list[OutcomeRecord] = []
+        self.metrics: list[EmittedMetric] = []
+        self.log_lines: dict[str, int] = {}  # log group → lines written
+        self.invocations: list[Invocation] = []
+        self.executions: list[Execution] = []
+        self._versions: dict[str, str] = {}  # release label → version
+        self._queue_url: str | None = None
+        self._role_arn = ""
+        self._deployment_group: tuple[str, str] | None = None
+        self._clients: dict[str, Any] = {}
+        self.traffic: Traffic | None = None
+        self._clients_lock = threading.Lock()
+
+    # --- set-up -----------------------------------------------------------------------------------
+    def __enter__(self) -> World:
+        from moto import mock_aws  # noqa: PLC0415 - moto is heavy and only the rehearsal needs it
+
+        self._stack.__enter__()
+        try:
+            self._stack.enter_context(_aws_environment())
+            _install_extensions()
+            self._stack.enter_context(mock_aws(config={"lambda": {"use_docker": False}}))
+            entrypoints.reset()
+            self._stack.callback(entrypoints.reset)
+            self.host = self._stack.enter_context(
+                FunctionHost(self.wiring.functions, clock=self.clock, on_invocation=self._record_invocation)
+            )
+            self._create_resources()
+        except BaseException:
+            self._stack.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.__exit__(None, None, None)
+
+    def client(self, service: str) -> Any:
+        """One boto3 client per service for the world's life (creating one costs ~20 ms)."""
+        if service not in self._clients:
+            with self._clients_lock:
+                if service not in self._clients:
+                    self._clients[service] = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+        return self._clients[service]
+
+    @property
+    def lambda_client(self) -> LambdaClient:
+        client: LambdaClient = self.client("lambda")
+        return client
+
+    @property
+    def codedeploy(self) -> CodeDeployClient:
+        client: CodeDeployClient = self.client("codedeploy")
+        return client
+
+    @property
+    def cloudwatch(self) -> CloudWatchClient:
+        client: CloudWatchClient = self.client("cloudwatch")
+        return client
+
+    def _create_resources(self) -> None:
+        iam = self.client("iam")
+        self._role_arn = iam.create_role(
+            RoleName="deployguard-rehearsal", AssumeRolePolicyDocument=_ROLE_POLICY
+        )["Role"]["Arn"]
+        ssm = self.client("ssm")
+        ssm.put_parameter(
+            Name=self._policy_parameter,
+            Value=self._policy_text,
+            Type="String",
+            Tier="Advanced" if len(self._policy_text) > 4096 else "Standard",
+        )
+        logs = self.client("logs")
+        for spec in self.wiring.functions.values():
+            with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+                logs.create_log_group(logGroupName=spec.log_group)
+        if self.wiring.alert_topic_name:
+            sns = self.client("sns")
+            sqs = self.client("sqs")
+            topic = sns.create_topic(Name=self.wiring.alert_topic_name)["TopicArn"]
+            self._queue_url = sqs.create_queue(QueueName="deployguard-rehearsal-alerts")["QueueUrl"]
+            queue_arn = sqs.get_queue_attributes(QueueUrl=self._queue_url, AttributeNames=["QueueArn"])[
+                "Attributes"
+            ]["QueueArn"]
+            sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
+        self._create_guard_functions()
+        sfn = self.client("stepfunctions")
+        self.state_machines: dict[str, dict[str, Any]] = {}
+        for machine in self.wiring.state_machines.values():
+            arn = sfn.create_state_machine(
+                name=machine.name, definition=json.dumps(machine.definition), roleArn=self._role_arn
+            )["stateMachineArn"]
+            self.state_machines[arn] = machine.definition
+
+    def _create_guard_functions(self) -> None:
+        """The stack's other functions as deployed (code from their folders, configuration from the
+        template), so what Lambda knows of them is real; their handlers run in-process."""
+        client = self.lambda_client
+        for spec in self.wiring.functions.values():
+            if spec.logical_id == self.wiring.function.logical_id or not spec.code_uri.is_dir():
+                continue
+            client.create_function(
+                FunctionName=spec.name,
+                Runtime=spec.runtime,  # type: ignore[arg-type]
+                Role=self._role_arn,
+                Handler=spec.handler,
+                Code={"ZipFile": lambda_runner.zip_directory(spec.code_uri)},
+                Timeout=spec.timeout,
+                MemorySize=spec.memory_size,
+                Environment={"Variables": dict(spec.environment)},
+                TracingConfig={"Mode": "Active" if spec.tracing == "Active" else "PassThrough"},
+            )
+
+    # --- the guarded function ---------------------------------------------------------------------
+    def publish(self, release: Release) -> str:
+        """Deploy ``release`` as a new published version (the first one also gets the alias)."""
+        spec = self.wiring.function
+        code = lambda_runner.zip_directory(spec.code_uri, replacements=dict(release.replacements))
+        variables = {**self._environment, **release.environment}
+        client = self.lambda_client
+        if not self._versions:
+            client.create_function(
+                FunctionName=spec.name,
+                Runtime=spec.runtime,  # type: ignore[arg-type]
+                Role=self._role_arn,
+                Handler=spec.handler,
+                Code={"ZipFile": code},
+                Description=release.label,
+                Timeout=spec.timeout,
+                MemorySize=spec.memory_size,
+                Environment={"Variables": variables},
+                TracingConfig={"Mode": "Active" if spec.tracing == "Active" else "PassThrough"},
+                Architectures=list(spec.architectures),  # type: ignore[arg-type]
+            )
+        else:
+            client.update_function_code(FunctionName=spec.name, ZipFile=code)
+            client.update_function_configuration(
+                FunctionName=spec.name, Description=release.label, Environment={"Variables": variables}
+            )
+        version = str(client.publish_version(FunctionName=spec.name, Description=release.label)["Version"])
+        if not self._versions:
+            client.create_alias(FunctionName=spec.name, Name=self.wiring.alias, FunctionVersion=version)
+        self._versions[release.label] = version
+        return version
+
+    def create_alarms(self, target_version: str) -> list[str]:
+        """The deployment group's alarms, on ``target_version`` (the template updates them with each
+        new version before CodeDeploy starts); a new alarm starts in INSUFFICIENT_DATA, as on AWS."""
+        cloudwatch = self.cloudwatch
+        names = []
+        for alarm in self.wiring.alarms:
+            request = alarm.for_version(target_version)
+            cloudwatch.put_metric_alarm(**request)
+            cloudwatch.set_alarm_state(
+                AlarmName=alarm.name,
+                StateValue="INSUFFICIENT_DATA",
+                StateReason="Unchecked: Initial alarm creation",
+            )
+            names.append(alarm.name)
+        return names
+
+    def create_deployment(self, current_version: str, target_version: str) -> str:
+        """What CloudFormation does when the alias's version changes: a CodeDeploy deployment."""
+        codedeploy = self.codedeploy
+        spec = self.wiring.function
+        if self._deployment_group is None:
+            application = f"{self.wiring.stack_name}-ServerlessDeploymentApplication-REHEARSAL"
+            group = f"{self.wiring.stack_name}-{spec.logical_id}DeploymentGroup-REHEARSAL"
+            codedeploy.create_application(applicationName=application, computePlatform="Lambda")
+            rollback: Any = {"enabled": True, "events": ROLLBACK_EVENTS}
+            codedeploy.create_deployment_group(
+                applicationName=application,
+                deploymentGroupName=group,
+                serviceRoleArn=self._role_arn,
+                deploymentConfigName=self.wiring.deployment_config_name,
+                deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+                alarmConfiguration={
+                    "enabled": True,
+                    "alarms": [{"name": a.name} for a in self.wiring.alarms],
+                },
+                autoRollbackConfiguration=rollback,
+            )
+            self._deployment_group = (application, group)
+        application, group = self._deployment_group
+        hooks = []
+        for lifecycle_event in ("BeforeAllowTraffic", "AfterAllowTraffic"):
+            hook = self.wiring.hook_function(lifecycle_event)
+            if hook is not None:
+                hooks.append({lifecycle_event: hook.name})
+        appspec = {
+            "version": 0.0,
+            "Resources": [
+                {
+                    spec.logical_id: {
+                        "Type": "AWS::Lambda::Function",
+                        "Properties": {
+                            "Name": spec.name,
+                            "Alias": self.wiring.alias,
+                            "CurrentVersion": current_version,
+                            "TargetVersion": target_version,
+                        },
+                    }
+                }
+            ],
+            "Hooks": hooks,
+        }
+        return str(
+            codedeploy.create_deployment(
+                applicationName=application,
+                deploymentGroupName=group,
+                revision={
+                    "revisionType": "AppSpecContent",
+                    "appSpecContent": {"content": json.dumps(appspec)},
+                },
+            )["deploymentId"]
+        )
+
+    # --- the engine -------------------------------------------------------------------------------
+    def engine(
+        self,
+        *,
+        traffic: TrafficProfile | None,
+        observer: Callable[[EngineEvent], None] | None = None,
+        alarm_names: list[str] | None = None,
+    ) -> CodeDeployEngine:
+        functions = self.wiring.functions
+        rules = [
+            Rule(name=rule.name, pattern=rule.pattern, function_name=functions[rule.target].name)
+            for rule in self.wiring.rules
+            if rule.target in functions
+        ]
+        self.traffic = (
+            None
+            if traffic is None
+            else Traffic(
+                lambda_client=self.lambda_client,
+                cloudwatch=self.cloudwatch,
+                function_name=self.wiring.function.name,
+                alias=self.wiring.alias,
+                profile=traffic,
+            )
+        )
+        workflows = None
+        if self.state_machines:
+            workflows = Workflows(
+                scheduler=self.scheduler,
+                definitions=self.state_machines,
+                invoke=self._task,
+                list_running=self._running_executions,
+                on_finish=self._execution_finished,
+            )
+        return CodeDeployEngine(
+            scheduler=self.scheduler,
+            codedeploy=self.codedeploy,
+            lambda_client=self.lambda_client,
+            cloudwatch=self.cloudwatch,
+            invoker=self.host,
+            alarms=AlarmEvaluator(
+                self.cloudwatch,
+                alarm_names if alarm_names is not None else [a.name for a in self.wiring.alarms],
+                samples=_metric_samples,
+            ),
+            rules=rules,
+            traffic=self.traffic,
+            workflows=workflows,
+            observer=observer,
+        )
+
+    def _task(self, function: str, payload: Any) -> Any:
+        """Step Functions' ``lambda:invoke``: the function by name or ARN, synchronously."""
+        name = function.split(":function:", 1)[-1].split(":", 1)[0]
+        if not self.host.knows(name):
+            raise TaskError("Lambda.ResourceNotFoundException", f"Function not found: {function}")
+        invocation = self.host.invoke(name, payload if isinstance(payload, dict) else {"input": payload})
+        if invocation.error_type is not None:
+            raise task_error_from_lambda(invocation.error_type, invocation.error_message or "")
+        return invocation.result
+
+    def _running_executions(self, state_machine_arn: str) -> list[tuple[str, str, Any, datetime]]:
+        sfn = self.client("stepfunctions")
+        found = []
+        for execution in sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")[
+            "executions"
+        ]:
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            found.append(
+                (
+                    execution["executionArn"],
+                    execution["name"],
+                    json.loads(described.get("input") or "{}"),
+                    self.clock.now(),
+                )
+            )
+        return found
+
+    def _execution_finished(self, execution: Execution) -> None:
+        # NOTE: moto has no API to end an execution as SUCCEEDED; set it on moto's model, as the
+        # service would, so DescribeExecution/ListExecutions tell the truth afterwards.
+        from moto.stepfunctions.models import stepfunctions_backends  # noqa: PLC0415
+
+        stored = stepfunctions_backends[ACCOUNT_ID][REGION].describe_execution(execution.arn)
+        stored.status = execution.status
+        stored.stop_date = datetime.now(UTC)
+        stored.output = json.dumps(execution.output) if execution.output is not None else None
+        stored.error, stored.cause = execution.error, execution.cause
+        self.executions.append(execution)
+
+    # --- what the functions wrote -----------------------------------------------------------------
+    def _record_invocation(self, invocation: Invocation) -> None:
+        self.invocations.append(invocation)
+        spec = self.host.spec(invocation.function_name)
+        group = spec.log_group if spec else f"/aws/lambda/{invocation.function_name}"
+        stamp = int(invocation.started_at.timestamp() * 1000)
+        logs = self.client("logs")
+        stream = f"{invocation.started_at:%Y/%m/%d}/[$LATEST]{invocation.request_id.replace('-', '')}"
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": stamp, "message": line} for line in invocation.log_lines],
+        )
+        self.log_lines[group] = self.log_lines.get(group, 0) + len(invocation.log_lines)
+        for line in invocation.log_lines:
+            record = parse_record(line)
+            if record is not None:
+                self.records.append(record)
+            self._extract_emf(invocation.function_name, line)
+
+    def _extract_emf(self, function_name: str, line: str) -> None:
+        """CloudWatch's EMF extraction: each ``_aws.CloudWatchMetrics`` directive becomes metric data."""
+        if '"_aws"' not in line:
+            return
+        try:
+            document = json.loads(line)
+        except ValueError:
+            return
+        meta = document.get("_aws") if isinstance(document, dict) else None
+        if not isinstance(meta, dict):
+            return
+        stamp = datetime.fromtimestamp(int(meta.get("Timestamp", 0)) / 1000, UTC)
+        cloudwatch = self.cloudwatch
+        for directive in meta.get("CloudWatchMetrics", []):
+            namespace = str(directive.get("Namespace"))
+            for dimension_set in directive.get("Dimensions", []):
+                dimensions = {str(name): str(document.get(name)) for name in dimension_set}
+                for metric in directive.get("Metrics", []):
+                    name, unit = str(metric["Name"]), str(metric.get("Unit", "None"))
+                    values = document.get(name)
+                    for value in values if isinstance(values, list) else [values]:
+                        if not isinstance(value, int | float):
+                            continue
+                        self.metrics.append(
+                            EmittedMetric(function_name, namespace, name, float(value), unit, dimensions)
+                        )
+                        cloudwatch.put_metric_data(
+                            Namespace=namespace,
+                            MetricData=[
+                                {
+                                    "MetricName": name,
+                                    "Value": float(value),
+                                    "Unit": unit,  # type: ignore[typeddict-item]
+                                    "Timestamp": stamp,
+                                    "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+                                }
+                            ],
+                        )
+
+    def alerts(self) -> list[str]:
+        """The subjects of the alerts DeployGuard published to the alert topic."""
+        if self._queue_url is None:
+            return []
+        sqs = self.client("sqs")
+        subjects: list[str] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            )
+            if not messages:
+                return subjects
+            for message in messages:
+                body = json.loads(message["Body"])
+                subjects.append(str(body.get("Subject") or body.get("Message", ""))[:200])
+                sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _metric_samples() -> list[Any]:
+    from moto.cloudwatch.models import cloudwatch_backends  # noqa: PLC0415
+
+    return list(cloudwatch_backends[ACCOUNT_ID][REGION].metric_data)
