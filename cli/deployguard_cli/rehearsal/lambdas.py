@@ -212,7 +212,7 @@ class FunctionHost:
         started_at = self._clock.now()
         result: Any = None
         error_type = error_message = None
-        with _environment(_lambda_environment(spec)), self._capturing(sink):
+        with environment(_lambda_environment(spec)), self._capturing(sink):
             started = time.perf_counter()
             try:
                 handler = self._handler(spec)
@@ -271,9 +271,12 @@ def _lambda_environment(spec: FunctionSpec) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def _environment(variables: Mapping[str, str]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in variables}
+def environment(variables: Mapping[str, str], unset: tuple[str, ...] = ()) -> Iterator[None]:
+    """os.environ with ``variables`` set and ``unset`` removed, restored afterwards."""
+    saved = {key: os.environ.get(key) for key in (*variables, *unset)}
     os.environ.update(variables)
+    for key in unset:
+        os.environ.pop(key, None)
     try:
         yield
     finally:

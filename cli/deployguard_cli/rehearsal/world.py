@@ -18,7 +18,7 @@ import importlib
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from deployguard_cli.localaws import lambda_runner, moto_codedeploy
 from deployguard_cli.rehearsal.alarms import AlarmEvaluator
 from deployguard_cli.rehearsal.clock import Scheduler, VirtualClock
 from deployguard_cli.rehearsal.engine import CodeDeployEngine, EngineEvent, Rule
-from deployguard_cli.rehearsal.lambdas import FunctionHost, Invocation
+from deployguard_cli.rehearsal.lambdas import FunctionHost, Invocation, environment
 from deployguard_cli.rehearsal.stepfunctions import Execution, TaskError, Workflows, task_error_from_lambda
 from deployguard_cli.rehearsal.traffic import Traffic, TrafficProfile
 from deployguard_cli.rehearsal.wiring import ACCOUNT_ID, REGION, Wiring
@@ -87,20 +87,8 @@ class EmittedMetric:
     dimensions: dict[str, str]
 
 
-@contextlib.contextmanager
-def _aws_environment() -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in (*_FAKE_ENVIRONMENT, *_CLEARED)}
-    os.environ.update(_FAKE_ENVIRONMENT)
-    for key in _CLEARED:
-        os.environ.pop(key, None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def _aws_environment() -> contextlib.AbstractContextManager[None]:
+    return environment(_FAKE_ENVIRONMENT, _CLEARED)
 
 
 def _install_extensions() -> None:
