@@ -2,6 +2,11 @@
 
 Adapters (and their boto3 clients) are built on the first invocation, never at import, and are
 reused while the execution environment is warm.
+
+NOTE: only what the pre-traffic hook needs is imported at module level. The post-traffic, bake
+and rollback wiring imports its modules inside the function that uses them, so a pre-traffic cold
+start does not pay for alarms, metrics, Step Functions and rollback code it never runs (and vice
+versa the others pay only for their own). ``TYPE_CHECKING`` imports keep the annotations exact.
 """
 
 from __future__ import annotations
@@ -9,31 +14,26 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from deployguard.aws import clients
-from deployguard.aws.cloudwatch import Alarms, Metrics
 from deployguard.aws.codedeploy import CodeDeploy
 from deployguard.aws.lambda_ import Lambda
 from deployguard.aws.policy_store import PolicyStore
 from deployguard.aws.references import ReferenceResolver
-from deployguard.aws.sns import Sns
-from deployguard.aws.stepfunctions import BakeWorkflow
 from deployguard.errors import DeployGuardError, EventError
 from deployguard.hook import Evaluate, Evaluation, HookName, HookRun, guard_lifecycle_event
 from deployguard.observability import logger
 from deployguard.outcome import OutcomeRecord, Role
 from deployguard.policy import Policy
-from deployguard.post_traffic import (
-    BakePorts,
-    PostTrafficPorts,
-    WatchPorts,
-    evaluate_post_traffic,
-    run_bake_step,
-)
 from deployguard.pre_traffic import PreTrafficPorts, evaluate_pre_traffic
-from deployguard.rollback import RollbackError, RollbackPorts, handle_alarm_event
 from deployguard.settings import HookSettings, SettingsError
+
+if TYPE_CHECKING:
+    from deployguard.aws.cloudwatch import Alarms, Metrics
+    from deployguard.aws.sns import Sns
+    from deployguard.aws.stepfunctions import BakeWorkflow
+    from deployguard.post_traffic import WatchPorts
 
 DEFAULT_RESERVE_SECONDS = 10.0
 
@@ -64,21 +64,29 @@ def policy_store(parameter: str, max_age: int) -> PolicyStore:
 
 @cache
 def alert_publisher(topic_arn: str) -> Sns:
+    from deployguard.aws.sns import Sns
+
     return Sns(clients.sns, topic_arn)
 
 
 @cache
 def alarms() -> Alarms:
+    from deployguard.aws.cloudwatch import Alarms
+
     return Alarms(clients.cloudwatch(), clients.tagging)
 
 
 @cache
 def metrics() -> Metrics:
+    from deployguard.aws.cloudwatch import Metrics
+
     return Metrics(clients.cloudwatch())
 
 
 @cache
 def bake_workflow(state_machine_arn: str) -> BakeWorkflow:
+    from deployguard.aws.stepfunctions import BakeWorkflow
+
     return BakeWorkflow(clients.stepfunctions(), state_machine_arn)
 
 
@@ -181,10 +189,14 @@ def _policy_loader(settings: HookSettings) -> Callable[[], Policy]:
 
 
 def _watch() -> WatchPorts:
+    from deployguard.post_traffic import WatchPorts
+
     return WatchPorts(alarms=alarms(), metrics=metrics())
 
 
 def _post_traffic(run: HookRun, settings: HookSettings) -> Evaluation:
+    from deployguard.post_traffic import PostTrafficPorts, evaluate_post_traffic
+
     arn = settings.bake_state_machine_arn
     ports = PostTrafficPorts(
         codedeploy=codedeploy(),
@@ -206,6 +218,8 @@ def post_traffic_hook(
 
 def bake_step(event: Mapping[str, Any], context: LambdaContext, environ: Mapping[str, str]) -> dict[str, Any]:
     """One poll of the bake workflow; invalid settings still end in a reported Failed."""
+    from deployguard.post_traffic import BakePorts, run_bake_step
+
     try:
         settings = HookSettings.from_environ(environ)
     except SettingsError as exc:
@@ -229,6 +243,8 @@ def alarm_rollback(
     event: Mapping[str, Any], context: LambdaContext, environ: Mapping[str, str]
 ) -> dict[str, Any]:
     """Roll back what a guarded alarm concerns. Errors are logged and raised (Lambda retries)."""
+    from deployguard.rollback import RollbackError, RollbackPorts, handle_alarm_event
+
     try:
         settings = HookSettings.from_environ(environ)
     except SettingsError as exc:
