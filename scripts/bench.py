@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RUNS = 7
 
 # The clients the pre-traffic path always makes (Secrets Manager only when a variable names a secret).
 CLIENTS = "('codedeploy', 'lambda', 'lambda', 'ssm')"
@@ -48,7 +47,21 @@ HOOK = textwrap.dedent(
     """
 )
 
+def template_globals() -> dict[str, str]:
+    """The plain-string environment variables template.yaml's Globals give every function."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=Loader)
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    return {k: v for k, v in variables.items() if isinstance(v, str)}
+
+
 ENV = {
+    **template_globals(),
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
@@ -63,13 +76,22 @@ def fresh(code: str) -> float:
     return float(answer.stdout.strip().splitlines()[-1])
 
 
-def cold_init() -> None:
+def cold_init(runs: int = 15) -> None:
+    # NOTE: interleaved (baseline, hook, baseline, hook…) so that noise from other tenants of the
+    # machine hits both sides alike; the minimum is the least noisy estimate of the true cost.
     fresh(BASELINE)  # warm the OS file cache for both
     fresh(HOOK)
-    baseline = statistics.median(fresh(BASELINE) for _ in range(RUNS))
-    hook = statistics.median(fresh(HOOK) for _ in range(RUNS))
-    print(f"cold init: hook module {hook:.0f} ms vs import boto3 + same clients {baseline:.0f} ms")
-    print(f"  ratio {hook / baseline:.2f}x (target <= 1.30x), median of {RUNS} fresh interpreters")
+    baseline: list[float] = []
+    hook: list[float] = []
+    for _ in range(runs):
+        baseline.append(fresh(BASELINE))
+        hook.append(fresh(HOOK))
+    for name, pick in (("median", statistics.median), ("best", min)):
+        ratio = pick(hook) / pick(baseline)
+        print(
+            f"cold init ({name} of {runs} fresh interpreters): hook module {pick(hook):.0f} ms vs "
+            f"import boto3 + same clients {pick(baseline):.0f} ms: ratio {ratio:.2f}x (target <= 1.30x)"
+        )
 
 
 def smoke_concurrency(n: int = 10, latency_ms: float = 200.0) -> None:
