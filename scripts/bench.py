@@ -47,6 +47,7 @@ HOOK = textwrap.dedent(
     """
 )
 
+
 def template_globals() -> dict[str, str]:
     """The plain-string environment variables template.yaml's Globals give every function."""
     import yaml
