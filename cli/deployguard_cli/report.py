@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, field_serializer
 
 from deployguard.aws.errors import aws_call
 from deployguard.errors import DeployGuardError
 from deployguard.findings import Decision, Severity
 from deployguard.notify import consequence
 from deployguard.outcome import RECORD_TYPE, SCHEMA_VERSION, ActionKind, CheckRecord, OutcomeRecord
+from deployguard.schema import parse_outcome
 from deployguard_cli.render import RESULT_MARKS
 
 if TYPE_CHECKING:
@@ -65,6 +66,10 @@ class Report(BaseModel):
     rollback: str  # what happened to the alias, in words
     timeline: list[TimelineEntry]
     records: list[OutcomeRecord]  # in the order they started
+
+    @field_serializer("records")
+    def _written(self, records: list[OutcomeRecord]) -> list[dict[str, Any]]:
+        return [record.document() for record in records]  # as the log lines hold them
 
 
 def _first(records: Sequence[OutcomeRecord], field: str) -> Any:
@@ -120,7 +125,9 @@ def build_report(records: Iterable[OutcomeRecord], deployment_id: str | None = N
     unique: dict[str, OutcomeRecord] = {}
     for record in records:
         if record.deployment_id == deployment_id:
-            unique.setdefault(record.model_dump_json(), record)  # the same line read twice counts once
+            unique.setdefault(
+                json.dumps(record.document(), sort_keys=True), record
+            )  # the same line read twice counts once
     mine = sorted(unique.values(), key=lambda r: (r.started_at, r.finished_at or r.started_at))
     if deployment_id is None or not mine:
         raise ReportError(f"no outcome records for deployment {deployment_id or '(none named)'}")
@@ -240,7 +247,7 @@ def _validate(document: dict[str, Any]) -> OutcomeRecord | None:
     if not str(document.get("schema_version", "")).startswith(SCHEMA_FAMILY):
         return None
     try:
-        return OutcomeRecord.model_validate(document)
+        return parse_outcome(document)
     except ValidationError:
         return None
 

@@ -33,7 +33,9 @@ def alarm(name: str, state: str = "OK", minutes: float = 1) -> AlarmState:
 def check(
     *alarms: AlarmState, rules: AlarmRules = REPORT, missing: list[str] | None = None
 ) -> tuple[Result, list[str]]:
-    result = check_alarms(AlarmSelection(list(alarms), missing or []), rules, deployment_started_at=STARTED)
+    result = check_alarms(
+        AlarmSelection(alarms=list(alarms), missing=missing or []), rules, deployment_started_at=STARTED
+    )
     return result.result, [f.code for f in result.findings]
 
 
@@ -56,7 +58,7 @@ def test_an_alarm_without_a_timestamp_counts_as_new() -> None:
 
 def test_a_missing_named_alarm_or_an_empty_selection_fails_with_the_fix() -> None:
     assert check(missing=["orders-typo"]) == (Result.FAILED, ["ALM003"])
-    result = check_alarms(AlarmSelection([], []), REPORT, deployment_started_at=STARTED)
+    result = check_alarms(AlarmSelection(alarms=[], missing=[]), REPORT, deployment_started_at=STARTED)
     assert result.blocking and "matches no alarm: fix the names, prefixes or tags" in result.message
 
 

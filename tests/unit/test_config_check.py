@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -13,12 +15,12 @@ from deployguard.policy import (
     DriftRules,
     ReferenceRules,
     SettingsRules,
-    Stage,
     TimeoutBounds,
     ValueRule,
 )
 from deployguard.secrets import Reference
 from deployguard.snapshot import FunctionSnapshot
+from deployguard.stages import Stage
 
 TODAY = date(2026, 11, 28)
 GOOD_ENV = {
@@ -38,7 +40,7 @@ RULES = ConfigRules(
 )
 
 
-def snapshot(**changes: object) -> FunctionSnapshot:
+def snapshot(**changes: Any) -> FunctionSnapshot:
     base = FunctionSnapshot(
         function_name="orders",
         version="4",
@@ -48,7 +50,7 @@ def snapshot(**changes: object) -> FunctionSnapshot:
         tracing_mode="Active",
         dead_letter_target="arn:aws:sqs:us-east-1:123456789012:dlq",
     )
-    return base.model_copy(update=changes)
+    return replace(base, **changes)
 
 
 def check(
@@ -120,8 +122,8 @@ def test_each_environment_rule_violated_on_its_own(
         ({"layers": ("arn:aws:lambda:us-east-1:123456789012:layer:deps:1",)}, "DRF006"),
     ],
 )
-def test_each_drift_from_the_live_version(current_change: dict[str, object], code: str) -> None:
-    current = snapshot(version="3").model_copy(update=current_change)
+def test_each_drift_from_the_live_version(current_change: dict[str, Any], code: str) -> None:
+    current = replace(snapshot(version="3"), **current_change)
 
     codes = check(snapshot(), current)
 

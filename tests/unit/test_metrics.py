@@ -10,6 +10,7 @@ import pytest
 from deployguard.findings import CheckResult, Decision, Finding, Result, Severity
 from deployguard.observability import COMMON_DIMENSIONS, METRICS, NAMESPACE, record_outcome
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
+from deployguard.schema import parse_outcome
 from tests.outcomes import captured_output, emf_lines
 
 STARTED = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -30,7 +31,7 @@ def record(**fields: object) -> OutcomeRecord:
         "finished_at": STARTED + timedelta(milliseconds=420),
         "duration_ms": 420.0,
     }
-    return OutcomeRecord.model_validate({**base, **fields})
+    return parse_outcome({**base, **fields})
 
 
 FAILED_CONFIG = CheckResult(

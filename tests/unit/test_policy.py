@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from deployguard.policy import InvalidPolicyError, Stage, load_policy, policy_json_schema
+from deployguard.policy import InvalidPolicyError, load_policy, policy_json_schema
+from deployguard.stages import Stage
 
 VALID = """
 version: 1

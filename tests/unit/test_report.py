@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 from deployguard.findings import CheckResult, Decision, Finding, Result, Severity
 from deployguard.observability import record_outcome
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
+from deployguard.schema import parse_outcome
 from deployguard_cli.report import (
     OutcomeLogs,
     ReportError,
@@ -36,7 +37,7 @@ def hook_record(
     hook: str, decision: Decision, start: float, checks: list[CheckResult], **extra: Any
 ) -> OutcomeRecord:
     role = Role.PRE_TRAFFIC if hook == "BeforeAllowTraffic" else Role.POST_TRAFFIC
-    return OutcomeRecord.model_validate(
+    return parse_outcome(
         {
             "role": role,
             "hook": hook,
@@ -191,8 +192,8 @@ def test_a_successful_deployment_and_a_retried_hook() -> None:
 
 
 def test_records_of_other_deployments_are_left_out_and_none_is_an_error() -> None:
-    other = hook_record("BeforeAllowTraffic", Decision.FAILED, 0, [CONFIG_FAILED]).model_copy(
-        update={"deployment_id": "d-OTHER0000"}
+    other = replace(
+        hook_record("BeforeAllowTraffic", Decision.FAILED, 0, [CONFIG_FAILED]), deployment_id="d-OTHER0000"
     )
     mine = hook_record("BeforeAllowTraffic", Decision.SUCCEEDED, 0, PASSED)
 
@@ -227,7 +228,7 @@ def test_a_logged_line_parses_back_into_the_same_record() -> None:
     record = hook_record("BeforeAllowTraffic", Decision.FAILED, 0, [CONFIG_FAILED])
     line = logged_line(record)
 
-    assert parse_record(line) == OutcomeRecord.model_validate(record.model_dump(mode="json"))
+    assert parse_record(line) == record
     assert parse_record(f"2026-11-28T09:00:00.000Z\tabc-123\tINFO\t{line}\n") is not None  # text prefix
     assert parse_record(json.dumps({"level": "INFO", "message": json.loads(line)})) is not None  # Lambda JSON
 

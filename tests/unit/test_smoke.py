@@ -12,9 +12,10 @@ import pytest
 
 from deployguard.errors import AwsCallError, DeployGuardError
 from deployguard.findings import Result
-from deployguard.policy import Expectation, FunctionPolicy, Policy, SmokeCase, Stage
-from deployguard.smoke import check_expectation, inline_payloads, json_equal, run_smoke
+from deployguard.policy import Expectation, FunctionPolicy, Policy, SmokeCase, inline_payloads
+from deployguard.smoke import check_expectation, json_equal, run_smoke
 from deployguard.snapshot import InvocationResult
+from deployguard.stages import Stage
 
 
 def answer(body: Any, *, error: str | None = None, latency_ms: float = 5.0) -> InvocationResult:

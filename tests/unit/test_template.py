@@ -27,8 +27,9 @@ import pytest
 from samtranslator.yaml_helper import yaml_parse
 
 from deployguard.appspec import parse_appspec
-from deployguard.policy import Stage, load_policy
+from deployguard.policy import load_policy
 from deployguard.settings import HookSettings
+from deployguard.stages import Stage
 from deployguard_cli.dashboard import QUERIES, dashboard_body
 from tests.tools.transform import MANAGED_POLICIES, load_template, transformed
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,8 @@ from deployguard import entrypoints
 from deployguard.checks import check_version
 from deployguard.findings import Decision, decide
 from deployguard.outcome import OutcomeRecord, Role
-from deployguard.policy import Stage
 from deployguard.pre_traffic import policy_for
+from deployguard.stages import Stage
 from deployguard_cli.commands.policy import read_policy
 from deployguard_cli.main import EXIT_FINDINGS, EXIT_OK
 from deployguard_cli.render import print_record
@@ -61,11 +62,11 @@ def run(args: argparse.Namespace) -> int:
         checks += result.checks
         redactor = result.redactor
     decision = decide(checks) if entry is not None or policy.unguarded == "fail" else Decision.SUCCEEDED
-    record = record.model_copy(update={"checks": checks, "decision": decision}).finish()
+    record = replace(record, checks=checks, decision=decision).finish()
     if redactor is not None:
         record = record.redacted(redactor)
     if args.json:
-        print(json.dumps(record.model_dump(mode="json"), indent=2))
+        print(json.dumps(record.document(), indent=2))
     else:
         print_record(record)
     return EXIT_OK if decision is Decision.SUCCEEDED else EXIT_FINDINGS

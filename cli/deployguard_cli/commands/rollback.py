@@ -101,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         reason=f"rolled back by hand (deployguard rollback): {args.alias} back on version {plan.version}",
     ).finish()
     if args.json:
-        print(json.dumps(record.model_dump(mode="json"), indent=2))
+        print(json.dumps(record.document(), indent=2))
     else:
         print_record(record)
     return EXIT_OK if stop_failed is None else EXIT_ERROR

@@ -10,6 +10,7 @@ from typing import Any
 from deployguard import entrypoints
 from deployguard.aws.codedeploy import IN_FLIGHT_STATUSES, CodeDeploy, Deployment
 from deployguard.errors import DeployGuardError
+from deployguard.outcome import json_types
 from deployguard.rollback import newest_of
 from deployguard.snapshot import AliasState
 from deployguard_cli.main import EXIT_OK
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             "function_version": state.function_version,
             "traffic": traffic(state),
             "revision_id": state.revision_id,
-            "deployment": deployment.model_dump(mode="json") if deployment else None,
+            "deployment": json_types(deployment) if deployment else None,
         }
         print(json.dumps(document, indent=2))
         return EXIT_OK

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deployguard.findings import CheckResult, Finding, Severity, result_from_findings
 from deployguard.policy import AlarmRules, AlarmSelector
+from deployguard.records import record
 
 ALARM = "ALARM"
 CHECK_NAME = "alarms"
@@ -41,7 +41,7 @@ class AlarmSource(Protocol):
     def names_tagged(self, tags: Mapping[str, str]) -> list[str]: ...
 
 
-@dataclass(frozen=True)
+@record
 class AlarmSelection:
     """The alarms a selector found (with their states), and the named alarms that do not exist."""
 

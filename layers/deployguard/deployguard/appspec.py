@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
 from deployguard.errors import ResolutionError
+from deployguard.records import record
 
 
-class DeploymentTarget(BaseModel):
+@record
+class DeploymentTarget:
     """The function a deployment shifts, and between which versions."""
-
-    model_config = ConfigDict(frozen=True)
 
     function_name: str
     alias: str

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -23,6 +22,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from deployguard.appspec import DeploymentTarget
 from deployguard.findings import CheckResult, Decision, decide
 from deployguard.policy import Bake
+from deployguard.records import record
 
 Clock = Callable[[], datetime]
 
@@ -54,7 +54,7 @@ def open_window(now: datetime, bake: Bake) -> BakeWindow:
     )
 
 
-@dataclass(frozen=True)
+@record
 class PollOutcome:
     verdict: Verdict
     decision: Decision | None  # set when the verdict is DONE
@@ -63,10 +63,10 @@ class PollOutcome:
 
 def decide_poll(window: BakeWindow, checks: list[CheckResult], now: datetime) -> PollOutcome:
     if any(check.blocking for check in checks):
-        return PollOutcome(Verdict.DONE, Decision.FAILED, 0)
+        return PollOutcome(verdict=Verdict.DONE, decision=Decision.FAILED, wait_seconds=0)
     if window.is_final(now):
-        return PollOutcome(Verdict.DONE, decide(checks), 0)
-    return PollOutcome(Verdict.CONTINUE, None, window.next_wait(now))
+        return PollOutcome(verdict=Verdict.DONE, decision=decide(checks), wait_seconds=0)
+    return PollOutcome(verdict=Verdict.CONTINUE, decision=None, wait_seconds=window.next_wait(now))
 
 
 class BakeState(BaseModel):

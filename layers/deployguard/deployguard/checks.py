@@ -4,19 +4,23 @@ hook and ``deployguard check`` (a pipeline, without a deployment)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from deployguard.aws.lambda_ import Lambda
 from deployguard.aws.references import ReferenceResolver
 from deployguard.config_check import validate_config
 from deployguard.findings import CheckResult, Result, result_from_findings
-from deployguard.policy import FunctionPolicy, Stage
+from deployguard.records import record
 from deployguard.secrets import Redactor
 from deployguard.smoke import run_smoke
+from deployguard.stages import Stage
+
+if TYPE_CHECKING:
+    from deployguard.policy import FunctionPolicy
 
 
-@dataclass(frozen=True)
+@record
 class VersionChecks:
     checks: list[CheckResult]
     redactor: Redactor
@@ -71,7 +75,7 @@ def check_version(
             )
             for c in policy.smoke
         ]
-        return VersionChecks(checks, redactor)
+        return VersionChecks(checks=checks, redactor=redactor)
 
     checks += run_smoke(
         policy.smoke,
@@ -79,4 +83,4 @@ def check_version(
         concurrency=policy.smoke_concurrency,
         deadline=deadline,
     )
-    return VersionChecks(checks, redactor)
+    return VersionChecks(checks=checks, redactor=redactor)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from deployguard.findings import Finding, Severity
-from deployguard.policy import ConfigRules, DriftRules, Level, SettingsRules, Stage, ValueRule
 from deployguard.secrets import (
     Reference,
     detect_key_formats,
@@ -22,6 +22,10 @@ from deployguard.secrets import (
     parse_reference,
 )
 from deployguard.snapshot import FunctionSnapshot
+from deployguard.stages import Stage
+
+if TYPE_CHECKING:
+    from deployguard.policy import ConfigRules, DriftRules, Level, SettingsRules, ValueRule
 
 # Lambda's published deprecation dates (Lambda runtimes page, "Deprecation date").
 DEPRECATED_RUNTIMES: dict[str, date] = {

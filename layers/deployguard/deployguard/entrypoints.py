@@ -25,7 +25,6 @@ from deployguard.errors import DeployGuardError, EventError
 from deployguard.hook import Evaluate, Evaluation, HookName, HookRun, guard_lifecycle_event
 from deployguard.observability import logger
 from deployguard.outcome import OutcomeRecord, Role
-from deployguard.policy import Policy
 from deployguard.pre_traffic import PreTrafficPorts, evaluate_pre_traffic
 from deployguard.settings import HookSettings, SettingsError
 
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
     from deployguard.aws.cloudwatch import Alarms, Metrics
     from deployguard.aws.sns import Sns
     from deployguard.aws.stepfunctions import BakeWorkflow
+    from deployguard.policy import Policy
     from deployguard.post_traffic import WatchPorts
 
 DEFAULT_RESERVE_SECONDS = 10.0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import field
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from deployguard.records import record
 
 
 class Severity(StrEnum):
@@ -26,14 +27,13 @@ class Decision(StrEnum):
     FAILED = "Failed"
 
 
-class Finding(BaseModel):
+@record
+class Finding:
     """One problem. ``subject`` names the variable or setting; ``message`` says how to fix it.
 
     Findings never carry a configuration value that could be secret: messages are built from
     names, patterns and redacted previews only (see ``deployguard.secrets.redact``).
     """
-
-    model_config = ConfigDict(frozen=True)
 
     code: str
     severity: Severity
@@ -41,14 +41,15 @@ class Finding(BaseModel):
     message: str
 
 
-class CheckResult(BaseModel):
+@record
+class CheckResult:
     """The outcome of one named check (config, smoke:<case>, alarms, version-health…)."""
 
     name: str
     result: Result
     duration_ms: float = 0.0
     message: str = ""
-    findings: list[Finding] = Field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
 
     @property
     def blocking(self) -> bool:

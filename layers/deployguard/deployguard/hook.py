@@ -15,13 +15,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from aws_lambda_powertools.utilities.data_classes.code_deploy_lifecycle_hook_event import (
     CodeDeployLifecycleHookEvent,
 )
-from pydantic import BaseModel, ConfigDict
 
 from deployguard.appspec import DeploymentTarget
 from deployguard.aws.codedeploy import CodeDeploy
@@ -30,14 +29,14 @@ from deployguard.findings import CheckResult, Decision, Result, decide
 from deployguard.notify import AlertPublisher
 from deployguard.observability import logger, record_outcome
 from deployguard.outcome import Action, ActionKind, Bypassed, OutcomeRecord, Role
+from deployguard.records import record
 from deployguard.secrets import Redactor
 
 HookName = Literal["BeforeAllowTraffic", "AfterAllowTraffic"]
 
 
-class HookIds(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@record
+class HookIds:
     deployment_id: str
     lifecycle_event_hook_execution_id: str
 
@@ -72,7 +71,7 @@ class Evaluation:
     actions: list[Action] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
+@record
 class HookRun:
     ids: HookIds
     deadline: float  # time.monotonic() instant by which checks must be done
@@ -102,24 +101,22 @@ def guard_lifecycle_event(
     try:
         ids = parse_hook_event(event)
     except EventError as exc:
-        record = record.model_copy(update={"reason": f"{exc}; nothing can be reported to CodeDeploy"})
+        record = replace(record, reason=f"{exc}; nothing can be reported to CodeDeploy")
         logger.error("malformed hook event", extra={"error": str(exc)})
         return _finish(record, Redactor())
-    record = record.model_copy(
-        update={
-            "deployment_id": ids.deployment_id,
-            "lifecycle_event_hook_execution_id": ids.lifecycle_event_hook_execution_id,
-        }
+    record = replace(
+        record,
+        deployment_id=ids.deployment_id,
+        lifecycle_event_hook_execution_id=ids.lifecycle_event_hook_execution_id,
     )
     run = HookRun(ids=ids, deadline=time.monotonic() + remaining_ms() / 1000 - reserve_seconds)
 
     evaluation, already = _evaluate_within_deadline(run, hook, codedeploy, evaluate)
     if already is not None:
-        record = record.model_copy(
-            update={
-                "reason": f"{hook} of this deployment already has status {already}; checks not re-run",
-                "actions": [Action(kind=ActionKind.STATUS_ALREADY_REPORTED, detail=already)],
-            }
+        record = replace(
+            record,
+            reason=f"{hook} of this deployment already has status {already}; checks not re-run",
+            actions=[Action(kind=ActionKind.STATUS_ALREADY_REPORTED, detail=already)],
         )
         logger.info("lifecycle event already reported", extra={"status": already})
         return _finish(record, Redactor())
@@ -132,14 +129,13 @@ def guard_lifecycle_event(
         )
     reason = evaluation.reason or _reason(decision, evaluation.checks)
     target = evaluation.target
-    record = record.model_copy(
-        update={
-            "checks": evaluation.checks,
-            "bypass": evaluation.bypass,
-            "reason": reason,
-            "actions": list(evaluation.actions),
-            **(target.model_dump() if target else {}),
-        }
+    record = replace(
+        record,
+        checks=evaluation.checks,
+        bypass=evaluation.bypass,
+        reason=reason,
+        actions=list(evaluation.actions),
+        **asdict(target) if target else {},
     )
     if evaluation.defer and decision is Decision.SUCCEEDED:
         return _finish(record, evaluation.redactor)  # the bake workflow reports later
@@ -158,16 +154,16 @@ def report_and_record(
     deployment_id, execution_id = record.deployment_id, record.lifecycle_event_hook_execution_id
     if not (deployment_id and execution_id):
         raise EventError("a status can only be reported for a known deployment and hook execution")
-    record = record.model_copy(update={"decision": decision})
+    record = replace(record, decision=decision)
     try:
         reported = codedeploy().report(deployment_id, execution_id, decision)
     except DeployGuardError as exc:
         action = Action(kind=ActionKind.STATUS_REPORTED, ok=False, detail=f"{decision.value}: {exc}")
-        _finish(record.model_copy(update={"actions": [*record.actions, action]}), redactor)
+        _finish(replace(record, actions=[*record.actions, action]), redactor)
         raise
     kind = ActionKind.STATUS_REPORTED if reported else ActionKind.STATUS_ALREADY_REPORTED
     action = Action(kind=kind, detail=decision.value)
-    return _finish(record.model_copy(update={"actions": [*record.actions, action]}), redactor, alerts)
+    return _finish(replace(record, actions=[*record.actions, action]), redactor, alerts)
 
 
 def _evaluate_within_deadline(

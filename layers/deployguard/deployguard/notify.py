@@ -9,11 +9,12 @@ the status has been reported and logs, never raises, a publishing error.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Literal, Protocol
 
 from deployguard.findings import Decision, Severity
 from deployguard.outcome import ActionKind, OutcomeRecord, Role
+from deployguard.records import record
 
 SUBJECT_MAX = 99  # SNS: "less than 100 characters", ASCII, no line breaks
 MAX_CHECKS = 5
@@ -24,7 +25,7 @@ MAX_REASON = 600
 AlertKind = Literal["failed", "rolled_back"]
 
 
-@dataclass(frozen=True)
+@record
 class Alert:
     kind: AlertKind
     subject: str

@@ -9,6 +9,8 @@ set never depends on whether ``POWERTOOLS_SERVICE_NAME`` happens to be set.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
@@ -74,10 +76,10 @@ def record_outcome(
     An alert that cannot be published is logged, never raised: it must not fail a guard.
     """
     if alarm_to_restore_ms is not None and record.alarm_to_restore_ms is None:
-        record = record.model_copy(update={"alarm_to_restore_ms": alarm_to_restore_ms})
+        record = replace(record, alarm_to_restore_ms=alarm_to_restore_ms)
     # NOTE: a failed or rolled-back outcome is a WARNING, so it survives POWERTOOLS_LOG_LEVEL=WARNING
     failed = record.rolled_back or record.decision is Decision.FAILED
-    (logger.warning if failed else logger.info)(LOG_MESSAGE, extra=record.model_dump(mode="json"))
+    (logger.warning if failed else logger.info)(LOG_MESSAGE, extra=record.document())
     _emit_metrics(record)
     if alerts is not None:
         _alert(record, alerts)

@@ -12,19 +12,28 @@ value and well-known key format in every free-text field before the record leave
 
 from __future__ import annotations
 
+from dataclasses import field, fields, is_dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field, field_serializer
-
 from deployguard.findings import CheckResult, Decision, Severity
+from deployguard.records import record
 from deployguard.secrets import Redactor
 
 SCHEMA_VERSION = "deployguard.outcome/1"
 RECORD_TYPE = "outcome"
 LOG_MESSAGE = "deployguard outcome"
 REASON_MAX = 2000
+
+
+def _about(description: str) -> dict[str, str]:
+    """Field metadata: the description the JSON Schema (``deployguard.schema``) gives the field."""
+    return {"description": description}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Role(StrEnum):
@@ -50,33 +59,31 @@ class ActionKind(StrEnum):
 
 ROLLBACK_ACTIONS = frozenset({ActionKind.DEPLOYMENT_STOPPED, ActionKind.ALIAS_RESTORED})
 
-# Every field is always written, defaults included: the schema says so (serialization mode).
-_WRITTEN = ConfigDict(json_schema_serialization_defaults_required=True)
 
-
-class Action(BaseModel):
-    model_config = _WRITTEN
-
+@record
+class Action:
     kind: ActionKind
-    ok: bool = Field(True, description="False when the action was attempted and failed.")
-    detail: str = Field("", description="The status reported, the version restored, or why it failed.")
-    at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    ok: bool = field(default=True, metadata=_about("False when the action was attempted and failed."))
+    detail: str = field(
+        default="", metadata=_about("The status reported, the version restored, or why it failed.")
+    )
+    at: datetime = field(default_factory=_now)
 
 
-class Bypassed(BaseModel):
-    model_config = _WRITTEN
-
+@record
+class Bypassed:
     reason: str
     approved_by: str
 
 
+@record
 class CheckRecord(CheckResult):
     """A check as the record writes it: the check's result plus its stable ``code``."""
 
-    model_config = _WRITTEN
-
-    code: str = Field(
-        description="The kind of check: its name up to the first ':' (config, smoke, policy, alarms, …)."
+    code: str = field(
+        metadata=_about(
+            "The kind of check: its name up to the first ':' (config, smoke, policy, alarms, …)."
+        ),
     )
 
     @classmethod
@@ -105,50 +112,52 @@ def failed_codes(check: CheckResult) -> list[str]:
     return codes or [check_code(check)]
 
 
-class OutcomeRecord(BaseModel):
-    model_config = _WRITTEN
+@record
+class OutcomeRecord:
+    """Plain data (no validation at construction): DeployGuard builds it, so it costs no import time.
+
+    :meth:`document` is the written form (what a log line holds); ``deployguard.schema`` parses a
+    document back and describes it as a JSON Schema.
+    """
 
     schema_version: Literal["deployguard.outcome/1"] = "deployguard.outcome/1"
     record_type: Literal["outcome"] = "outcome"
     role: Role
-    hook: Literal["BeforeAllowTraffic", "AfterAllowTraffic"] | None = Field(
-        None, description="The CodeDeploy lifecycle hook, when the record comes from one."
+    hook: Literal["BeforeAllowTraffic", "AfterAllowTraffic"] | None = field(
+        default=None, metadata=_about("The CodeDeploy lifecycle hook, when the record comes from one.")
     )
-    stage: str | None = Field(None, description="dev, staging or prod.")
-    deployment_id: str | None = Field(None, description="The CodeDeploy deployment (d-…).")
+    stage: str | None = field(default=None, metadata=_about("dev, staging or prod."))
+    deployment_id: str | None = field(default=None, metadata=_about("The CodeDeploy deployment (d-…)."))
     lifecycle_event_hook_execution_id: str | None = None
-    function_name: str | None = Field(None, description="The guarded function (not the hook's own).")
+    function_name: str | None = field(
+        default=None, metadata=_about("The guarded function (not the hook's own).")
+    )
     alias: str | None = None
-    current_version: str | None = Field(None, description="The version the alias served before.")
-    target_version: str | None = Field(None, description="The version being deployed.")
-    decision: Decision | None = Field(
-        None, description="The status for CodeDeploy; null when none was decided (bake started, bad event)."
+    current_version: str | None = field(default=None, metadata=_about("The version the alias served before."))
+    target_version: str | None = field(default=None, metadata=_about("The version being deployed."))
+    decision: Decision | None = field(
+        default=None,
+        metadata=_about("The status for CodeDeploy; null when none was decided (bake started, bad event)."),
     )
-    reason: str = Field("", description="Why, in one line: the blocking checks and their messages.")
-    checks: list[CheckResult] = Field(default_factory=list)
-    actions: list[Action] = Field(default_factory=list)
+    reason: str = field(
+        default="", metadata=_about("Why, in one line: the blocking checks and their messages.")
+    )
+    checks: list[CheckResult] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
     bypass: Bypassed | None = None
-    alarm_name: str | None = Field(None, description="The alarm that triggered a rollback.")
-    alarm_at: datetime | None = Field(None, description="When that alarm went to ALARM.")
-    alarm_to_restore_ms: float | None = Field(
-        None, description="From the alarm's state change to the alias back on the previous version."
+    alarm_name: str | None = field(default=None, metadata=_about("The alarm that triggered a rollback."))
+    alarm_at: datetime | None = field(default=None, metadata=_about("When that alarm went to ALARM."))
+    alarm_to_restore_ms: float | None = field(
+        default=None,
+        metadata=_about("From the alarm's state change to the alias back on the previous version."),
     )
-    started_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    started_at: datetime = field(default_factory=_now)
     finished_at: datetime | None = None
     duration_ms: float | None = None
 
-    @field_serializer("checks")
-    def _checks_with_codes(self, checks: list[CheckResult]) -> list[CheckRecord]:
-        return [CheckRecord.of(check) for check in checks]
-
-    @computed_field(  # type: ignore[prop-decorator]
-        description=(
-            "True when the release was rolled back: DeployGuard stopped the deployment or restored "
-            "the alias, or it reported Failed after traffic shifted (CodeDeploy then rolls back)."
-        )
-    )
     @property
     def rolled_back(self) -> bool:
+        """True when the release was rolled back: DeployGuard stopped the deployment or restored the alias, or it reported Failed after traffic shifted (CodeDeploy then rolls back)."""
         if any(a.kind in ROLLBACK_ACTIONS and a.ok for a in self.actions):
             return True
         return self.hook == "AfterAllowTraffic" and self.decision is Decision.FAILED and self.status_reported
@@ -163,20 +172,25 @@ class OutcomeRecord(BaseModel):
         return [c for c in self.checks if c.blocking]
 
     def finish(self) -> OutcomeRecord:
-        now = datetime.now(UTC)
-        return self.model_copy(
-            update={"finished_at": now, "duration_ms": (now - self.started_at).total_seconds() * 1000}
-        )
+        now = _now()
+        return replace(self, finished_at=now, duration_ms=(now - self.started_at).total_seconds() * 1000)
 
     def redacted(self, redactor: Redactor) -> OutcomeRecord:
         """The record with every known secret value and key format masked, in every free-text field.
 
         The reason is clipped to REASON_MAX only after redaction, so a clip cannot split a secret.
         """
-        record = OutcomeRecord.model_validate(_redact(self.model_dump(mode="json"), redactor))
+        record: OutcomeRecord = _redact(self, redactor)
         if len(record.reason) > REASON_MAX:
-            record.reason = record.reason[: REASON_MAX - 3] + "..."
+            record = replace(record, reason=record.reason[: REASON_MAX - 3] + "...")
         return record
+
+    def document(self) -> dict[str, Any]:
+        """The written form, as JSON types: every check with its ``code``, and ``rolled_back``."""
+        written: dict[str, Any] = json_types(self)
+        written["checks"] = [json_types(CheckRecord.of(check)) for check in self.checks]
+        written["rolled_back"] = self.rolled_back
+        return written
 
 
 # Fields that hold enumerations, flags or timestamps, never free text: redacting them could only
@@ -201,11 +215,30 @@ _STRUCTURAL = frozenset(
 
 
 def _redact(value: Any, redactor: Redactor) -> Any:
-    """Redact each string of a dumped record on its own: no JSON escaping can hide a secret."""
-    if isinstance(value, dict):
-        return {k: v if k in _STRUCTURAL else _redact(v, redactor) for k, v in value.items()}
+    """Redact each string of a record on its own: no JSON escaping can hide a secret."""
+    if isinstance(value, Enum):
+        return value
+    if is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: _redact(getattr(value, f.name), redactor) for f in fields(value)}
+        return replace(value, **{k: v for k, v in changes.items() if k not in _STRUCTURAL})
     if isinstance(value, list):
         return [_redact(item, redactor) for item in value]
     if isinstance(value, str):
         return redactor(value)
+    return value
+
+
+def json_types(value: Any) -> Any:
+    """``value`` (a record, or any DeployGuard dataclass) as JSON types: enumerations by value, timestamps in ISO 8601 (UTC as ``Z``)."""
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        text = value.isoformat()
+        return text[:-6] + "Z" if text.endswith("+00:00") else text
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: json_types(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, list | tuple):
+        return [json_types(item) for item in value]
+    if isinstance(value, dict):
+        return {str(k): json_types(v) for k, v in value.items()}
     return value

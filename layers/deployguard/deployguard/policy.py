@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import json
 import re
-from enum import StrEnum
+from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -25,15 +26,10 @@ from pydantic import (
 )
 
 from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
-from deployguard.errors import PolicyError
+from deployguard.errors import DeployGuardError, PolicyError
+from deployguard.stages import Stage
 
 POLICY_VERSION = 1
-
-
-class Stage(StrEnum):
-    DEV = "dev"
-    STAGING = "staging"
-    PROD = "prod"
 
 
 Level = Literal["error", "warning", "ignore"]
@@ -438,3 +434,27 @@ def policy_json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "DeployGuard policy"
     return schema
+
+
+def inline_payloads(policy: Policy, base_dir: Path) -> Policy:
+    """The policy with every ``payload_file`` read (relative to ``base_dir``) into ``payload``."""
+    functions: dict[str, FunctionPolicy] = {}
+    for key, entry in policy.functions.items():
+        cases = []
+        for case in entry.smoke:
+            inlined = case
+            if case.payload_file is not None:
+                path = base_dir / case.payload_file
+                try:
+                    payload = json.loads(path.read_text())
+                except (OSError, ValueError) as exc:
+                    raise DeployGuardError(
+                        f"functions.{key}.smoke[{case.name}].payload_file: cannot read {path} as JSON ({exc})"
+                    ) from exc
+                # re-validated, not copied: the set fields must stay exact so the published
+                # document keeps 'equals: null' and drops the file reference
+                document = case.model_dump(exclude_unset=True, exclude={"payload_file"})
+                inlined = SmokeCase.model_validate({**document, "payload": payload})
+            cases.append(inlined)
+        functions[key] = entry.model_copy(update={"smoke": cases})
+    return policy.model_copy(update={"functions": functions})

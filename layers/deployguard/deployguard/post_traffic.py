@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -27,11 +27,13 @@ from deployguard.hook import Evaluation, HookName, HookRun, report_and_record
 from deployguard.notify import AlertPublisher
 from deployguard.observability import logger, record_outcome
 from deployguard.outcome import Action, ActionKind, Bypassed, OutcomeRecord, Role
-from deployguard.policy import FunctionPolicy, Policy, Stage
+from deployguard.policy import FunctionPolicy, Policy
 from deployguard.pre_traffic import bypass_for, policy_for
+from deployguard.records import record
 from deployguard.secrets import Redactor
 from deployguard.settings import SettingsError
 from deployguard.smoke import run_smoke
+from deployguard.stages import Stage
 from deployguard.version_health import MetricSource, check_version_health, health_queries, metric_window
 
 HOOK: HookName = "AfterAllowTraffic"
@@ -43,13 +45,13 @@ class BakeStarter(Protocol):
     def start(self, name: str, payload: Mapping[str, Any]) -> str: ...
 
 
-@dataclass(frozen=True)
+@record
 class WatchPorts:
     alarms: AlarmSource
     metrics: MetricSource
 
 
-@dataclass(frozen=True)
+@record
 class PostTrafficPorts:
     codedeploy: CodeDeploy
     lambda_: Lambda
@@ -191,7 +193,7 @@ def evaluate_post_traffic(run: HookRun, ports: PostTrafficPorts, *, stage: Stage
 # --- the bake workflow's step ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class BakePorts:
     codedeploy: CodeDeploy
     watch: WatchPorts
@@ -219,13 +221,18 @@ def run_bake_step(
         stage=state.stage,
         deployment_id=state.deployment_id,
         lifecycle_event_hook_execution_id=state.lifecycle_event_hook_execution_id,
-        **state.target.model_dump(),
+        **asdict(state.target),
     )
     if failing:
         message = f"the bake workflow failed ({_workflow_error(raw)}); reported Failed (fail closed)"
         checks = [*state.prior_checks, CheckResult(name="bake", result=Result.ERROR, message=message)]
         return _report(
-            state, record, checks, PollOutcome(Verdict.DONE, Decision.FAILED, 0), ports=ports, alerts=alerts
+            state,
+            record,
+            checks,
+            PollOutcome(verdict=Verdict.DONE, decision=Decision.FAILED, wait_seconds=0),
+            ports=ports,
+            alerts=alerts,
         )
 
     now = clock()
@@ -235,9 +242,9 @@ def run_bake_step(
             return _deployment_finished(state, record, status)
         polled_checks, bypass = _poll(state, ports, now)
         if bypass is not None:  # added to the policy mid-bake (a hot fix): report at once
-            record = record.model_copy(update={"bypass": bypass})
+            record = replace(record, bypass=bypass)
             checks = [*state.prior_checks, *polled_checks]
-            outcome = PollOutcome(Verdict.DONE, Decision.SUCCEEDED, 0)
+            outcome = PollOutcome(verdict=Verdict.DONE, decision=Decision.SUCCEEDED, wait_seconds=0)
             return _report(state, record, checks, outcome, ports=ports, alerts=alerts)
         checks = [*state.prior_checks, *polled_checks]
     except DeployGuardError as exc:
@@ -309,7 +316,7 @@ def _report(
         reason = "; ".join(f"{c.name}: {c.message}" for c in blocking)
     else:
         reason = f"all {len(checks)} checks passed after {state.polls} poll(s) of the bake window"
-    record = record.model_copy(update={"checks": checks, "reason": reason})
+    record = replace(record, checks=checks, reason=reason)
     reported = report_and_record(record, decision, lambda: ports.codedeploy, Redactor(), alerts=alerts)
     return state.output(outcome, reason=reported.reason)
 
@@ -319,10 +326,8 @@ def _deployment_finished(state: BakeState, record: OutcomeRecord, status: str) -
     takes no status for it any more, so the bake ends without one."""
     reason = f"the deployment is {status}: the bake ends without reporting a status"
     action = Action(kind=ActionKind.NO_ACTION, detail=f"deployment {status}")
-    record_outcome(
-        record.model_copy(update={"reason": reason, "actions": [action]}).finish().redacted(Redactor())
-    )
-    return state.output(PollOutcome(Verdict.DONE, None, 0), reason=reason)
+    record_outcome(replace(record, reason=reason, actions=[action]).finish().redacted(Redactor()))
+    return state.output(PollOutcome(verdict=Verdict.DONE, decision=None, wait_seconds=0), reason=reason)
 
 
 def _workflow_error(raw: Any) -> str:

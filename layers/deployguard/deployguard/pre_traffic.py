@@ -4,8 +4,8 @@ configuration against the stage's policy and smoke-test it; any doubt fails the 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from deployguard.aws.codedeploy import CodeDeploy
 from deployguard.aws.lambda_ import Lambda
@@ -14,10 +14,14 @@ from deployguard.checks import check_version
 from deployguard.findings import CheckResult, Result
 from deployguard.hook import Evaluation, HookRun
 from deployguard.outcome import Bypassed
-from deployguard.policy import FunctionPolicy, Policy, Stage
+from deployguard.records import record
+from deployguard.stages import Stage
+
+if TYPE_CHECKING:
+    from deployguard.policy import FunctionPolicy, Policy
 
 
-@dataclass(frozen=True)
+@record
 class PreTrafficPorts:
     codedeploy: CodeDeploy
     lambda_: Lambda

@@ -17,7 +17,7 @@ something was rolled back); an alarm that guards nothing is only logged.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -34,6 +34,7 @@ from deployguard.observability import logger, record_outcome
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.policy import DeploymentGroupRef, FunctionPolicy, Policy
 from deployguard.post_traffic import audited_bypass
+from deployguard.records import record
 from deployguard.secrets import Redactor
 from deployguard.snapshot import AliasState
 
@@ -96,7 +97,7 @@ class AlarmTags(Protocol):
     def tags(self, alarm_arn: str) -> dict[str, str]: ...
 
 
-@dataclass(frozen=True)
+@record
 class RollbackPorts:
     codedeploy: CodeDeploy
     lambda_: Lambda
@@ -104,7 +105,7 @@ class RollbackPorts:
     load_policy: Callable[[], Policy]
 
 
-@dataclass(frozen=True)
+@record
 class GuardedFunction:
     key: str  # the entry under the policy's 'functions'
     entry: FunctionPolicy
@@ -145,11 +146,11 @@ def guarded_functions(
                 f"dimension and '{entry.match or key}' is a pattern: add the dimension or name the function"
             )
             continue
-        found.setdefault(name, GuardedFunction(key, entry, name, alias))
+        found.setdefault(name, GuardedFunction(key=key, entry=entry, function_name=name, alias=alias))
     return list(found.values()), unresolved
 
 
-@dataclass(frozen=True)
+@record
 class Located:
     deployment_id: str
     in_flight: bool
@@ -172,17 +173,23 @@ def locate_deployment(
     )
     ids = codedeploy.deployments(**names, statuses=IN_FLIGHT_STATUSES, created_before=created_before)
     if ids and group is not None:
-        return Located(ids[0], True, None)  # one in-flight deployment per group: no need to resolve
+        return Located(
+            deployment_id=ids[0], in_flight=True, deployment=None
+        )  # one in-flight deployment per group: no need to resolve
     deployment = newest_of(codedeploy, ids, function_name)
     if deployment is not None:
-        return Located(deployment.deployment_id, True, deployment)
+        return Located(deployment_id=deployment.deployment_id, in_flight=True, deployment=deployment)
     if recent_since is None:
         return None
     ids = codedeploy.deployments(
         **names, statuses=FINISHED_STATUSES, created_after=recent_since, created_before=created_before
     )
     deployment = newest_of(codedeploy, ids, function_name)
-    return Located(deployment.deployment_id, False, deployment) if deployment else None
+    return (
+        Located(deployment_id=deployment.deployment_id, in_flight=False, deployment=deployment)
+        if deployment
+        else None
+    )
 
 
 def newest_of(
@@ -203,7 +210,7 @@ def newest_of(
     return max(matching, key=lambda d: d.create_time.timestamp() if d.create_time else 0.0)
 
 
-@dataclass(frozen=True)
+@record
 class Restore:
     """Where the alias goes back to, and which version it leaves."""
 
@@ -215,9 +222,11 @@ def plan_restore(state: AliasState, deployment: Deployment | None) -> Restore | 
     """Mid-shift (routing weights): back to the alias's main version. At 100% on the release's
     target: back to the AppSpec's CurrentVersion. Anything else: the alias is not on the release."""
     if state.additional_version_weights:
-        return Restore(state.function_version, ",".join(sorted(state.additional_version_weights)))
+        return Restore(
+            version=state.function_version, leaving=",".join(sorted(state.additional_version_weights))
+        )
     if deployment is not None and state.function_version == deployment.target.target_version:
-        return Restore(deployment.target.current_version, deployment.target.target_version)
+        return Restore(version=deployment.target.current_version, leaving=deployment.target.target_version)
     return None
 
 
@@ -296,13 +305,13 @@ def _roll_back(
         window = f" nor finished within {recent} minutes" if recent else ""
         reason = f"{alarm.alarm_name} in ALARM, but no deployment of {function.function_name} was in flight{window}"
         return _no_action(record, reason), None
-    record = record.model_copy(update={"deployment_id": located.deployment_id})
+    record = replace(record, deployment_id=located.deployment_id)
     if located.deployment is not None:
-        record = record.model_copy(update=located.deployment.target.model_dump())
+        record = replace(record, **asdict(located.deployment.target))
     bypass = audited_bypass(function.entry, located.deployment_id, function.function_name)
     if bypass is not None:
         reason = f"rollback bypassed by policy for this deployment: {bypass.reason} (approved by {bypass.approved_by})"
-        return _no_action(record.model_copy(update={"bypass": bypass}), reason), None
+        return _no_action(replace(record, bypass=bypass), reason), None
     return _stop_and_restore(
         record, function=function, alarm=alarm, located=located, ports=ports, clock=clock
     )
@@ -340,7 +349,7 @@ def _stop_and_restore(
         if not state.additional_version_weights and deployment is None:
             deployment = ports.codedeploy.resolve(deployment_id)
         plan = plan_restore(state, deployment)
-        record = record.model_copy(update={"alias": alias, **_versions(plan, deployment)})
+        record = _with_versions(replace(record, alias=alias), plan, deployment)
         executed = alarm.dimensions.get("ExecutedVersion")
         if plan is None:
             detail = f"{alias} is on version {state.function_version}, not on the release: left alone"
@@ -383,13 +392,15 @@ def _point(lambda_: Lambda, state: AliasState, plan: Restore, deployment_id: str
     )
 
 
-def _versions(plan: Restore | None, deployment: Deployment | None) -> dict[str, str]:
+def _with_versions(
+    record: OutcomeRecord, plan: Restore | None, deployment: Deployment | None
+) -> OutcomeRecord:
     if deployment is not None:
         target: DeploymentTarget = deployment.target
-        return {"current_version": target.current_version, "target_version": target.target_version}
+        return replace(record, current_version=target.current_version, target_version=target.target_version)
     if plan is not None:
-        return {"current_version": plan.version, "target_version": plan.leaving}
-    return {}
+        return replace(record, current_version=plan.version, target_version=plan.leaving)
+    return record
 
 
 def _rollback_record(
@@ -405,12 +416,10 @@ def _rollback_record(
         reason += "; failed: " + "; ".join(f"{a.kind.value}: {a.detail}" for a in failed)
     elif not done:
         reason += "; " + "; ".join(a.detail for a in actions)
-    return record.model_copy(
-        update={"actions": actions, "reason": reason, "alarm_to_restore_ms": restored_ms}
-    )
+    return replace(record, actions=actions, reason=reason, alarm_to_restore_ms=restored_ms)
 
 
 def _no_action(record: OutcomeRecord, reason: str, *, ok: bool = True) -> OutcomeRecord:
     logger.info("alarm rollback: no action", extra={"alarm_name": record.alarm_name, "reason": reason})
     action = Action(kind=ActionKind.NO_ACTION, ok=ok, detail=reason)
-    return record.model_copy(update={"reason": reason, "actions": [action]})
+    return replace(record, reason=reason, actions=[action])

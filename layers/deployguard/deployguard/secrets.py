@@ -11,6 +11,8 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from deployguard.records import record
+
 # Well-known key formats. Each is anchored on a fixed prefix so ordinary config does not match.
 KEY_FORMATS: dict[str, re.Pattern[str]] = {
     "AWS access key id": re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b"),
@@ -36,7 +38,7 @@ _SSM_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]+$")
 _DYNAMIC_REF = re.compile(r"^\{\{resolve:(?:ssm|ssm-secure|secretsmanager):.+\}\}$")
 
 
-@dataclass(frozen=True)
+@record
 class Reference:
     """A pointer to a secret or parameter, named by a variable."""
 
@@ -48,11 +50,11 @@ def parse_reference(value: str) -> Reference | None:
     """The SSM parameter or Secrets Manager secret that ``value`` points at, if it is a pointer."""
     value = value.strip()
     if _SECRET_ARN.match(value):
-        return Reference("secretsmanager", value)
+        return Reference(kind="secretsmanager", identifier=value)
     if _SSM_ARN.match(value):
-        return Reference("ssm", value.split(":parameter", 1)[1])
+        return Reference(kind="ssm", identifier=value.split(":parameter", 1)[1])
     if _SSM_NAME.match(value) and "//" not in value:
-        return Reference("ssm", value)
+        return Reference(kind="ssm", identifier=value)
     return None
 
 

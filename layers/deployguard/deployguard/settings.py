@@ -1,61 +1,100 @@
-"""Settings of the guard functions: validated once at the handler's edge, never read elsewhere."""
+"""Settings of the guard functions: validated once at the handler's edge, never read elsewhere.
+
+NOTE: plain parsing, not pydantic: the settings are read on every cold start, and six variables do
+not need a validation framework at init (pydantic is imported only to validate a policy).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from deployguard.errors import DeployGuardError
-from deployguard.policy import Stage, format_location
+from deployguard.records import record
+from deployguard.stages import Stage
 
 PREFIX = "DEPLOYGUARD_"
+PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]+$")
+TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 
 
 class SettingsError(DeployGuardError):
     code = "SETTINGS"
 
 
-class HookSettings(BaseModel):
+@record
+class HookSettings:
     """Environment of a DeployGuard hook function (``DEPLOYGUARD_*`` variables)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    stage: Stage = Field(description="DEPLOYGUARD_STAGE: dev, staging or prod")
-    policy_parameter: str = Field(
-        pattern=r"^/[A-Za-z0-9_.\-/]+$",
-        description="DEPLOYGUARD_POLICY_PARAMETER: SSM parameter holding this stage's policy",
-    )
-    policy_cache_seconds: int = Field(300, ge=0, le=3600)
-    time_reserve_seconds: float = Field(
-        10.0, ge=1, le=120, description="Time kept to report a status before the Lambda timeout."
-    )
-    bake_state_machine_arn: str | None = Field(None, description="DEPLOYGUARD_BAKE_STATE_MACHINE_ARN")
-    alert_topic_arn: str | None = Field(
-        None,
-        pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$",
-        description=(
-            "DEPLOYGUARD_ALERT_TOPIC_ARN: SNS topic for a summary of each failed or rolled-back "
-            "deployment; unset or empty: no alerts"
-        ),
-    )
-
-    @field_validator("alert_topic_arn", mode="before")
-    @classmethod
-    def _empty_is_unset(cls, value: object) -> object:
-        # NOTE: templates pass "" when a condition leaves the topic out (!If [HasTopic, !Ref T, ""]).
-        return None if isinstance(value, str) and not value.strip() else value
+    stage: Stage  # DEPLOYGUARD_STAGE: dev, staging or prod
+    policy_parameter: str  # DEPLOYGUARD_POLICY_PARAMETER: SSM parameter holding this stage's policy
+    policy_cache_seconds: int = 300
+    time_reserve_seconds: float = 10.0  # time kept to report a status before the Lambda timeout
+    bake_state_machine_arn: str | None = None
+    alert_topic_arn: str | None = None  # SNS topic for failed or rolled-back deployments; unset: none
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> HookSettings:
-        values = {key.removeprefix(PREFIX).lower(): v for key, v in environ.items() if key.startswith(PREFIX)}
-        try:
-            return cls.model_validate(values)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{PREFIX}{format_location(e['loc']).upper()}: {e['msg']}"
-                for e in exc.errors(include_url=False, include_input=False)
-            )
+        """The settings in ``environ``; every invalid or missing variable is named in one SettingsError."""
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for name, (parse, required) in _FIELDS.items():
+            variable = PREFIX + name.upper()
+            raw = environ.get(variable)
+            if raw is None or not raw.strip():
+                if required:
+                    problems.append(f"{variable}: required, but not set")
+                continue
+            try:
+                values[name] = parse(raw.strip())
+            except ValueError as exc:
+                problems.append(f"{variable}: {exc}")
+        if problems:
             raise SettingsError(
-                f"the function's environment is invalid ({problems}); fix the variables in template.yaml"
-            ) from exc
+                f"the function's environment is invalid ({'; '.join(problems)}); "
+                "fix the variables in template.yaml"
+            )
+        return cls(**values)
+
+
+def _stage(raw: str) -> Stage:
+    try:
+        return Stage(raw)
+    except ValueError:
+        allowed = ", ".join(repr(s.value) for s in Stage)
+        raise ValueError(f"must be one of {allowed}, not {raw!r}") from None
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if not pattern.match(raw):
+            raise ValueError(f"must be {what} (matching {pattern.pattern})")
+        return raw
+
+    return parse
+
+
+def _number(kind: type[int] | type[float], low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        try:
+            value = kind(raw)
+        except ValueError:
+            raise ValueError(f"must be a{'n integer' if kind is int else ' number'}, not {raw!r}") from None
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low} and {high}, not {value}")
+        return value
+
+    return parse
+
+
+# name → (parse, required). Unset or empty optional variables keep their defaults: templates pass
+# "" when a condition leaves a value out (!If [HasTopic, !Ref Topic, ""]).
+_FIELDS: dict[str, tuple[Callable[[str], Any], bool]] = {
+    "stage": (_stage, True),
+    "policy_parameter": (_matching(PARAMETER_NAME, "an SSM parameter name starting with '/'"), True),
+    "policy_cache_seconds": (_number(int, 0, 3600), False),
+    "time_reserve_seconds": (_number(float, 1, 120), False),
+    "bake_state_machine_arn": (str, False),
+    "alert_topic_arn": (_matching(TOPIC_ARN, "an SNS topic ARN"), False),
+}

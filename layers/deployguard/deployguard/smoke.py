@@ -12,14 +12,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployguard.errors import DeployGuardError
 from deployguard.findings import CheckResult, Finding, Result, Severity
 from deployguard.jsonpath import MISSING, find
-from deployguard.policy import Expectation, FunctionPolicy, Policy, SmokeCase
 from deployguard.snapshot import InvocationResult
+
+if TYPE_CHECKING:
+    from deployguard.policy import Expectation, SmokeCase
 
 Invoker = Callable[[bytes], InvocationResult]
 """Invokes one fixed function qualifier (a version or an alias) synchronously with a payload."""
@@ -119,30 +120,6 @@ def case_payload(case: SmokeCase) -> bytes:
             "with `deployguard policy publish`, which inlines payload files"
         )
     return json.dumps(case.payload if case.payload is not None else {}).encode()
-
-
-def inline_payloads(policy: Policy, base_dir: Path) -> Policy:
-    """The policy with every ``payload_file`` read (relative to ``base_dir``) into ``payload``."""
-    functions: dict[str, FunctionPolicy] = {}
-    for key, entry in policy.functions.items():
-        cases = []
-        for case in entry.smoke:
-            inlined = case
-            if case.payload_file is not None:
-                path = base_dir / case.payload_file
-                try:
-                    payload = json.loads(path.read_text())
-                except (OSError, ValueError) as exc:
-                    raise DeployGuardError(
-                        f"functions.{key}.smoke[{case.name}].payload_file: cannot read {path} as JSON ({exc})"
-                    ) from exc
-                # re-validated, not copied: the set fields must stay exact so the published
-                # document keeps 'equals: null' and drops the file reference
-                document = case.model_dump(exclude_unset=True, exclude={"payload_file"})
-                inlined = SmokeCase.model_validate({**document, "payload": payload})
-            cases.append(inlined)
-        functions[key] = entry.model_copy(update={"smoke": cases})
-    return policy.model_copy(update={"functions": functions})
 
 
 def run_smoke(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from dataclasses import field
+
+from deployguard.records import record
 
 
-class FunctionSnapshot(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@record
+class FunctionSnapshot:
     function_name: str
     version: str
     runtime: str | None = None
@@ -15,16 +16,15 @@ class FunctionSnapshot(BaseModel):
     memory_size: int = 128
     timeout: int = 3
     layers: tuple[str, ...] = ()
-    environment: dict[str, str] = Field(default_factory=dict)
+    environment: dict[str, str] = field(default_factory=dict)
     tracing_mode: str | None = None
     dead_letter_target: str | None = None
     on_failure_destination: str | None = None
 
 
-class InvocationResult(BaseModel):
+@record
+class InvocationResult:
     """What one synchronous invocation answered."""
-
-    model_config = ConfigDict(frozen=True)
 
     function_error: str | None
     payload: bytes
@@ -32,11 +32,10 @@ class InvocationResult(BaseModel):
     latency_ms: float
 
 
-class AliasState(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@record
+class AliasState:
     function_name: str
     alias: str
     function_version: str
-    additional_version_weights: dict[str, float] = Field(default_factory=dict)
+    additional_version_weights: dict[str, float] = field(default_factory=dict)
     revision_id: str | None = None

@@ -10,12 +10,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from deployguard.alarms import AlarmState
 from deployguard.aws.errors import aws_call
+from deployguard.records import record
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -40,7 +41,7 @@ class TaggingClient(Protocol):
     def get_resources(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
 
-@dataclass(frozen=True)
+@record
 class MetricQuery:
     """One series: ``id`` names it in the answer (lower-case first letter, as GetMetricData wants)."""
 

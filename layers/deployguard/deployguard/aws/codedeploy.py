@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict
-
 from deployguard.appspec import DeploymentTarget, parse_appspec
 from deployguard.aws.errors import aws_call, unless
 from deployguard.errors import ResolutionError
 from deployguard.findings import Decision
+from deployguard.records import record
 
 if TYPE_CHECKING:
     from mypy_boto3_codedeploy import CodeDeployClient
@@ -21,10 +20,9 @@ IN_FLIGHT_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
 FINISHED_STATUSES = ("Succeeded", "Failed", "Stopped")
 
 
-class Deployment(BaseModel):
+@record
+class Deployment:
     """What DeployGuard needs to know of one CodeDeploy deployment."""
-
-    model_config = ConfigDict(frozen=True)
 
     deployment_id: str
     application_name: str

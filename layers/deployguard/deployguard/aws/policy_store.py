@@ -14,10 +14,12 @@ from botocore.exceptions import ClientError
 
 from deployguard.aws.errors import error_code
 from deployguard.errors import PolicyError
-from deployguard.policy import Policy, Stage, load_policy
+from deployguard.stages import Stage
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
+
+    from deployguard.policy import Policy
 
 
 class PolicyStore:
@@ -44,5 +46,9 @@ class PolicyStore:
         if not isinstance(text, str) or not text.strip():
             raise PolicyError(f"SSM parameter {self._name} is empty: publish the {stage.value} policy")
         if self._parsed is None or self._parsed[0] != text:  # parse once per document version
+            # NOTE: imported here, not at module level: pydantic (≈80 ms of import and model
+            # building) is paid when a policy is first parsed, not by every cold start's init.
+            from deployguard.policy import load_policy
+
             self._parsed = (text, load_policy(text, f"ssm:{self._name}", stage=stage))
         return self._parsed[1]
