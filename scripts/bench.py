@@ -7,6 +7,9 @@
      on every run, whatever else the machine does. Interpreter start-up is subtracted from both.
    Then the first policy parse, which the first invocation adds (pydantic is imported there, not
    at init), so the whole cold start is on the record too.
+   And init plus the first invocation of the real handler on moto, with a latency added to every AWS
+   call (as the network adds on AWS), with and without the policy parser built ahead on a
+   background thread (``PolicyStore.prepare``): what overlapping it with the network waits saves.
 2. N smoke cases of equal latency L run concurrently: elapsed / L (sequential would be N).
 
 Run: .venv/bin/python scripts/bench.py [--no-instructions]
@@ -159,6 +162,82 @@ def cold_init_instructions() -> None:
     print(f"  init + first policy parse: {whole / 1e6:.0f} M, {whole / baseline:.2f}x the baseline")
 
 
+FIRST_INVOCATION = """
+import hashlib, sys, time
+sys.path.insert(0, {scripts!r})
+import bench_rollback as world
+world.environment()
+import boto3
+from moto import mock_aws
+from deployguard_cli.localaws import lambda_runner, moto_codedeploy
+for extension in (moto_codedeploy, lambda_runner):
+    extension.install()
+with mock_aws(config={{"lambda": {{"use_docker": False}}}}):
+    world.setup_release()
+    lam = boto3.client("lambda")  # version 2: a changed configuration (the same code publishes no new version)
+    lam.update_function_configuration(FunctionName="orders", Description="release 2")
+    assert lam.publish_version(FunctionName="orders")["Version"] == "2"
+    world.put_policy(world.policy(["orders-errors"]))
+    import json  # the AppSpec SAM writes (no DeployGuard import before the clock starts)
+    properties = {{"Name": "orders", "Alias": "live", "CurrentVersion": "1", "TargetVersion": "2"}}
+    content = json.dumps({{"version": 0.0, "Resources": [{{"orders": {{"Type": "AWS::Lambda::Function", "Properties": properties}}}}]}})
+    deployment = boto3.client("codedeploy").create_deployment(
+        applicationName=world.APPLICATION, deploymentGroupName=world.GROUP,
+        revision={{"revisionType": "AppSpecContent", "appSpecContent": {{"content": content, "sha256": hashlib.sha256(content.encode()).hexdigest()}}}},
+    )["deploymentId"]
+    execution = moto_codedeploy.start_lifecycle_event(deployment, "BeforeAllowTraffic")
+    assert not [m for m in sys.modules if m.startswith(("deployguard.", "pydantic"))], "imported before the clock"
+    t = time.perf_counter()  # the cold start as a user pays it: init, then the first invocation
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("app", {app!r})
+    app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(app)
+    from deployguard.aws import clients
+    from deployguard.aws.policy_store import PolicyStore
+    if not {prefetch}:
+        PolicyStore.prepare = lambda self: None
+    def network(**_kwargs):
+        time.sleep({latency} / 1000)
+    for client in (clients.codedeploy(), clients.lambda_(), clients.lambda_invoke(), clients.ssm()):
+        client.meta.events.register("before-call.*.*", network)
+    class Context:
+        function_name = "CodeDeployHook_bench"
+        function_version = "$LATEST"
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:CodeDeployHook_bench"
+        memory_limit_in_mb = 512
+        aws_request_id = "bench"
+        def get_remaining_time_in_millis(self):
+            return 60_000
+    answer = app.handler({{"DeploymentId": deployment, "LifecycleEventHookExecutionId": execution}}, Context())
+    elapsed = (time.perf_counter() - t) * 1000
+    assert answer["decision"] == "Succeeded", answer
+    print(elapsed)
+"""
+
+
+def first_invocation(latency_ms: float = 30.0, runs: int = 7) -> None:
+    def run(prefetch: bool) -> float:
+        code = FIRST_INVOCATION.format(
+            scripts=str(ROOT / "scripts"),
+            app=str(ROOT / "functions/pre_traffic/app.py"),
+            prefetch=prefetch,
+            latency=latency_ms,
+        )
+        return fresh(code)
+
+    ahead: list[float] = []
+    behind: list[float] = []
+    for _ in range(runs):  # interleaved, as above
+        ahead.append(run(True))
+        behind.append(run(False))
+    best_ahead, best_behind = min(ahead), min(behind)
+    print(
+        f"init + first invocation, {latency_ms:.0f} ms per AWS call (best of {runs}): parser built ahead "
+        f"{best_ahead:.0f} ms vs after the calls {best_behind:.0f} ms: {best_behind - best_ahead:.0f} ms "
+        f"saved ({best_ahead / best_behind:.2f}x)"
+    )
+
+
 def smoke_concurrency(n: int = 10, latency_ms: float = 200.0) -> None:
     from deployguard.policy import SmokeCase
     from deployguard.smoke import run_smoke
@@ -182,4 +261,5 @@ if __name__ == "__main__":
     cold_init()
     if "--no-instructions" not in sys.argv:
         cold_init_instructions()
+    first_invocation()
     smoke_concurrency()

@@ -66,3 +66,19 @@ def test_the_first_policy_parse_brings_pydantic_in_and_validates_the_policy() ->
     )
 
     assert "pydantic" in loaded and "yaml" not in loaded
+
+
+def test_an_invocation_builds_the_parser_in_the_background() -> None:
+    """What the first invocation starts before its first AWS call (PolicyStore.prepare)."""
+    loaded = modules_after(
+        HOOK_INIT
+        + """
+    import threading
+    entrypoints.policy_store(settings.policy_parameter, settings.policy_cache_seconds).prepare()
+    for thread in threading.enumerate():
+        if thread.name == "deployguard-policy-parser":
+            thread.join()
+    """
+    )
+
+    assert "pydantic" in loaded and "yaml" not in loaded

@@ -166,6 +166,7 @@ def summary(record: OutcomeRecord) -> dict[str, Any]:
 
 def _pre_traffic(run: HookRun, settings: HookSettings) -> Evaluation:
     store = policy_store(settings.policy_parameter, settings.policy_cache_seconds)
+    store.prepare()  # the parser builds while the first AWS calls wait on the network
     ports = PreTrafficPorts(
         codedeploy=codedeploy(),
         lambda_=lambda_adapter(),
@@ -185,6 +186,7 @@ def pre_traffic_hook(
 
 def _policy_loader(settings: HookSettings) -> Callable[[], Policy]:
     store = policy_store(settings.policy_parameter, settings.policy_cache_seconds)
+    store.prepare()
     return lambda: store.load(settings.stage)
 
 

@@ -403,6 +403,11 @@ def parse_document(text: str, source: str) -> Any:
         ) from exc
 
 
+def build_parser() -> None:
+    """Build the validator that ``defer_build`` leaves for the first parse (a hook does it early)."""
+    Policy.model_rebuild(force=True)
+
+
 def load_policy(text: str, source: str = "<policy>", *, stage: Stage | None = None) -> Policy:
     """Parse and validate a policy document (YAML or JSON). With ``stage``, it must be that stage's."""
     document = parse_document(text, source)

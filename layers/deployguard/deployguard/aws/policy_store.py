@@ -2,10 +2,17 @@
 
 The provider caches the document across warm invocations (``max_age``); a missing parameter or an
 invalid document is a PolicyError, which fails the deployment with the reason.
+
+Parsing needs pydantic and the policy models: the largest part of a cold start after boto3 itself
+(≈ 0.4 G instructions, ``scripts/bench.py``). It is not paid at init: :meth:`PolicyStore.prepare`
+builds the parser on a background thread when an invocation starts, so it overlaps the network
+waits of the calls before the policy is needed (GetDeployment, GetApplicationRevision,
+GetParameter) instead of following them; :meth:`PolicyStore.load` waits for it before parsing.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools.utilities.parameters import SSMProvider
@@ -28,6 +35,17 @@ class PolicyStore:
         self._name = parameter_name
         self._max_age = max_age
         self._parsed: tuple[str, Policy] | None = None
+        self._parser: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def prepare(self) -> None:
+        """Start building the policy parser in the background (once; later calls do nothing)."""
+        with self._lock:
+            if self._parser is None:
+                self._parser = threading.Thread(
+                    target=_build_parser, name="deployguard-policy-parser", daemon=True
+                )
+                self._parser.start()
 
     def load(self, stage: Stage) -> Policy:
         try:
@@ -46,9 +64,19 @@ class PolicyStore:
         if not isinstance(text, str) or not text.strip():
             raise PolicyError(f"SSM parameter {self._name} is empty: publish the {stage.value} policy")
         if self._parsed is None or self._parsed[0] != text:  # parse once per document version
-            # NOTE: imported here, not at module level: pydantic (≈80 ms of import and model
-            # building) is paid when a policy is first parsed, not by every cold start's init.
+            if self._parser is not None:
+                self._parser.join()  # never two builds of the same models at once
+            # NOTE: imported here, not at module level: pydantic is not part of the init (see above)
             from deployguard.policy import load_policy
 
             self._parsed = (text, load_policy(text, f"ssm:{self._name}", stage=stage))
         return self._parsed[1]
+
+
+def _build_parser() -> None:
+    try:
+        from deployguard.policy import build_parser
+
+        build_parser()
+    except Exception:  # noqa: S110 — only the head start is lost: load() imports, parses and reports
+        pass
