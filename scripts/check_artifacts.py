@@ -7,6 +7,9 @@ For each function and layer of ``.aws-sam/build/template.yaml``:
 - the layer holds no test, CLI or build-only libraries (moto, pytest, hypothesis, rich,
   deployguard_cli, …) and no boto3/botocore (the python3.12 runtime provides them);
 - every native extension is built for the template's architecture (ELF machine);
+- every ``.py`` file has Python 3.12 bytecode that Lambda will use: an unchecked-hash ``.pyc``
+  (``make build`` writes them; SAM's zips date every file 1980-01-01, so timestamp-checked
+  bytecode would be stale on Lambda and every module compiled again at each cold start);
 - when the build host has that architecture: every ``deployguard`` module and every function's
   ``app`` module imports under Python 3.12 from the build folder alone — ``python3.12 -I -S`` (no
   site-packages, no user site, no PYTHON* variables) with only the function folder, the layer's
@@ -20,6 +23,7 @@ Exit status 0 when every check passes, 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import io
 import json
 import platform
@@ -107,10 +111,11 @@ def _files(path: Path) -> Iterator[Path]:
 
 
 def measure(path: Path) -> Size:
+    """What ships: every file, bytecode included."""
     buffer = io.BytesIO()
     files = unzipped = 0
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        for file in _files(path):
+        for file in (p for p in sorted(path.rglob("*")) if p.is_file()):
             files += 1
             unzipped += file.stat().st_size
             archive.write(file, file.relative_to(path).as_posix())
@@ -151,6 +156,37 @@ def native_mismatches(path: Path, architecture: str) -> tuple[int, list[str]]:
     return count, problems
 
 
+PYC_UNCHECKED_HASH = 0b01  # PEP 552 flags: hash-based, source not checked
+
+
+def bytecode_problems(path: Path) -> tuple[int, list[str]]:
+    """Every .py under ``path`` needs a Python 3.12 unchecked-hash .pyc beside it (``__pycache__``)."""
+    magic = importlib.util.MAGIC_NUMBER if sys.version_info[:2] == (3, 12) else None
+    count, missing, stale = 0, [], []
+    for source in _files(path):
+        if source.suffix != ".py":
+            continue
+        count += 1
+        compiled = source.parent / "__pycache__" / f"{source.stem}.cpython-312.pyc"
+        try:
+            header = compiled.read_bytes()[:8]
+        except OSError:
+            missing.append(str(source.relative_to(path)))
+            continue
+        if (magic is not None and header[:4] != magic) or int.from_bytes(
+            header[4:8], "little"
+        ) != PYC_UNCHECKED_HASH:
+            stale.append(str(source.relative_to(path)))
+    problems = []
+    for kind, files in (("no bytecode", missing), ("bytecode Lambda would not use", stale)):
+        if files:
+            problems.append(
+                f"{len(files)} module(s) with {kind} (e.g. {files[0]}): build with `make build`, which "
+                "writes unchecked-hash bytecode after sam build"
+            )
+    return count, problems
+
+
 IMPORT_PROBE = """
 import importlib, json, pkgutil, sys
 paths, package, forbidden = json.loads(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
@@ -183,6 +219,7 @@ def import_check(
         python,
         "-I",
         "-S",
+        "-B",  # the probe must not write bytecode into the build
         "-c",
         IMPORT_PROBE,
         json.dumps(paths),
@@ -235,16 +272,19 @@ def check_layer(artifact: Artifact, run: Run) -> tuple[list[str], list[str]]:
     python_dir = artifact.path / "python"
     forbidden = forbidden_content(python_dir)
     count, mismatched = native_mismatches(artifact.path, run.architecture)
+    modules, bytecode = bytecode_problems(artifact.path)
     notes = [
         f"{count} native modules {'ok' if not mismatched else 'WRONG ARCH'}",
+        f"{modules} modules {'with bytecode' if not bytecode else 'MISSING BYTECODE'}",
         "no test/CLI libraries" if not forbidden else "FORBIDDEN CONTENT",
     ]
-    return notes, [f"{artifact.logical_id}: {p}" for p in forbidden + mismatched]
+    return notes, [f"{artifact.logical_id}: {p}" for p in forbidden + mismatched + bytecode]
 
 
 def check_function(artifact: Artifact, run: Run) -> tuple[list[str], list[str]]:
-    notes: list[str] = []
-    problems: list[str] = []
+    modules, bytecode = bytecode_problems(artifact.path)
+    notes = [f"{modules} module(s) {'with bytecode' if not bytecode else 'MISSING BYTECODE'}"]
+    problems = [f"{artifact.logical_id}: {p}" for p in bytecode]
     attached = [run.layers[name].path for name in artifact.layers if name in run.layers]
     total = run.sizes[artifact.logical_id].unzipped + sum(
         run.sizes[name].unzipped for name in artifact.layers if name in run.sizes
