@@ -231,3 +231,18 @@ def counted_calls() -> Iterator[list[str]]:
     finally:
         for client in registered:
             client.meta.events.unregister("before-call.*.*", count)
+
+
+def someone_moves_the_alias_first(version: str = "2") -> None:
+    """Between DeployGuard's GetAlias and its UpdateAlias, someone else points 'live' at ``version``."""
+    other = boto3.client("lambda")
+
+    def move(**_kwargs: Any) -> None:
+        other.update_alias(
+            FunctionName="orders",
+            Name="live",
+            FunctionVersion=version,
+            RoutingConfig={"AdditionalVersionWeights": {}},
+        )
+
+    clients.lambda_().meta.events.register_first("before-call.lambda.UpdateAlias", move)

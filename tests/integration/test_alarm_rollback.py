@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 
 from deployguard.errors import DeployGuardError
@@ -26,6 +25,7 @@ from tests.integration.guarded import (
     post_traffic_policy,
     put_alarm,
     put_composite_alarm,
+    someone_moves_the_alias_first,
 )
 from tests.outcomes import captured_output, emf_lines, json_lines, outcome_lines
 
@@ -141,19 +141,7 @@ def test_an_alarm_back_to_ok_is_ignored(invoke: Invoke) -> None:
 def test_an_alias_changed_meanwhile_is_not_overwritten(invoke: Invoke) -> None:
     # GIVEN someone moves the alias between DeployGuard's GetAlias and UpdateAlias
     release = GuardedRelease().create().mid_canary(0.1)
-    other = boto3.client("lambda")
-
-    def someone_else_moves_it(**_kwargs: Any) -> None:
-        other.update_alias(
-            FunctionName="orders",
-            Name="live",
-            FunctionVersion="2",
-            RoutingConfig={"AdditionalVersionWeights": {}},
-        )
-
-    from deployguard.aws import clients
-
-    clients.lambda_().meta.events.register_first("before-call.lambda.UpdateAlias", someone_else_moves_it)
+    someone_moves_the_alias_first("2")
 
     # WHEN the alarm fires
     _answer, output = invoke(alarm_event())

@@ -5,12 +5,11 @@ from __future__ import annotations
 import io
 import json
 
-import boto3
 import pytest
 
 from deployguard_cli.localaws import moto_cloudwatch, moto_codedeploy, moto_lambda_alias
 from deployguard_cli.main import main
-from tests.integration.guarded import GuardedRelease
+from tests.integration.guarded import GuardedRelease, someone_moves_the_alias_first
 
 ROLLBACK = ["rollback", "--function", "orders", "--alias", "live"]
 STATUS = ["status", "--function", "orders", "--alias", "live"]
@@ -118,18 +117,7 @@ def test_when_the_previous_version_cannot_be_told_it_asks_for_to(capsys: pytest.
 
 def test_an_alias_changed_meanwhile_is_not_overwritten(capsys: pytest.CaptureFixture[str]) -> None:
     release = GuardedRelease().create().mid_canary(0.1)
-    other = boto3.client("lambda")
-    from deployguard.aws import clients
-
-    def someone_else_moves_it(**_kwargs: object) -> None:
-        other.update_alias(
-            FunctionName="orders",
-            Name="live",
-            FunctionVersion="2",
-            RoutingConfig={"AdditionalVersionWeights": {}},
-        )
-
-    clients.lambda_().meta.events.register_first("before-call.lambda.UpdateAlias", someone_else_moves_it)
+    someone_moves_the_alias_first("2")
 
     assert main([*ROLLBACK, "--yes"]) == 2
 
