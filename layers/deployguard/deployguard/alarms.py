@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deployguard.findings import CheckResult, Finding, Severity, result_from_findings
 from deployguard.policy import AlarmRules, AlarmSelector
-from deployguard.records import record
+from deployguard.records import datarecord
 
 ALARM = "ALARM"
 CHECK_NAME = "alarms"
@@ -41,7 +41,7 @@ class AlarmSource(Protocol):
     def names_tagged(self, tags: Mapping[str, str]) -> list[str]: ...
 
 
-@record
+@datarecord
 class AlarmSelection:
     """The alarms a selector found (with their states), and the named alarms that do not exist."""
 

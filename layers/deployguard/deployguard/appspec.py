@@ -12,10 +12,10 @@ from typing import Any
 
 from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
 from deployguard.errors import ResolutionError
-from deployguard.records import record
+from deployguard.records import datarecord
 
 
-@record
+@datarecord
 class DeploymentTarget:
     """The function a deployment shifts, and between which versions."""
 

@@ -22,7 +22,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from deployguard.appspec import DeploymentTarget
 from deployguard.findings import CheckResult, Decision, decide
 from deployguard.policy import Bake
-from deployguard.records import record
+from deployguard.records import datarecord
 
 Clock = Callable[[], datetime]
 
@@ -54,7 +54,7 @@ def open_window(now: datetime, bake: Bake) -> BakeWindow:
     )
 
 
-@record
+@datarecord
 class PollOutcome:
     verdict: Verdict
     decision: Decision | None  # set when the verdict is DONE

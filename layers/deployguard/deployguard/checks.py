@@ -11,7 +11,7 @@ from deployguard.aws.lambda_ import Lambda
 from deployguard.aws.references import ReferenceResolver
 from deployguard.config_check import validate_config
 from deployguard.findings import CheckResult, Result, result_from_findings
-from deployguard.records import record
+from deployguard.records import datarecord
 from deployguard.secrets import Redactor
 from deployguard.smoke import run_smoke
 from deployguard.stages import Stage
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from deployguard.policy import FunctionPolicy
 
 
-@record
+@datarecord
 class VersionChecks:
     checks: list[CheckResult]
     redactor: Redactor

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import field
 from enum import StrEnum
 
-from deployguard.records import record
+from deployguard.records import datarecord
 
 
 class Severity(StrEnum):
@@ -27,7 +27,7 @@ class Decision(StrEnum):
     FAILED = "Failed"
 
 
-@record
+@datarecord
 class Finding:
     """One problem. ``subject`` names the variable or setting; ``message`` says how to fix it.
 
@@ -41,7 +41,7 @@ class Finding:
     message: str
 
 
-@record
+@datarecord
 class CheckResult:
     """The outcome of one named check (config, smoke:<case>, alarms, version-health…)."""
 

@@ -29,13 +29,13 @@ from deployguard.findings import CheckResult, Decision, Result, decide
 from deployguard.notify import AlertPublisher
 from deployguard.observability import logger, record_outcome
 from deployguard.outcome import Action, ActionKind, Bypassed, OutcomeRecord, Role
-from deployguard.records import record
+from deployguard.records import datarecord
 from deployguard.secrets import Redactor
 
 HookName = Literal["BeforeAllowTraffic", "AfterAllowTraffic"]
 
 
-@record
+@datarecord
 class HookIds:
     deployment_id: str
     lifecycle_event_hook_execution_id: str
@@ -71,7 +71,7 @@ class Evaluation:
     actions: list[Action] = field(default_factory=list)
 
 
-@record
+@datarecord
 class HookRun:
     ids: HookIds
     deadline: float  # time.monotonic() instant by which checks must be done

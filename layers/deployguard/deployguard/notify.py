@@ -14,7 +14,7 @@ from typing import Literal, Protocol
 
 from deployguard.findings import Decision, Severity
 from deployguard.outcome import ActionKind, OutcomeRecord, Role
-from deployguard.records import record
+from deployguard.records import datarecord
 
 SUBJECT_MAX = 99  # SNS: "less than 100 characters", ASCII, no line breaks
 MAX_CHECKS = 5
@@ -25,7 +25,7 @@ MAX_REASON = 600
 AlertKind = Literal["failed", "rolled_back"]
 
 
-@record
+@datarecord
 class Alert:
     kind: AlertKind
     subject: str

@@ -18,7 +18,7 @@ from enum import Enum, StrEnum
 from typing import Any, Literal
 
 from deployguard.findings import CheckResult, Decision, Severity
-from deployguard.records import record
+from deployguard.records import datarecord
 from deployguard.secrets import Redactor
 
 SCHEMA_VERSION = "deployguard.outcome/1"
@@ -60,7 +60,7 @@ class ActionKind(StrEnum):
 ROLLBACK_ACTIONS = frozenset({ActionKind.DEPLOYMENT_STOPPED, ActionKind.ALIAS_RESTORED})
 
 
-@record
+@datarecord
 class Action:
     kind: ActionKind
     ok: bool = field(default=True, metadata=_about("False when the action was attempted and failed."))
@@ -70,13 +70,13 @@ class Action:
     at: datetime = field(default_factory=_now)
 
 
-@record
+@datarecord
 class Bypassed:
     reason: str
     approved_by: str
 
 
-@record
+@datarecord
 class CheckRecord(CheckResult):
     """A check as the record writes it: the check's result plus its stable ``code``."""
 
@@ -112,7 +112,7 @@ def failed_codes(check: CheckResult) -> list[str]:
     return codes or [check_code(check)]
 
 
-@record
+@datarecord
 class OutcomeRecord:
     """Plain data (no validation at construction): DeployGuard builds it, so it costs no import time.
 

@@ -29,7 +29,7 @@ from deployguard.observability import logger, record_outcome
 from deployguard.outcome import Action, ActionKind, Bypassed, OutcomeRecord, Role
 from deployguard.policy import FunctionPolicy, Policy
 from deployguard.pre_traffic import bypass_for, policy_for
-from deployguard.records import record
+from deployguard.records import datarecord
 from deployguard.secrets import Redactor
 from deployguard.settings import SettingsError
 from deployguard.smoke import run_smoke
@@ -45,13 +45,13 @@ class BakeStarter(Protocol):
     def start(self, name: str, payload: Mapping[str, Any]) -> str: ...
 
 
-@record
+@datarecord
 class WatchPorts:
     alarms: AlarmSource
     metrics: MetricSource
 
 
-@record
+@datarecord
 class PostTrafficPorts:
     codedeploy: CodeDeploy
     lambda_: Lambda
@@ -193,7 +193,7 @@ def evaluate_post_traffic(run: HookRun, ports: PostTrafficPorts, *, stage: Stage
 # --- the bake workflow's step ---------------------------------------------------------------------
 
 
-@record
+@datarecord
 class BakePorts:
     codedeploy: CodeDeploy
     watch: WatchPorts

@@ -14,14 +14,14 @@ from deployguard.checks import check_version
 from deployguard.findings import CheckResult, Result
 from deployguard.hook import Evaluation, HookRun
 from deployguard.outcome import Bypassed
-from deployguard.records import record
+from deployguard.records import datarecord
 from deployguard.stages import Stage
 
 if TYPE_CHECKING:
     from deployguard.policy import FunctionPolicy, Policy
 
 
-@record
+@datarecord
 class PreTrafficPorts:
     codedeploy: CodeDeploy
     lambda_: Lambda

@@ -1,4 +1,4 @@
-"""``@record``: how DeployGuard declares its values (findings, snapshots, outcome records, ports).
+"""``@datarecord``: how DeployGuard declares its values (findings, snapshots, outcome records, ports).
 
 A record is immutable to the type checker and a plain slotted dataclass at runtime: change one with
 ``dataclasses.replace``; mypy rejects assigning to a field.
@@ -19,5 +19,5 @@ T = TypeVar("T")
 
 
 @dataclass_transform(frozen_default=True, kw_only_default=True, field_specifiers=(field,))
-def record(cls: type[T]) -> type[T]:
+def datarecord(cls: type[T]) -> type[T]:
     return dataclass(slots=True, kw_only=True)(cls)

@@ -34,7 +34,7 @@ from deployguard.observability import logger, record_outcome
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.policy import DeploymentGroupRef, FunctionPolicy, Policy
 from deployguard.post_traffic import audited_bypass
-from deployguard.records import record
+from deployguard.records import datarecord
 from deployguard.secrets import Redactor
 from deployguard.snapshot import AliasState
 
@@ -97,7 +97,7 @@ class AlarmTags(Protocol):
     def tags(self, alarm_arn: str) -> dict[str, str]: ...
 
 
-@record
+@datarecord
 class RollbackPorts:
     codedeploy: CodeDeploy
     lambda_: Lambda
@@ -105,7 +105,7 @@ class RollbackPorts:
     load_policy: Callable[[], Policy]
 
 
-@record
+@datarecord
 class GuardedFunction:
     key: str  # the entry under the policy's 'functions'
     entry: FunctionPolicy
@@ -150,7 +150,7 @@ def guarded_functions(
     return list(found.values()), unresolved
 
 
-@record
+@datarecord
 class Located:
     deployment_id: str
     in_flight: bool
@@ -210,7 +210,7 @@ def newest_of(
     return max(matching, key=lambda d: d.create_time.timestamp() if d.create_time else 0.0)
 
 
-@record
+@datarecord
 class Restore:
     """Where the alias goes back to, and which version it leaves."""
 

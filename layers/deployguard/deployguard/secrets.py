@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from deployguard.records import record
+from deployguard.records import datarecord
 
 # Well-known key formats. Each is anchored on a fixed prefix so ordinary config does not match.
 KEY_FORMATS: dict[str, re.Pattern[str]] = {
@@ -38,7 +38,7 @@ _SSM_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]+$")
 _DYNAMIC_REF = re.compile(r"^\{\{resolve:(?:ssm|ssm-secure|secretsmanager):.+\}\}$")
 
 
-@record
+@datarecord
 class Reference:
     """A pointer to a secret or parameter, named by a variable."""
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from deployguard.errors import DeployGuardError
-from deployguard.records import record
+from deployguard.records import datarecord
 from deployguard.stages import Stage
 
 PREFIX = "DEPLOYGUARD_"
@@ -23,7 +23,7 @@ class SettingsError(DeployGuardError):
     code = "SETTINGS"
 
 
-@record
+@datarecord
 class HookSettings:
     """Environment of a DeployGuard hook function (``DEPLOYGUARD_*`` variables)."""
 

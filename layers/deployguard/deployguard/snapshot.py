@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import field
 
-from deployguard.records import record
+from deployguard.records import datarecord
 
 
-@record
+@datarecord
 class FunctionSnapshot:
     function_name: str
     version: str
@@ -22,7 +22,7 @@ class FunctionSnapshot:
     on_failure_destination: str | None = None
 
 
-@record
+@datarecord
 class InvocationResult:
     """What one synchronous invocation answered."""
 
@@ -32,7 +32,7 @@ class InvocationResult:
     latency_ms: float
 
 
-@record
+@datarecord
 class AliasState:
     function_name: str
     alias: str

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from deployguard.alarms import AlarmState
 from deployguard.aws.errors import aws_call
-from deployguard.records import record
+from deployguard.records import datarecord
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -41,7 +41,7 @@ class TaggingClient(Protocol):
     def get_resources(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
 
-@record
+@datarecord
 class MetricQuery:
     """One series: ``id`` names it in the answer (lower-case first letter, as GetMetricData wants)."""
 

@@ -10,7 +10,7 @@ from deployguard.appspec import DeploymentTarget, parse_appspec
 from deployguard.aws.errors import aws_call, unless
 from deployguard.errors import ResolutionError
 from deployguard.findings import Decision
-from deployguard.records import record
+from deployguard.records import datarecord
 
 if TYPE_CHECKING:
     from mypy_boto3_codedeploy import CodeDeployClient
@@ -20,7 +20,7 @@ IN_FLIGHT_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
 FINISHED_STATUSES = ("Succeeded", "Failed", "Stopped")
 
 
-@record
+@datarecord
 class Deployment:
     """What DeployGuard needs to know of one CodeDeploy deployment."""
 
