@@ -164,14 +164,20 @@ def summary(record: OutcomeRecord) -> dict[str, Any]:
     }
 
 
-def _pre_traffic(run: HookRun, settings: HookSettings) -> Evaluation:
+def _policy_loader(settings: HookSettings) -> Callable[[], Policy]:
+    """The stage's policy, loaded when first needed; its parser starts building now, in the
+    background, while the invocation's first AWS calls wait on the network."""
     store = policy_store(settings.policy_parameter, settings.policy_cache_seconds)
-    store.prepare()  # the parser builds while the first AWS calls wait on the network
+    store.prepare()
+    return lambda: store.load(settings.stage)
+
+
+def _pre_traffic(run: HookRun, settings: HookSettings) -> Evaluation:
     ports = PreTrafficPorts(
         codedeploy=codedeploy(),
         lambda_=lambda_adapter(),
         references=references(),
-        load_policy=lambda: store.load(settings.stage),
+        load_policy=_policy_loader(settings),
     )
     return evaluate_pre_traffic(run, ports, stage=settings.stage, today=today().date())
 
@@ -182,12 +188,6 @@ def pre_traffic_hook(
     return run_hook(
         event, context, environ, hook="BeforeAllowTraffic", role=Role.PRE_TRAFFIC, evaluate=_pre_traffic
     )
-
-
-def _policy_loader(settings: HookSettings) -> Callable[[], Policy]:
-    store = policy_store(settings.policy_parameter, settings.policy_cache_seconds)
-    store.prepare()
-    return lambda: store.load(settings.stage)
 
 
 def _watch() -> WatchPorts:

@@ -219,8 +219,8 @@ def _redact(value: Any, redactor: Redactor) -> Any:
     if isinstance(value, Enum):
         return value
     if is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: _redact(getattr(value, f.name), redactor) for f in fields(value)}
-        return replace(value, **{k: v for k, v in changes.items() if k not in _STRUCTURAL})
+        free_text = (f.name for f in fields(value) if f.name not in _STRUCTURAL)
+        return replace(value, **{name: _redact(getattr(value, name), redactor) for name in free_text})
     if isinstance(value, list):
         return [_redact(item, redactor) for item in value]
     if isinstance(value, str):
