@@ -49,19 +49,30 @@ BASELINE = START + textwrap.dedent(
     """
 )
 
-HOOK = START + textwrap.dedent(
-    f"""
-    t = time.perf_counter()
-    spec = importlib.util.spec_from_file_location("app", {str(ROOT / "functions/pre_traffic/app.py")!r})
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+# What the pre-traffic hook's init does once its handler module is loaded: settings and clients.
+SETTINGS_AND_CLIENTS = textwrap.dedent(
+    """
     from deployguard import entrypoints
     from deployguard.settings import HookSettings
     settings = HookSettings.from_environ(os.environ)
     entrypoints.codedeploy(); entrypoints.lambda_adapter(); entrypoints.references()
     entrypoints.policy_store(settings.policy_parameter, settings.policy_cache_seconds)
-    print((time.perf_counter() - t) * 1000)
     """
+)
+ELAPSED = "print((time.perf_counter() - t) * 1000)\n"
+
+HOOK = (
+    START
+    + textwrap.dedent(
+        f"""
+        t = time.perf_counter()
+        spec = importlib.util.spec_from_file_location("app", {str(ROOT / "functions/pre_traffic/app.py")!r})
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        """
+    )
+    + SETTINGS_AND_CLIENTS
+    + ELAPSED
 )
 
 
@@ -75,7 +86,7 @@ def _published_policy() -> str:
     return json.dumps(yaml.safe_load((ROOT / "policies" / "prod.yaml").read_text()))
 
 
-FIRST_PARSE = HOOK.replace("print((time.perf_counter() - t) * 1000)", "") + textwrap.dedent(
+FIRST_PARSE = HOOK.removesuffix(ELAPSED) + textwrap.dedent(
     f"""
     t2 = time.perf_counter()
     from deployguard.policy import load_policy
@@ -173,9 +184,10 @@ def cold_init_instructions() -> None:
 
 
 FIRST_INVOCATION = """
-import hashlib, sys, time
-sys.path.insert(0, {scripts!r})
-import bench_rollback as world
+import hashlib, importlib.util, sys, time
+spec = importlib.util.spec_from_file_location("bench_rollback", {scripts!r} + "/bench_rollback.py")
+world = sys.modules["bench_rollback"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(world)
 world.environment()
 import boto3
 from moto import mock_aws
@@ -252,20 +264,18 @@ BUILD = ROOT / ".aws-sam" / "build"
 RUNTIME_SITE = ROOT / ".tools" / "lambda-runtime"  # boto3 as the python3.12 runtime provides it
 ZIP_DATE = 315532800  # 1980-01-01: the date SAM's zips give every file
 
-LAMBDA_INIT = textwrap.dedent(
-    """
-    import sys, time
-    sys.path[:0] = sys.argv[1:]  # as Lambda orders them: the function, the layer, the runtime
-    t = time.perf_counter()
-    import importlib, os
-    app = importlib.import_module("app")
-    from deployguard import entrypoints
-    from deployguard.settings import HookSettings
-    settings = HookSettings.from_environ(os.environ)
-    entrypoints.codedeploy(); entrypoints.lambda_adapter(); entrypoints.references()
-    entrypoints.policy_store(settings.policy_parameter, settings.policy_cache_seconds)
-    print((time.perf_counter() - t) * 1000)
-    """
+LAMBDA_INIT = (
+    textwrap.dedent(
+        """
+        import sys, time
+        sys.path[:0] = sys.argv[1:]  # as Lambda orders them: the function, the layer, the runtime
+        t = time.perf_counter()
+        import importlib, os
+        app = importlib.import_module("app")
+        """
+    )
+    + SETTINGS_AND_CLIENTS
+    + ELAPSED
 )
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, load_module
 
 ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -21,10 +21,10 @@ ENVIRONMENT = {
 }
 
 
-def modules_after(code: str) -> set[str]:
-    """The top-level packages a fresh interpreter has imported after running ``code``."""
+def modules_after(*parts: str) -> set[str]:
+    """The top-level packages a fresh interpreter has imported after running ``parts`` in turn."""
     script = (
-        textwrap.dedent(code)
+        "".join(textwrap.dedent(part) for part in parts)
         + "\nimport json, sys\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     answer = subprocess.run(
@@ -33,17 +33,8 @@ def modules_after(code: str) -> set[str]:
     return set(json.loads(answer.stdout.splitlines()[-1]))
 
 
-HOOK_INIT = f"""
-    import importlib.util, os
-    spec = importlib.util.spec_from_file_location("app", {str(ROOT / "functions/pre_traffic/app.py")!r})
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    from deployguard import entrypoints
-    from deployguard.settings import HookSettings
-    settings = HookSettings.from_environ(os.environ)
-    entrypoints.codedeploy(); entrypoints.lambda_adapter(); entrypoints.references()
-    entrypoints.policy_store(settings.policy_parameter, settings.policy_cache_seconds)
-"""
+# The init scripts/bench.py measures: the handler module, its settings and its clients.
+HOOK_INIT = load_module(ROOT / "scripts" / "bench.py", "bench").HOOK
 
 
 def test_the_pre_traffic_init_imports_neither_pydantic_nor_yaml() -> None:
@@ -57,12 +48,12 @@ def test_the_pre_traffic_init_imports_neither_pydantic_nor_yaml() -> None:
 def test_the_first_policy_parse_brings_pydantic_in_and_validates_the_policy() -> None:
     document = json.dumps({"version": 1, "stage": "prod", "functions": {"orders": {}}})
     loaded = modules_after(
-        HOOK_INIT
-        + f"""
+        HOOK_INIT,
+        f"""
     from deployguard.policy import load_policy
     from deployguard.stages import Stage
     assert load_policy({document!r}, "ssm", stage=Stage.PROD).for_function("orders") is not None
-    """
+    """,
     )
 
     assert "pydantic" in loaded and "yaml" not in loaded
@@ -71,14 +62,14 @@ def test_the_first_policy_parse_brings_pydantic_in_and_validates_the_policy() ->
 def test_an_invocation_builds_the_parser_in_the_background() -> None:
     """What the first invocation starts before its first AWS call (PolicyStore.prepare)."""
     loaded = modules_after(
-        HOOK_INIT
-        + """
+        HOOK_INIT,
+        """
     import threading
     entrypoints.policy_store(settings.policy_parameter, settings.policy_cache_seconds).prepare()
     for thread in threading.enumerate():
         if thread.name == "deployguard-policy-parser":
             thread.join()
-    """
+    """,
     )
 
     assert "pydantic" in loaded and "yaml" not in loaded
