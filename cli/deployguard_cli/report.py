@@ -125,9 +125,8 @@ def build_report(records: Iterable[OutcomeRecord], deployment_id: str | None = N
     unique: dict[str, OutcomeRecord] = {}
     for record in records:
         if record.deployment_id == deployment_id:
-            unique.setdefault(
-                json.dumps(record.document(), sort_keys=True), record
-            )  # the same line read twice counts once
+            # the same line read twice counts once
+            unique.setdefault(json.dumps(record.document(), sort_keys=True), record)
     mine = sorted(unique.values(), key=lambda r: (r.started_at, r.finished_at or r.started_at))
     if deployment_id is None or not mine:
         raise ReportError(f"no outcome records for deployment {deployment_id or '(none named)'}")

@@ -157,7 +157,8 @@ class OutcomeRecord:
 
     @property
     def rolled_back(self) -> bool:
-        """True when the release was rolled back: DeployGuard stopped the deployment or restored the alias, or it reported Failed after traffic shifted (CodeDeploy then rolls back)."""
+        """True when the release was rolled back: DeployGuard stopped the deployment or restored the
+        alias, or it reported Failed after traffic shifted (CodeDeploy then rolls back)."""
         if any(a.kind in ROLLBACK_ACTIONS and a.ok for a in self.actions):
             return True
         return self.hook == "AfterAllowTraffic" and self.decision is Decision.FAILED and self.status_reported
@@ -229,7 +230,8 @@ def _redact(value: Any, redactor: Redactor) -> Any:
 
 
 def json_types(value: Any) -> Any:
-    """``value`` (a record, or any DeployGuard dataclass) as JSON types: enumerations by value, timestamps in ISO 8601 (UTC as ``Z``)."""
+    """``value`` (a record, or any DeployGuard dataclass) as JSON types: enumerations by value,
+    timestamps in ISO 8601 (UTC as ``Z``)."""
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):

@@ -173,9 +173,8 @@ def locate_deployment(
     )
     ids = codedeploy.deployments(**names, statuses=IN_FLIGHT_STATUSES, created_before=created_before)
     if ids and group is not None:
-        return Located(
-            deployment_id=ids[0], in_flight=True, deployment=None
-        )  # one in-flight deployment per group: no need to resolve
+        # one in-flight deployment per group: no need to resolve
+        return Located(deployment_id=ids[0], in_flight=True, deployment=None)
     deployment = newest_of(codedeploy, ids, function_name)
     if deployment is not None:
         return Located(deployment_id=deployment.deployment_id, in_flight=True, deployment=deployment)
