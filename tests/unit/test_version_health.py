@@ -1,16 +1,13 @@
-"""Per-version health: the thresholds (pure), and the one GetMetricData call on moto that reads
-only the target version's series (put_metric_data with the ExecutedVersion dimension)."""
+"""Per-version health: the thresholds and the queries, pure (the GetMetricData call on moto is in
+tests/integration/test_cloudwatch_adapter.py)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import boto3
 import pytest
 
 from deployguard.appspec import DeploymentTarget
-from deployguard.aws.cloudwatch import Metrics
 from deployguard.findings import Result
 from deployguard.policy import VersionHealth
 from deployguard.version_health import check_version_health, health_queries, metric_window
@@ -83,33 +80,3 @@ def test_the_queries_name_the_target_version_through_the_alias() -> None:
         q.dimensions == {"FunctionName": "orders", "Resource": "orders:live", "ExecutedVersion": "2"}
         for q in health_queries(TARGET)
     )
-
-
-@pytest.mark.usefixtures("aws")
-def test_one_get_metric_data_call_reads_only_the_target_versions_series() -> None:
-    # GIVEN Lambda's per-version metrics for both versions behind the alias
-    cloudwatch = boto3.client("cloudwatch")
-    for version, invocations, errors in (("1", 500, 400), ("2", 40, 1)):
-        dimensions: list[Any] = [
-            {"Name": "FunctionName", "Value": "orders"},
-            {"Name": "Resource", "Value": "orders:live"},
-            {"Name": "ExecutedVersion", "Value": version},
-        ]
-        cloudwatch.put_metric_data(
-            Namespace="AWS/Lambda",
-            MetricData=[
-                {"MetricName": "Invocations", "Dimensions": dimensions, "Value": invocations},
-                {"MetricName": "Errors", "Dimensions": dimensions, "Value": errors},
-            ],
-        )
-    calls: list[str] = []
-    cloudwatch.meta.events.register("before-call.*.*", lambda model, **_: calls.append(model.name))
-    now = datetime.now(UTC)
-
-    # WHEN the target version's series are read
-    sums = Metrics(cloudwatch).sums(health_queries(TARGET), *metric_window(now - timedelta(minutes=5), now))
-
-    # THEN one call answers all three, with version 2's numbers only
-    assert calls == ["GetMetricData"]
-    assert sums == {"invocations": 40.0, "errors": 1.0, "throttles": 0.0}
-    assert check_version_health(sums, POLICY, target_version="2", final=True).result is Result.PASSED
