@@ -1,13 +1,15 @@
 """The AppSpec of a Lambda deployment: which function, alias and versions it moves.
 
-AppSpec content in the wild varies (see DESIGN.md §1): ``Resources/Properties/Name`` or lower-case
-``resources/properties/name``, ``version`` as ``0.0`` or ``"0.0"``, JSON or YAML. Parse leniently,
-validate strictly.
+AppSpec content in the wild varies: ``Resources/Properties/Name`` in the AppSpec example and
+lower-case ``resources/properties/name`` in the AppSpec reference, ``version`` as ``0.0`` or ``"0.0"``,
+JSON or YAML; the content sits in the revision's ``appSpecContent`` or ``string`` section. Parse
+leniently, validate strictly.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
@@ -25,12 +27,30 @@ class DeploymentTarget:
     target_version: str
 
 
-def _lower_keys(value: Any) -> Any:
+# The section of a CodeDeploy RevisionLocation that holds inline AppSpec content, by revisionType.
+REVISION_CONTENT_SECTIONS = {"AppSpecContent": "appSpecContent", "String": "string"}
+
+
+def revision_content(revision: Mapping[str, Any]) -> str | None:
+    """The inline AppSpec content of a RevisionLocation (``AppSpecContent`` or ``String``), if any."""
+    section = REVISION_CONTENT_SECTIONS.get(str(revision.get("revisionType")))
+    holder = revision.get(section) if section else None
+    content = holder.get("content") if isinstance(holder, Mapping) else None
+    return str(content) if content else None
+
+
+def lower_keys(value: Any) -> Any:
+    """Every mapping key lower-cased, at any depth: AppSpec keys appear in either case."""
     if isinstance(value, dict):
-        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
+        return {str(k).lower(): lower_keys(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_lower_keys(v) for v in value]
+        return [lower_keys(v) for v in value]
     return value
+
+
+def plain_function_name(function: str) -> str:
+    """``orders``, ``arn:aws:lambda:…:function:orders[:live]`` and ``orders:live`` → ``orders``."""
+    return function.split(":function:", 1)[-1].split(":", 1)[0]
 
 
 def _version(value: Any, field: str) -> str:
@@ -48,7 +68,7 @@ def parse_appspec(content: str) -> DeploymentTarget:
         document = parse_json_or_yaml(content)
     except DocumentSyntaxError as exc:
         raise ResolutionError(f"AppSpec content is neither JSON nor YAML ({exc})") from exc
-    document = _lower_keys(document)
+    document = lower_keys(document)
     if not isinstance(document, dict) or "resources" not in document:
         raise ResolutionError("AppSpec has no 'Resources' section")
     resources = document["resources"]

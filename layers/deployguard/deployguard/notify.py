@@ -12,6 +12,7 @@ import re
 from dataclasses import field
 from typing import Literal, Protocol
 
+from deployguard.appspec import plain_function_name
 from deployguard.findings import Decision, Severity
 from deployguard.outcome import ActionKind, OutcomeRecord, Role
 from deployguard.records import datarecord
@@ -97,7 +98,7 @@ def subject(record: OutcomeRecord, kind: AlertKind) -> str:
     """``DeployGuard: <function> (<stage>) deployment <id> failed at <hook>`` in under 100 ASCII
     characters: when too long, the hook goes first, then the function name is shortened."""
     name = record.function_name or "function"
-    function = _ascii_line(name.split(":function:", 1)[-1].split(":", 1)[0])  # a name, not an ARN
+    function = _ascii_line(plain_function_name(name))  # a name, not an ARN
     stage = f" ({record.stage})" if record.stage else ""
     what = f" deployment {record.deployment_id} {'failed' if kind == 'failed' else 'rolled back'}"
     where = f" at {record.hook or record.role.value}" if kind == "failed" else ""

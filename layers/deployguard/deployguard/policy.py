@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from deployguard.appspec import plain_function_name
 from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
 from deployguard.errors import DeployGuardError, PolicyError
 from deployguard.stages import Stage
@@ -285,7 +286,7 @@ class Policy(_Strict):
 
     def for_function(self, function_name: str) -> tuple[str, FunctionPolicy] | None:
         """The policy entry guarding ``function_name`` (a name or ARN): exact match first, then globs."""
-        name = function_name.split(":function:", 1)[-1].split(":", 1)[0]
+        name = plain_function_name(function_name)
         for key, entry in self.functions.items():
             if name == (entry.match or key):
                 return key, entry

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from deployguard.alarms import ALARM, selects
-from deployguard.appspec import DeploymentTarget
+from deployguard.appspec import DeploymentTarget, plain_function_name
 from deployguard.aws.codedeploy import FINISHED_STATUSES, IN_FLIGHT_STATUSES, CodeDeploy, Deployment
 from deployguard.aws.lambda_ import Lambda
 from deployguard.bake import Clock
@@ -113,11 +113,6 @@ class GuardedFunction:
     alias: str | None  # from the alarm's Resource dimension (function:alias), when it names one
 
 
-def plain_name(function: str) -> str:
-    """``orders``, ``arn:…:function:orders`` and ``orders:live`` → ``orders``."""
-    return function.split(":function:", 1)[-1].split(":", 1)[0]
-
-
 def guarded_functions(
     policy: Policy, alarm: AlarmStateChange, tags: Callable[[], Mapping[str, str]]
 ) -> tuple[list[GuardedFunction], list[str]]:
@@ -137,7 +132,7 @@ def guarded_functions(
             match = policy.for_function(dimension)
             if match is None or match[0] != key:
                 continue  # the alarm watches another function than this entry guards
-            name = plain_name(dimension)
+            name = plain_function_name(dimension)
         elif _GLOB.isdisjoint(entry.match or key):
             name = entry.match or key
         else:
@@ -202,7 +197,10 @@ def newest_of(
         except ResolutionError:
             continue  # not a Lambda deployment, or one without versions: not this function's
         target = deployment.target
-        if plain_name(target.function_name) == plain_name(function_name) and alias in (None, target.alias):
+        if plain_function_name(target.function_name) == plain_function_name(function_name) and alias in (
+            None,
+            target.alias,
+        ):
             matching.append(deployment)
     if not matching:
         return None

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from deployguard.appspec import DeploymentTarget, parse_appspec
+from deployguard.appspec import DeploymentTarget, parse_appspec, revision_content
 from deployguard.aws.errors import aws_call, unless
 from deployguard.errors import ResolutionError
 from deployguard.findings import Decision
@@ -64,14 +64,14 @@ class CodeDeploy:
         )
 
     def _target_from_revision(self, application: str, revision: dict[str, Any]) -> DeploymentTarget | None:
-        content = _revision_content(revision)
+        content = revision_content(revision)
         if content is None and revision.get("revisionType") in ("AppSpecContent", "String"):
             with aws_call("GetApplicationRevision"):
                 answer = self._client.get_application_revision(
                     applicationName=application,
                     revision=revision,  # type: ignore[arg-type]
                 )
-            content = _revision_content(dict(answer.get("revision", {})))
+            content = revision_content(dict(answer.get("revision", {})))
         return parse_appspec(content) if content else None
 
     def _target_from_targets(self, deployment_id: str) -> DeploymentTarget | None:
@@ -172,10 +172,3 @@ class CodeDeploy:
         with aws_call("GetDeployment"):
             info = self._client.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
         return str(info.get("status", "Unknown"))
-
-
-def _revision_content(revision: dict[str, Any]) -> str | None:
-    kind = revision.get("revisionType")
-    section = {"AppSpecContent": "appSpecContent", "String": "string"}.get(str(kind))
-    content = revision.get(section, {}).get("content") if section else None
-    return str(content) if content else None
