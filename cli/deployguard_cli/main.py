@@ -1,7 +1,7 @@
 """``deployguard`` — the command line. Each sub-command lives in ``commands/<name>.py`` and
 registers itself through ``register(subparsers)``; this module only dispatches.
 
-Exit codes: 0 pass, 1 findings (the thing checked is not fit to ship), 2 could not run.
+Exit codes: :mod:`deployguard_cli.exit_codes`.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import sys
 from collections.abc import Sequence
 
 from deployguard.errors import DeployGuardError
+from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED
 
 COMMAND_MODULES = ("policy", "check", "report", "rollback", "status", "rehearse")
-
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deployguard: {exc}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     return code
 
 

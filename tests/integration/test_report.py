@@ -14,7 +14,8 @@ import pytest
 
 from deployguard.observability import record_outcome
 from deployguard.outcome import OutcomeRecord, Role
-from deployguard_cli.main import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK, main
+from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+from deployguard_cli.main import main
 from tests.conftest import FakeLambdaContext, load_handler
 from tests.integration.fixtures import GOOD_ENV, HOOK_ENV, Release
 from tests.outcomes import captured_output

@@ -20,7 +20,7 @@ from deployguard.outcome import OutcomeRecord, Role
 from deployguard.pre_traffic import policy_for
 from deployguard.stages import Stage
 from deployguard_cli.commands.policy import read_policy
-from deployguard_cli.main import EXIT_FINDINGS, EXIT_OK
+from deployguard_cli.exit_codes import EXIT_FINDINGS, EXIT_OK
 from deployguard_cli.render import print_record
 
 

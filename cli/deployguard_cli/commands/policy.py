@@ -13,7 +13,7 @@ from deployguard.aws.errors import aws_call
 from deployguard.errors import DeployGuardError
 from deployguard.policy import InvalidPolicyError, Policy, inline_payloads, load_policy, policy_json_schema
 from deployguard.stages import Stage
-from deployguard_cli.main import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 
 DEFAULT_PARAMETER = "/deployguard/{stage}/policy"
 

@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from deployguard_cli.main import EXIT_FINDINGS, EXIT_OK
+from deployguard_cli.exit_codes import EXIT_FINDINGS, EXIT_OK
 
 KIND_STYLES = {
     "deployment": "bold",

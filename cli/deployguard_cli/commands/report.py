@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from deployguard.aws import clients
-from deployguard_cli.main import EXIT_FINDINGS, EXIT_OK
+from deployguard_cli.exit_codes import EXIT_FINDINGS, EXIT_OK
 from deployguard_cli.report import (
     DEFAULT_LOG_GROUP_PREFIXES,
     OutcomeLogs,

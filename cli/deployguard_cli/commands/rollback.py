@@ -24,7 +24,7 @@ from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.rollback import PRECONDITION_FAILED, Restore, plan_restore
 from deployguard.snapshot import AliasState
 from deployguard_cli.commands.status import add_target_arguments, deployments_of, describe_traffic
-from deployguard_cli.main import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from deployguard_cli.render import print_record
 
 

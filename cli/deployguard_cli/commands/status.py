@@ -13,7 +13,7 @@ from deployguard.errors import DeployGuardError
 from deployguard.outcome import json_types
 from deployguard.rollback import newest_of
 from deployguard.snapshot import AliasState
-from deployguard_cli.main import EXIT_OK
+from deployguard_cli.exit_codes import EXIT_OK
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
