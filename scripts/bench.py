@@ -16,7 +16,7 @@
    ``sam build`` ships, stale on Lambda: every module is compiled again).
 2. N smoke cases of equal latency L run concurrently: elapsed / L (sequential would be N).
 
-Run: .venv/bin/python scripts/bench.py [--no-instructions]
+Run from the repository root: .venv/bin/python -m scripts.bench [--no-instructions] (``make bench``)
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ SETTINGS_AND_CLIENTS = textwrap.dedent(
     from deployguard import entrypoints
     from deployguard.settings import HookSettings
     settings = HookSettings.from_environ(os.environ)
-    entrypoints.codedeploy(); entrypoints.lambda_adapter(); entrypoints.references()
+    entrypoints.codedeploy_adapter(); entrypoints.lambda_adapter(); entrypoints.references_adapter()
     entrypoints.policy_store(settings.policy_parameter, settings.policy_cache_seconds)
     """
 )
@@ -122,7 +122,10 @@ ENV = {
 
 
 def fresh(code: str) -> float:
-    answer = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, check=True)
+    # cwd: the measured scripts import tests.support (the benchmarks' world) from the repository root
+    answer = subprocess.run(
+        [sys.executable, "-c", code], env=ENV, cwd=ROOT, capture_output=True, text=True, check=True
+    )
     return float(answer.stdout.strip().splitlines()[-1])
 
 
@@ -184,31 +187,26 @@ def cold_init_instructions() -> None:
 
 
 FIRST_INVOCATION = """
-import hashlib, importlib.util, sys, time
-spec = importlib.util.spec_from_file_location("bench_rollback", {scripts!r} + "/bench_rollback.py")
-world = sys.modules["bench_rollback"] = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(world)
-world.environment()
-import boto3
-from moto import mock_aws
-from deployguard_cli.localaws import lambda_runner, moto_codedeploy
-for extension in (moto_codedeploy, lambda_runner):
-    extension.install()
-with mock_aws(config={{"lambda": {{"use_docker": False}}}}):
-    world.setup_release()
-    lam = boto3.client("lambda")  # version 2: a changed configuration (the same code publishes no new version)
-    lam.update_function_configuration(FunctionName="orders", Description="release 2")
-    assert lam.publish_version(FunctionName="orders")["Version"] == "2"
-    world.put_policy(world.policy(["orders-errors"]))
-    import json  # the AppSpec SAM writes (no DeployGuard import before the clock starts)
-    properties = {{"Name": "orders", "Alias": "live", "CurrentVersion": "1", "TargetVersion": "2"}}
+import json, os, sys, time
+from tests.support.aws import FAKE_CREDENTIALS, REAL_AWS_VARIABLES, local_aws, publish_policy, start_deployment
+from tests.support.release import APPLICATION, GROUP, HOOK_ENV, POLICY_PARAMETER, empty_release, watch_policy
+os.environ.update({{**FAKE_CREDENTIALS, **HOOK_ENV}})
+for key in REAL_AWS_VARIABLES:
+    os.environ.pop(key, None)
+with local_aws():
+    from deployguard_cli.localaws import moto_codedeploy
+    empty_release()
+    publish_policy(POLICY_PARAMETER, watch_policy(["orders-errors"]))
+    properties = {{"Name": "orders", "Alias": "live", "CurrentVersion": "1", "TargetVersion": "2"}}  # the AppSpec SAM writes
     content = json.dumps({{"version": 0.0, "Resources": [{{"orders": {{"Type": "AWS::Lambda::Function", "Properties": properties}}}}]}})
-    deployment = boto3.client("codedeploy").create_deployment(
-        applicationName=world.APPLICATION, deploymentGroupName=world.GROUP,
-        revision={{"revisionType": "AppSpecContent", "appSpecContent": {{"content": content, "sha256": hashlib.sha256(content.encode()).hexdigest()}}}},
-    )["deploymentId"]
+    deployment = start_deployment(APPLICATION, GROUP, content)
     execution = moto_codedeploy.start_lifecycle_event(deployment, "BeforeAllowTraffic")
-    assert not [m for m in sys.modules if m.startswith(("deployguard.", "pydantic"))], "imported before the clock"
+    # NOTE: DeployGuard's moto extension and the world's builders import a few small modules of
+    # DeployGuard (no pydantic, no Powertools); they are forgotten here, so the hook's init below
+    # imports every module it needs, as it does on Lambda.
+    for name in [m for m in sys.modules if m == "deployguard" or m.startswith("deployguard.")]:
+        del sys.modules[name]
+    assert not [m for m in sys.modules if m.startswith(("pydantic", "aws_lambda_powertools"))], "imported before the clock"
     t = time.perf_counter()  # the cold start as a user pays it: init, then the first invocation
     import importlib.util
     spec = importlib.util.spec_from_file_location("app", {app!r})
@@ -220,7 +218,7 @@ with mock_aws(config={{"lambda": {{"use_docker": False}}}}):
         PolicyStore.prepare = lambda self: None
     def network(**_kwargs):
         time.sleep({latency} / 1000)
-    for client in (clients.codedeploy(), clients.lambda_(), clients.lambda_invoke(), clients.ssm()):
+    for client in (clients.codedeploy_client(), clients.lambda_client(), clients.lambda_invoke_client(), clients.ssm_client()):
         client.meta.events.register("before-call.*.*", network)
     class Context:
         function_name = "CodeDeployHook_bench"
@@ -240,7 +238,6 @@ with mock_aws(config={{"lambda": {{"use_docker": False}}}}):
 def first_invocation(latency_ms: float = 30.0, runs: int = 7) -> None:
     def run(prefetch: bool) -> float:
         code = FIRST_INVOCATION.format(
-            scripts=str(ROOT / "scripts"),
             app=str(ROOT / "functions/pre_traffic/app.py"),
             prefetch=prefetch,
             latency=latency_ms,

@@ -32,6 +32,7 @@ def main() -> int:
 
     began = time.perf_counter()
     from deployguard_cli.localaws import lambda_runner
+    from deployguard_cli.rehearsal.clock import human_duration
     from deployguard_cli.rehearsal.runner import run_scenario
     from deployguard_cli.rehearsal.scenarios import by_name
 
@@ -51,7 +52,7 @@ def main() -> int:
             status = result.outcome.status + ("" if result.as_expected else " (NOT as expected)")
         median = statistics.median(seconds)
         total += median
-        shown = f"{virtual:.1f} s" if virtual < 60 else f"{virtual / 60:.1f} min"
+        shown = human_duration(virtual)
         speed = f"{virtual / median:.0f}x" if virtual > median else "-"
         print(f"{scenario.name:<24}{median:>8.2f}{shown:>10}{speed:>10}{invocations:>17}  {status}")
     verdict = "within" if total <= BUDGET_SECONDS else "OVER"

@@ -72,8 +72,9 @@ class Report(BaseModel):
         return [record.document() for record in records]  # as the log lines hold them
 
 
-def _first(records: Sequence[OutcomeRecord], field: str) -> Any:
-    return next((getattr(r, field) for r in records if getattr(r, field)), None)
+def _first(records: Sequence[OutcomeRecord], field: str) -> str | None:
+    """The first value of a text ``field`` that ``records`` set."""
+    return next((str(getattr(r, field)) for r in records if getattr(r, field)), None)
 
 
 def _source(record: OutcomeRecord) -> str:

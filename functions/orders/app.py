@@ -16,9 +16,9 @@ file lives in /tmp; default ``false``, so a typo never silently creates an empty
 
 Synthetic traffic (the contract with DeployGuard's smoke tests): when the invocation's client
 context has ``custom["deployguard-synthetic"] == "true"`` (DeployGuard sets it on every smoke
-invocation, see ``deployguard.aws.lambda_.SYNTHETIC_MARKER``), the function computes and returns
-exactly the answer real traffic would get but has no side effects: it writes an ``orders`` row
-only for real traffic. So everything a smoke test asserts on is computed before that write.
+invocation, see ``deployguard.aws.lambda_functions.SYNTHETIC_MARKER``), the function computes and
+returns exactly the answer real traffic would get but has no side effects: it writes an ``orders``
+row only for real traffic. So everything a smoke test asserts on is computed before that write.
 
 What is real: the SQLite queries against the stage's database file, the pricing, the order row.
 What is simulated: the database itself (a local SQLite file standing in for a stage's database),

@@ -11,23 +11,21 @@ import pytest
 
 from deployguard.errors import DeployGuardError
 from deployguard_cli.localaws import moto_cloudwatch, moto_codedeploy, moto_lambda_alias
-from tests.conftest import FakeLambdaContext, load_event, load_handler
-from tests.integration.fixtures import HOOK_ENV
-from tests.integration.guarded import (
+from tests.support.aws import FAILURES, counted_calls, fail
+from tests.support.handlers import FakeLambdaContext, load_event, load_handler
+from tests.support.outcomes import captured_output, emf_lines, json_lines, outcome_lines
+from tests.support.release import (
     COMPOSITE_ALARM,
     ERRORS_ALARM,
-    FAILURES,
+    HOOK_ENV,
     TEAM_TAG,
     GuardedRelease,
     alarm_event,
-    counted_calls,
-    fail,
     post_traffic_policy,
     put_alarm,
     put_composite_alarm,
     someone_moves_the_alias_first,
 )
-from tests.outcomes import captured_output, emf_lines, json_lines, outcome_lines
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 Invoke = Callable[[dict[str, Any]], tuple[dict[str, Any], str]]
@@ -277,8 +275,25 @@ def test_a_malformed_event_is_logged_and_not_retried(invoke: Invoke) -> None:
     )
 
 
+def test_invalid_settings_leave_a_record_naming_the_variable_and_raise_for_a_retry(
+    handler: Handler, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = GuardedRelease().create().mid_canary(0.1)
+    monkeypatch.setenv("DEPLOYGUARD_POLICY_PARAMETER", "no-leading-slash")
+
+    with captured_output() as out, pytest.raises(DeployGuardError, match="DEPLOYGUARD_POLICY_PARAMETER"):
+        handler(alarm_event(), lambda_context)
+
+    assert release.stops() == []
+    record = the_record(out.getvalue())
+    assert (record["role"], record["stage"]) == ("alarm_rollback", "staging")
+    assert "DEPLOYGUARD_POLICY_PARAMETER" in record["reason"]
+    assert [(c["name"], c["result"]) for c in record["checks"]] == [("SettingsError", "error")]
+    assert [(a["kind"], a["ok"]) for a in record["actions"]] == [("no_action", False)]
+
+
 def test_the_sample_event_parses() -> None:
-    from deployguard.rollback import parse_alarm_event
+    from deployguard.alarm_rollback import parse_alarm_event
 
     alarm = parse_alarm_event(load_event("alarm_state_change.json"))
 
@@ -336,7 +351,7 @@ def test_a_retry_after_a_failed_stop_finishes_the_job_without_repeating_the_rest
         if calls["n"] == 1:
             raise FAILURES["Throttling"]("StopDeployment")
 
-    clients.codedeploy().meta.events.register("before-call.codedeploy.StopDeployment", fail_once)
+    clients.codedeploy_client().meta.events.register("before-call.codedeploy.StopDeployment", fail_once)
     with captured_output(), pytest.raises(DeployGuardError):
         handler(event, lambda_context)
     revision = release.alias()["RevisionId"]

@@ -25,19 +25,18 @@ import pytest
 
 from deployguard import entrypoints
 from deployguard_cli.localaws import lambda_runner, moto_cloudwatch, moto_codedeploy, moto_lambda_alias
-from tests.conftest import ROOT, FakeLambdaContext, load_event, load_handler
-from tests.integration.fixtures import HOOK_ENV, ROLE_POLICY
-from tests.integration.guarded import (
+from tests.support.aws import FAILURES, ROLE_POLICY, fail
+from tests.support.handlers import ROOT, FakeLambdaContext, load_event, load_handler
+from tests.support.outcomes import captured_output, json_lines, outcome_lines
+from tests.support.release import (
     ERRORS_ALARM,
-    FAILURES,
+    HOOK_ENV,
     GuardedRelease,
-    fail,
     post_traffic_policy,
     put_alarm,
     put_version_metrics,
     set_alarm,
 )
-from tests.outcomes import captured_output, json_lines, outcome_lines
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 BAKE = {"minutes": 10, "poll_seconds": 60}
@@ -199,7 +198,7 @@ def test_the_polls_cost_a_describe_and_a_metric_call_each(
     clock: Clock,
     lambda_context: FakeLambdaContext,
 ) -> None:
-    from tests.integration.guarded import counted_calls
+    from tests.support.aws import counted_calls
 
     _release, state = baking
     clock.advance(state["wait_seconds"])
@@ -281,9 +280,13 @@ def test_invalid_settings_still_report_failed(
     release, state = baking
     monkeypatch.setenv("DEPLOYGUARD_STAGE", "qa")
 
-    poll(bake_step, state, lambda_context)
+    answer, output = poll(bake_step, state, lambda_context)
 
     assert release.reports() == ["Failed"]
+    assert answer["decision"] == "Failed"
+    (record,) = outcome_lines(output)
+    assert "DEPLOYGUARD_STAGE" in record["reason"]
+    assert record["checks"][-1]["name"] == "SettingsError"
 
 
 def test_a_malformed_state_with_its_ids_reports_failed_and_without_is_logged(

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from deployguard_cli.main import main
-from tests.integration.fixtures import GOOD_ENV, POLICY, Release
+from tests.support.release import GOOD_ENV, POLICY, Release
 
 POLICY_YAML = yaml.safe_dump(POLICY)
 
@@ -44,10 +44,10 @@ def test_policy_check_lists_every_error_with_path_and_fix(
     assert paths["functions.orders.smoke[0].max_latency_ms"] == "use a whole number"
 
 
-def test_policy_check_of_an_unreadable_file_is_an_error(
+def test_policy_check_of_an_unreadable_file_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["policy", "check", str(tmp_path / "missing.yaml")]) == 1
+    assert main(["policy", "check", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read policy" in capsys.readouterr().out
 
 

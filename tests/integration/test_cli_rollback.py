@@ -9,7 +9,7 @@ import pytest
 
 from deployguard_cli.localaws import moto_cloudwatch, moto_codedeploy, moto_lambda_alias
 from deployguard_cli.main import main
-from tests.integration.guarded import GuardedRelease, someone_moves_the_alias_first
+from tests.support.release import GuardedRelease, someone_moves_the_alias_first
 
 ROLLBACK = ["rollback", "--function", "orders", "--alias", "live"]
 STATUS = ["status", "--function", "orders", "--alias", "live"]
@@ -129,10 +129,10 @@ def test_a_deployment_that_cannot_be_stopped_still_gets_its_alias_moved_back(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from deployguard.aws import clients
-    from tests.integration.guarded import fail
+    from tests.support.aws import fail
 
     release = GuardedRelease().create().mid_canary(0.1)
-    clients.codedeploy()  # NOTE: fail() registers on the clients DeployGuard will use
+    clients.codedeploy_client()  # NOTE: fail() registers on the clients DeployGuard will use
     fail("codedeploy", "StopDeployment", "Throttling")
 
     assert main([*ROLLBACK, "--yes"]) == 2

@@ -16,6 +16,7 @@ from deployguard.findings import Result
 from deployguard.policy import AlarmSelector, VersionHealth
 from deployguard.version_health import check_version_health, health_queries, metric_window
 from deployguard_cli.localaws import moto_cloudwatch
+from tests.support.aws import put_metric_alarm
 
 POLICY = VersionHealth(max_error_rate=0.05, max_throttles=0, min_invocations=10, inconclusive="pass")
 TARGET = DeploymentTarget(function_name="orders", alias="live", current_version="1", target_version="2")
@@ -25,20 +26,6 @@ TARGET = DeploymentTarget(function_name="orders", alias="live", current_version=
 def cloudwatch(aws: None) -> Alarms:
     moto_cloudwatch.install()
     return Alarms(boto3.client("cloudwatch"), lambda: boto3.client("resourcegroupstaggingapi"))
-
-
-def put(name: str, tags: dict[str, str] | None = None) -> None:
-    boto3.client("cloudwatch").put_metric_alarm(
-        AlarmName=name,
-        Namespace="AWS/Lambda",
-        MetricName="Errors",
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=0,
-        ComparisonOperator="GreaterThanThreshold",
-        Tags=[{"Key": k, "Value": v} for k, v in (tags or {}).items()],
-    )
 
 
 def calls_of(adapter: Alarms) -> list[str]:
@@ -51,7 +38,7 @@ def calls_of(adapter: Alarms) -> list[str]:
 def test_k_named_alarms_cost_k_over_100_describe_calls(cloudwatch: Alarms, count: int, calls: int) -> None:
     names = [f"orders-{i:03d}" for i in range(count)]
     for name in names:
-        put(name)
+        put_metric_alarm(name)
     made = calls_of(cloudwatch)
 
     selection = describe_selected(cloudwatch, names)
@@ -61,9 +48,9 @@ def test_k_named_alarms_cost_k_over_100_describe_calls(cloudwatch: Alarms, count
 
 
 def test_metric_and_composite_alarms_by_name_prefix_and_tag(cloudwatch: Alarms) -> None:
-    put("orders-errors")
-    put("payments-errors", tags={"team": "orders"})
-    put("other")
+    put_metric_alarm("orders-errors")
+    put_metric_alarm("payments-errors", tags={"team": "orders"})
+    put_metric_alarm("other")
     boto3.client("cloudwatch").put_composite_alarm(
         AlarmName="orders-health",
         AlarmRule='ALARM("orders-errors")',

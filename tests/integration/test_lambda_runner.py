@@ -26,7 +26,8 @@ from moto import mock_aws
 from deployguard_cli.example_app import BROKEN_RELEASES
 from deployguard_cli.localaws import lambda_runner
 from deployguard_cli.localaws.lambda_runner import zip_directory
-from tests.conftest import REGION, ROOT
+from tests.support.aws import ROLE_POLICY
+from tests.support.handlers import REGION, ROOT
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -38,14 +39,6 @@ QUOTE: dict[str, Any] = {
     "items": [{"sku": "A-1", "qty": 1}, {"sku": "B-2", "qty": 2}],
     "customer_id": "c-1001",
 }
-ROLE_POLICY = json.dumps(
-    {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-        ],
-    }
-)
 
 # What a handler sees: its context, its environment, and (optionally) a printed line.
 PROBE = textwrap.dedent(

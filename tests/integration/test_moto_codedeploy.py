@@ -23,7 +23,7 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 
 from deployguard_cli.localaws import moto_codedeploy
 from deployguard_cli.localaws.moto_codedeploy import HookReport, StopRequest
-from tests.conftest import REGION
+from tests.support.handlers import REGION
 
 if TYPE_CHECKING:
     from mypy_boto3_codedeploy import CodeDeployClient

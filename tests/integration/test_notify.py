@@ -16,15 +16,14 @@ from deployguard import entrypoints
 from deployguard.appspec import DeploymentTarget
 from deployguard.aws.sns import Sns
 from deployguard.findings import CheckResult, Decision, Finding, Result, Severity
-from deployguard.hook import Evaluation, HookRun, guard_lifecycle_event
+from deployguard.hook import Evaluation, HookRun
 from deployguard.notify import SUBJECT_MAX, Alert, alert_for, notify
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.secrets import Redactor
 from deployguard.settings import HookSettings, SettingsError
-from tests.conftest import FakeLambdaContext, load_handler
-from tests.outcomes import FakeCodeDeploy, captured_output, json_lines
+from tests.support.handlers import FakeLambdaContext, load_handler
+from tests.support.outcomes import FakeCodeDeploy, captured_output, guard_event, json_lines, rollback_record
 
-EVENT = {"DeploymentId": "d-ABCDEF123", "LifecycleEventHookExecutionId": "exec-1"}
 TARGET = DeploymentTarget(function_name="orders", alias="live", current_version="1", target_version="2")
 SECRET = "hunter2-Sup3rSecret"
 
@@ -116,17 +115,7 @@ def passing(run: HookRun) -> Evaluation:
 def guard(
     evaluate: Callable[[HookRun], Evaluation], codedeploy: FakeCodeDeploy, alerts: Any
 ) -> OutcomeRecord:
-    return guard_lifecycle_event(
-        EVENT,
-        hook="BeforeAllowTraffic",
-        role=Role.PRE_TRAFFIC,
-        stage="prod",
-        codedeploy=lambda: codedeploy,
-        evaluate=evaluate,
-        remaining_ms=lambda: 60_000,
-        reserve_seconds=1,
-        alerts=alerts,
-    )
+    return guard_event(evaluate, codedeploy, alerts=alerts)
 
 
 def test_a_failed_deployment_is_reported_first_then_alerted_once(topic: Topic) -> None:
@@ -181,22 +170,7 @@ def test_a_publishing_error_is_logged_and_the_guard_carries_on(moto: None) -> No
 
 
 def test_an_alarm_rollback_alert(topic: Topic) -> None:
-    record = OutcomeRecord(
-        role=Role.ALARM_ROLLBACK,
-        stage="prod",
-        deployment_id="d-ABCDEF123",
-        function_name="orders",
-        alias="live",
-        current_version="1",
-        target_version="2",
-        reason="orders-errors went to ALARM during the deployment",
-        alarm_name="orders-errors",
-        alarm_to_restore_ms=2300,
-        actions=[
-            Action(kind=ActionKind.DEPLOYMENT_STOPPED, detail="d-ABCDEF123"),
-            Action(kind=ActionKind.ALIAS_RESTORED, detail="live -> 1"),
-        ],
-    )
+    record = rollback_record(alarm_to_restore_ms=2300)
 
     notify(record, publisher(topic))
 
@@ -285,7 +259,7 @@ def test_a_malformed_topic_setting_names_the_variable() -> None:
 def test_the_pre_traffic_handler_alerts_a_failed_deployment(
     monkeypatch: pytest.MonkeyPatch, lambda_context: FakeLambdaContext
 ) -> None:
-    from tests.integration.fixtures import GOOD_ENV, HOOK_ENV, Release
+    from tests.support.release import GOOD_ENV, HOOK_ENV, Release
 
     topic = make_topic()
     for key, value in {**HOOK_ENV, "DEPLOYGUARD_ALERT_TOPIC_ARN": topic.arn}.items():

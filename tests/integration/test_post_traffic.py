@@ -12,23 +12,22 @@ import boto3
 import pytest
 
 from deployguard_cli.localaws import moto_cloudwatch, moto_lambda_alias
-from tests.conftest import FakeLambdaContext, load_event, load_handler
-from tests.integration.fixtures import HOOK_ENV
-from tests.integration.guarded import (
+from tests.support.aws import FAILURES, fail
+from tests.support.handlers import FakeLambdaContext, load_event, load_handler
+from tests.support.outcomes import captured_output, emf_lines, json_lines, outcome_lines
+from tests.support.release import (
     COMPOSITE_ALARM,
     ERRORS_ALARM,
-    FAILURES,
+    HOOK_ENV,
     TEAM_TAG,
     THROTTLES_ALARM,
     GuardedRelease,
-    fail,
     post_traffic_policy,
     put_alarm,
     put_composite_alarm,
     put_version_metrics,
     set_alarm,
 )
-from tests.outcomes import captured_output, emf_lines, json_lines, outcome_lines
 
 pytestmark = pytest.mark.usefixtures("aws")
 

@@ -13,9 +13,9 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from deployguard.aws import clients
-from tests.conftest import FakeLambdaContext, load_handler
-from tests.integration.fixtures import GOOD_ENV, HOOK_ENV, POLICY_PARAMETER, Release
-from tests.outcomes import captured_output, outcome_lines
+from tests.support.handlers import FakeLambdaContext, load_handler
+from tests.support.outcomes import captured_output, outcome_lines
+from tests.support.release import GOOD_ENV, HOOK_ENV, POLICY_PARAMETER, Release
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -281,11 +281,11 @@ def failing() -> Iterator[Callable[[str, str, str], None]]:
             raise FAILURES[failure](operation)
 
         for client in (
-            clients.codedeploy(),
-            clients.lambda_(),
-            clients.lambda_invoke(),
-            clients.ssm(),
-            clients.secretsmanager(),
+            clients.codedeploy_client(),
+            clients.lambda_client(),
+            clients.lambda_invoke_client(),
+            clients.ssm_client(),
+            clients.secretsmanager_client(),
         ):
             client.meta.events.register(f"before-call.{service}.{operation}", raise_it)
 

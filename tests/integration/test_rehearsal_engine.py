@@ -1,4 +1,5 @@
-"""The rehearsal engine plays CodeDeploy as DESIGN.md §1 describes it.
+"""The rehearsal engine plays CodeDeploy's part in a Lambda deployment as AWS's CodeDeploy
+documentation describes its lifecycle: BeforeAllowTraffic, AllowTraffic, AfterAllowTraffic.
 
 GIVEN a Lambda function with two versions behind an alias and a CodeDeploy deployment between
 them (moto, with DeployGuard's CodeDeploy extension), WHEN the engine runs it with hooks that
@@ -9,21 +10,19 @@ end-to-end tier (tests/e2e/test_rehearsal.py) runs the real handlers.
 
 from __future__ import annotations
 
-import io
 import json
 import threading
-import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 
 from deployguard_cli.rehearsal.alarms import AlarmEvaluator, evaluate_expression, matches_pattern
-from deployguard_cli.rehearsal.clock import Scheduler, VirtualClock
+from deployguard_cli.rehearsal.clock import Scheduler, VirtualClock, human_duration
 from deployguard_cli.rehearsal.engine import (
     HOOK_DEADLINE,
     CodeDeployEngine,
@@ -35,6 +34,10 @@ from deployguard_cli.rehearsal.engine import (
 )
 from deployguard_cli.rehearsal.stepfunctions import TaskError, Workflows
 from deployguard_cli.rehearsal.wiring import load_template, read_wiring
+from tests.support.aws import Version, deployment_group, function_with_versions, put_metric_alarm
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -47,6 +50,28 @@ ALL_ROLLBACK_EVENTS = ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_ALARM", "DEPLOY
 
 def minutes(n: float) -> timedelta:
     return timedelta(minutes=n)
+
+
+def new_version_errors(cloudwatch: CloudWatchClient, count: int) -> Callable[[datetime], None]:
+    """A scheduler action: version 2's ``Errors`` at the time it runs, as Lambda publishes them."""
+
+    def publish(at: datetime) -> None:
+        cloudwatch.put_metric_data(
+            Namespace="AWS/Lambda",
+            MetricData=[
+                {
+                    "MetricName": "Errors",
+                    "Dimensions": [
+                        {"Name": "FunctionName", "Value": FUNCTION},
+                        {"Name": "ExecutedVersion", "Value": "2"},
+                    ],
+                    "Timestamp": at,
+                    "Value": count,
+                }
+            ],
+        )
+
+    return publish
 
 
 # --- the exact schedules ------------------------------------------------------------------------
@@ -83,13 +108,6 @@ def test_an_unknown_config_is_an_error_that_names_the_known_ones() -> None:
 
 
 # --- a deployment on moto -----------------------------------------------------------------------
-def _code() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("app.py", "def handler(event, context):\n    return {'ok': True}\n")
-    return buffer.getvalue()
-
-
 @dataclass
 class FakeCall:
     thread: threading.Thread
@@ -214,45 +232,21 @@ class Stage:
 
 
 def _make_stage(rollback_events: list[str]) -> Stage:
-    iam = boto3.client("iam", region_name=REGION)
-    role = iam.create_role(RoleName="test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    lam = boto3.client("lambda", region_name=REGION)
-    lam.create_function(
-        FunctionName=FUNCTION,
-        Runtime="python3.12",
-        Role=role,
-        Handler="app.handler",
-        Code={"ZipFile": _code()},
+    handler = Version("def handler(event, context):\n    return {'ok': True}\n")
+    role = function_with_versions(FUNCTION, [handler, replace(handler, description="release 2")], alias=ALIAS)
+    put_metric_alarm(
+        ALARM,
+        dimensions={"FunctionName": FUNCTION, "ExecutedVersion": "2"},
+        treat_missing_data="notBreaching",
     )
-    lam.publish_version(FunctionName=FUNCTION)
-    lam.update_function_configuration(FunctionName=FUNCTION, Description="release 2")
-    lam.publish_version(FunctionName=FUNCTION)
-    lam.create_alias(FunctionName=FUNCTION, Name=ALIAS, FunctionVersion="1")
-    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    cloudwatch.put_metric_alarm(
-        AlarmName=ALARM,
-        Namespace="AWS/Lambda",
-        MetricName="Errors",
-        Dimensions=[{"Name": "FunctionName", "Value": FUNCTION}, {"Name": "ExecutedVersion", "Value": "2"}],
-        Statistic="Sum",
-        Period=60,
-        EvaluationPeriods=1,
-        Threshold=0,
-        ComparisonOperator="GreaterThanThreshold",
-        TreatMissingData="notBreaching",
-    )
-    codedeploy = boto3.client("codedeploy", region_name=REGION)
     stage = Stage(scheduler=Scheduler(VirtualClock()))
     application, group = stage.group
-    codedeploy.create_application(applicationName=application, computePlatform="Lambda")
-    rollback: Any = {"enabled": bool(rollback_events), "events": rollback_events}
-    codedeploy.create_deployment_group(
-        applicationName=application,
-        deploymentGroupName=group,
+    deployment_group(
+        application,
+        group,
         serviceRoleArn=role,
-        deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
         alarmConfiguration={"enabled": True, "alarms": [{"name": ALARM}]},
-        autoRollbackConfiguration=rollback,
+        autoRollbackConfiguration={"enabled": bool(rollback_events), "events": rollback_events},
     )
     return stage
 
@@ -346,6 +340,17 @@ def test_no_hooks_in_the_appspec_means_the_events_are_skipped(stage: Stage) -> N
 
 
 # --- the one-hour hook deadline -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [(0.04, "0.0 s"), (59.94, "59.9 s"), (60, "1 min"), (125, "2 min 5 s"), (3600, "60 min")],
+)
+def test_a_span_reads_in_seconds_under_a_minute_then_in_minutes_and_seconds(
+    seconds: float, words: str
+) -> None:
+    # the timeline's "reported after …" and the rehearsal summary's virtual time read this way
+    assert human_duration(seconds) == words
+
+
 def test_a_hook_that_never_reports_fails_the_deployment_at_the_one_hour_deadline(stage: Stage) -> None:
     # GIVEN a pre-traffic hook that returns without ever reporting
     invoker = FakeLambda({PRE: never_reports, POST: report("Succeeded")})
@@ -358,6 +363,7 @@ def test_a_hook_that_never_reports_fails_the_deployment_at_the_one_hour_deadline
     # THEN the deployment fails exactly when the hour is up (virtual time), before any traffic
     decided = next(e for e in stage.events if e.detail.get("failure") == "hook_timed_out")
     assert HOOK_DEADLINE <= decided.at - started < HOOK_DEADLINE + timedelta(seconds=5)
+    assert decided.message.endswith("did not report within 60 min")
     assert outcome.status == "Failed" == status(deployment_id)
     assert outcome.failure == "hook_timed_out"
     assert outcome.failed_lifecycle_event == "BeforeAllowTraffic"
@@ -465,24 +471,7 @@ def test_an_alarm_during_the_canary_stops_the_deployment_and_puts_the_alias_back
 def test_the_alarm_fires_from_the_new_versions_own_errors(stage: Stage) -> None:
     # GIVEN the new version errors one minute into the canary (written as Lambda would publish it)
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-
-    def errors(at: datetime) -> None:
-        cloudwatch.put_metric_data(
-            Namespace="AWS/Lambda",
-            MetricData=[
-                {
-                    "MetricName": "Errors",
-                    "Dimensions": [
-                        {"Name": "FunctionName", "Value": FUNCTION},
-                        {"Name": "ExecutedVersion", "Value": "2"},
-                    ],
-                    "Timestamp": at,
-                    "Value": 3,
-                }
-            ],
-        )
-
-    stage.scheduler.at(stage.clock.now() + minutes(1), "errors", errors)
+    stage.scheduler.at(stage.clock.now() + minutes(1), "errors", new_version_errors(cloudwatch, 3))
     invoker = FakeLambda({PRE: report("Succeeded"), POST: report("Succeeded")})
 
     # WHEN the engine runs with CloudWatch's alarm evaluation
@@ -525,24 +514,7 @@ def test_a_stop_by_an_eventbridge_target_is_noticed_and_rolled_back_as_requested
         function_name="rollback-fn",
     )
     cloudwatch = boto3.client("cloudwatch", region_name=REGION)
-    stage.scheduler.at(
-        stage.clock.now() + minutes(1),
-        "errors",
-        lambda at: cloudwatch.put_metric_data(
-            Namespace="AWS/Lambda",
-            MetricData=[
-                {
-                    "MetricName": "Errors",
-                    "Dimensions": [
-                        {"Name": "FunctionName", "Value": FUNCTION},
-                        {"Name": "ExecutedVersion", "Value": "2"},
-                    ],
-                    "Timestamp": at,
-                    "Value": 1,
-                }
-            ],
-        ),
-    )
+    stage.scheduler.at(stage.clock.now() + minutes(1), "errors", new_version_errors(cloudwatch, 1))
 
     outcome = stage.engine(invoker, alarms=AlarmEvaluator(cloudwatch, [ALARM]), rules=[rule]).run(
         deployment_id

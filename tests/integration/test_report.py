@@ -16,9 +16,9 @@ from deployguard.observability import record_outcome
 from deployguard.outcome import OutcomeRecord, Role
 from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from deployguard_cli.main import main
-from tests.conftest import FakeLambdaContext, load_handler
-from tests.integration.fixtures import GOOD_ENV, HOOK_ENV, Release
-from tests.outcomes import captured_output
+from tests.support.handlers import FakeLambdaContext, load_handler
+from tests.support.outcomes import captured_output
+from tests.support.release import GOOD_ENV, HOOK_ENV, Release
 
 if TYPE_CHECKING:
     from mypy_boto3_logs.type_defs import InputLogEventTypeDef

@@ -1,4 +1,4 @@
-"""AppSpec parsing: the shapes seen in the wild (DESIGN.md §1), validated strictly."""
+"""AppSpec parsing: the shapes seen in the wild (AppSpec example vs reference, JSON or YAML), validated strictly."""
 
 from __future__ import annotations
 

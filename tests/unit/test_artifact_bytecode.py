@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, load_module
+from tests.support.handlers import ROOT, load_module
 
 check_artifacts = load_module(ROOT / "scripts" / "check_artifacts.py", "check_artifacts")
 ZIP_DATE = 315532800  # 1980-01-01

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.conftest import ROOT, load_module
+from tests.support.handlers import ROOT, load_module
 
 ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
@@ -21,11 +21,11 @@ ENVIRONMENT = {
 }
 
 
-def modules_after(*parts: str) -> set[str]:
-    """The top-level packages a fresh interpreter has imported after running ``parts`` in turn."""
+def imported_after(*parts: str) -> set[str]:
+    """The modules a fresh interpreter has imported after running ``parts`` in turn."""
     script = (
         "".join(textwrap.dedent(part) for part in parts)
-        + "\nimport json, sys\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+        + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
     )
     answer = subprocess.run(
         [sys.executable, "-c", script], env=ENVIRONMENT, capture_output=True, text=True, check=True, cwd=ROOT
@@ -33,16 +33,39 @@ def modules_after(*parts: str) -> set[str]:
     return set(json.loads(answer.stdout.splitlines()[-1]))
 
 
+def modules_after(*parts: str) -> set[str]:
+    """The top-level packages a fresh interpreter has imported after running ``parts`` in turn."""
+    return {name.split(".")[0] for name in imported_after(*parts)}
+
+
 # The init scripts/bench.py measures: the handler module, its settings and its clients.
 HOOK_INIT = load_module(ROOT / "scripts" / "bench.py", "bench").HOOK
 
 
-def test_the_pre_traffic_init_imports_neither_pydantic_nor_yaml() -> None:
-    """Handler, settings and clients: pydantic waits for the first policy parse, YAML for YAML input."""
+def test_the_pre_traffic_init_imports_neither_pydantic_nor_yaml_nor_re2() -> None:
+    """Handler, settings and clients: pydantic and RE2 wait for the first policy parse, YAML for
+    YAML input."""
     loaded = modules_after(HOOK_INIT)
 
     assert {"deployguard", "aws_lambda_powertools", "boto3"} <= loaded
-    assert not loaded & {"pydantic", "pydantic_core", "yaml"}, loaded & {"pydantic", "pydantic_core", "yaml"}
+    parsers = {"pydantic", "pydantic_core", "yaml", "re2", "_re2"}
+    assert not loaded & parsers, loaded & parsers
+
+
+def test_the_pre_traffic_init_leaves_the_other_functions_use_cases_out() -> None:
+    """Each function pays for its own use case only (the composition root imports the others late)."""
+    loaded = imported_after(HOOK_INIT)
+
+    assert {"deployguard.pre_traffic", "deployguard.guard", "deployguard.hook"} <= loaded
+    others = {
+        "deployguard.post_traffic",
+        "deployguard.bake_step",
+        "deployguard.alarm_rollback",
+        "deployguard.watch",
+        "deployguard.aws.cloudwatch",
+        "deployguard.aws.stepfunctions",
+    }
+    assert not loaded & others, loaded & others
 
 
 def test_the_first_policy_parse_brings_pydantic_in_and_validates_the_policy() -> None:

@@ -11,7 +11,7 @@ from deployguard.findings import CheckResult, Decision, Finding, Result, Severit
 from deployguard.observability import COMMON_DIMENSIONS, METRICS, NAMESPACE, record_outcome
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.schema import parse_outcome
-from tests.outcomes import captured_output, emf_lines
+from tests.support.outcomes import captured_output, emf_lines, outcome_lines
 
 STARTED = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 REPORTED = Action(kind=ActionKind.STATUS_REPORTED, detail="Failed")
@@ -112,14 +112,23 @@ def test_an_alarm_rollback_counts_a_rollback_and_the_time_to_restore() -> None:
     assert metrics == [("Rollbacks", 1.0, base), ("AlarmToRestoreTime", 1500.0, base)]
 
 
-def test_the_time_to_restore_can_still_be_passed_to_record_outcome() -> None:
-    outcome = record(role=Role.ALARM_ROLLBACK, hook=None, actions=[Action(kind=ActionKind.ALIAS_RESTORED)])
+def test_the_time_to_restore_travels_in_the_record_to_its_log_line_and_its_metric() -> None:
+    outcome = record(
+        role=Role.ALARM_ROLLBACK,
+        hook=None,
+        actions=[Action(kind=ActionKind.ALIAS_RESTORED)],
+        alarm_to_restore_ms=900.0,
+    )
 
     with captured_output() as out:
-        record_outcome(outcome, alarm_to_restore_ms=900.0)
+        record_outcome(outcome)
 
-    names = {(m["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]) for m in emf_lines(out.getvalue())}
-    assert names == {"Rollbacks", "AlarmToRestoreTime"}
+    (line,) = outcome_lines(out.getvalue())
+    assert line["alarm_to_restore_ms"] == 900.0
+    assert [(name, value) for name, value, _ in emitted(outcome)] == [
+        ("Rollbacks", 1.0),
+        ("AlarmToRestoreTime", 900.0),
+    ]
 
 
 def test_a_failed_post_traffic_report_is_a_rollback_but_a_failed_restore_is_not() -> None:

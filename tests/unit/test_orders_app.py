@@ -15,7 +15,7 @@ import pytest
 
 from deployguard_cli.example_app import BROKEN_RELEASES
 from deployguard_cli.localaws.lambda_runner import zip_directory
-from tests.conftest import ROOT, load_module
+from tests.support.handlers import ROOT, load_module
 
 ORDERS = ROOT / "functions" / "orders"
 QUOTE: dict[str, Any] = {

@@ -21,15 +21,20 @@ from deployguard.findings import CheckResult, Decision, Finding, Result, Severit
 from deployguard.hook import Evaluation, HookRun, guard_lifecycle_event
 from deployguard.outcome import (
     SCHEMA_VERSION,
-    Action,
-    ActionKind,
     Bypassed,
     OutcomeRecord,
     Role,
 )
 from deployguard.schema import outcome_record_schema, parse_outcome, render
 from deployguard.secrets import Redactor, is_reference
-from tests.outcomes import FakeCodeDeploy, RecordingPublisher, captured_output, emf_lines, outcome_lines
+from tests.support.outcomes import (
+    FakeCodeDeploy,
+    RecordingPublisher,
+    captured_output,
+    emf_lines,
+    outcome_lines,
+    rollback_record,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "docs" / "outcome-record.schema.json"
@@ -55,7 +60,7 @@ def run_guard(
             hook="BeforeAllowTraffic",
             role=Role.PRE_TRAFFIC,
             stage="prod",
-            codedeploy=lambda: fake,
+            codedeploy=fake,
             evaluate=evaluate,
             remaining_ms=lambda: 60_000,
             reserve_seconds=1,
@@ -173,22 +178,8 @@ def test_every_logged_record_is_valid_against_the_schema(
 
 
 def test_a_rollback_record_with_every_field_set_is_valid() -> None:
-    record = OutcomeRecord(
-        role=Role.ALARM_ROLLBACK,
-        stage="prod",
-        deployment_id="d-ABCDEF123",
-        function_name="orders",
-        alias="live",
-        current_version="1",
-        target_version="2",
-        decision=Decision.FAILED,
-        reason="orders-errors went to ALARM",
-        actions=[
-            Action(kind=ActionKind.DEPLOYMENT_STOPPED, detail="d-ABCDEF123"),
-            Action(kind=ActionKind.ALIAS_RESTORED, detail="live -> 1"),
-        ],
-        alarm_name="orders-errors",
-        alarm_to_restore_ms=850.0,
+    record = rollback_record(
+        decision=Decision.FAILED, reason="orders-errors went to ALARM", alarm_to_restore_ms=850.0
     ).finish()
     document = record.document()
 

@@ -23,7 +23,7 @@ from deployguard_cli.report import (
     parse_record,
     render_report,
 )
-from tests.outcomes import captured_output, outcome_lines
+from tests.support.outcomes import captured_output, outcome_lines, rollback_record
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 DEPLOYMENT = "d-ABCDEF123"
@@ -107,16 +107,8 @@ def test_a_pre_traffic_failure_tells_what_failed_and_that_no_traffic_moved() -> 
 
 def test_an_alarm_rollback_during_the_bake_is_the_end_of_the_story() -> None:
     pre = hook_record("BeforeAllowTraffic", Decision.SUCCEEDED, 0, PASSED)
-    rollback = OutcomeRecord(
-        role=Role.ALARM_ROLLBACK,
-        stage="prod",
+    rollback = rollback_record(
         deployment_id=DEPLOYMENT,
-        function_name="orders",
-        alias="live",
-        current_version="1",
-        target_version="2",
-        reason="orders-errors went to ALARM during the deployment",
-        alarm_name="orders-errors",
         alarm_at=at(300),
         alarm_to_restore_ms=1500,
         actions=[

@@ -65,7 +65,7 @@ ROLE_ADAPTER_METHODS: dict[str, set[str]] = {
         "PolicyStore.load",
         "Sns.publish",
     },
-    # post_traffic_hook: hook.py, post_traffic.evaluate_post_traffic (alias smoke, alarms, metrics, bake)
+    # post_traffic_hook: hook.py, post_traffic.evaluate_post_traffic (alias smoke, watch.py, bake start)
     "PostTrafficHookRole": {
         "CodeDeploy.lifecycle_event_status",
         "CodeDeploy.resolve",
@@ -79,7 +79,7 @@ ROLE_ADAPTER_METHODS: dict[str, set[str]] = {
         "BakeWorkflow.start",
         "Sns.publish",
     },
-    # bake_step: post_traffic.run_bake_step (status, poll, report)
+    # bake_step: bake_step.run_bake_step (status, poll, report)
     "BakeStepRole": {
         "CodeDeploy.status",
         "CodeDeploy.report",
@@ -90,7 +90,7 @@ ROLE_ADAPTER_METHODS: dict[str, set[str]] = {
         "Metrics.sums",
         "Sns.publish",
     },
-    # alarm_rollback: rollback.handle_alarm_event (locate, stop, restore)
+    # alarm_rollback: alarm_rollback.handle_alarm_event (locate; restore.stop_and_restore)
     "AlarmRollbackRole": {
         "CodeDeploy.deployments",
         "CodeDeploy.resolve",
@@ -400,7 +400,7 @@ def test_the_layer_ships_runtime_dependencies_only() -> None:
         for line in requirements
         if line.strip() and not line.startswith("#")
     }
-    assert names == {"aws-lambda-powertools", "pydantic", "pyyaml"}
+    assert names == {"aws-lambda-powertools", "pydantic", "pyyaml", "google-re2"}
     assert all("==" in line for line in requirements if line.strip() and not line.startswith("#")), "pin them"
     for name in GUARD_FUNCTIONS:
         assert raw()["Resources"][name]["Properties"]["Layers"] == [{"Ref": "DeployGuardLayer"}]
@@ -784,17 +784,29 @@ def test_the_stage_policy_is_valid_and_names_this_templates_resources(stage: str
                 assert not any(re.search(p, database) for p in rule.deny)
 
 
-# --- README "Attach to an existing application": the copy-paste snippets work -------------------------------------------------
+# --- README.md and docs/attach.md: the copy-paste snippets work --------------------------------------------------------------
+
+SNIPPET_DOCS = ("README.md", "docs/attach.md")
 
 
 def snippets() -> dict[str, str]:
-    text = (ROOT / "README.md").read_text()
-    return {name: body for body, name in re.findall(r"```yaml\n(# snippet: ([\w-]+)\n.*?)```", text, re.S)}
+    found: dict[str, str] = {}
+    for doc in SNIPPET_DOCS:
+        text = (ROOT / doc).read_text()
+        for body, name in re.findall(r"```yaml\n(# snippet: ([\w-]+)\n.*?)```", text, re.S):
+            assert name not in found, f"{doc}: a second snippet named {name}"
+            found[name] = body
+    return found
 
 
-def test_the_sam_snippet_puts_the_imported_hooks_on_its_alias() -> None:
+def test_the_docs_hold_every_tested_snippet() -> None:
+    assert set(snippets()) == {"sam-quickstart", "sam-app", "cloudformation", "appspec"}
+
+
+@pytest.mark.parametrize("name", ["sam-quickstart", "sam-app"])
+def test_the_sam_snippet_puts_the_imported_hooks_on_its_alias(name: str) -> None:
     outputs = raw()["Outputs"]
-    template = transformed(yaml_parse(snippets()["sam-app"]))
+    template = transformed(yaml_parse(snippets()[name]))
     (alias,) = resources("AWS::Lambda::Alias", template).values()
     update = alias["UpdatePolicy"]["CodeDeployLambdaAliasUpdate"]
     for hook, output in (

@@ -9,22 +9,23 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
 
-from deployguard import entrypoints
 from deployguard.checks import check_version
 from deployguard.findings import Decision, decide
+from deployguard.guard import Guarded, guard_function
 from deployguard.outcome import OutcomeRecord, Role
-from deployguard.pre_traffic import policy_for
+from deployguard.policy import Policy
+from deployguard.ports import LambdaPort, ReferencePort
 from deployguard.stages import Stage
+from deployguard_cli import adapters
 from deployguard_cli.commands.policy import read_policy
 from deployguard_cli.exit_codes import EXIT_FINDINGS, EXIT_OK
 from deployguard_cli.render import print_record
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("check", help="run config validation and smoke tests on a version")
     parser.add_argument("--stage", required=True, choices=[s.value for s in Stage])
     parser.add_argument("--policy", required=True, type=Path, help="the stage's policy file")
@@ -37,36 +38,56 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     stage = Stage(args.stage)
-    policy = read_policy(args.policy, stage=stage)
-    record = OutcomeRecord(
-        role=Role.CLI,
-        stage=stage.value,
+    record = check(
+        read_policy(args.policy, stage=stage),
+        functions=adapters.functions(),
+        references=adapters.references(),
+        stage=stage,
         function_name=args.function,
-        current_version=args.current,
         target_version=args.version,
+        current_version=args.current,
+        today=datetime.now(UTC).date(),
     )
-    entry, policy_check = policy_for(policy, args.function)
-    checks = [policy_check]
-    redactor = None
-    if entry is not None:
-        result = check_version(
-            lambda_=entrypoints.lambda_adapter(),
-            references=entrypoints.references(),
-            policy=entry,
-            stage=stage,
-            function_name=args.function,
-            target_version=args.version,
-            current_version=args.current,
-            today=datetime.now(UTC).date(),
-        )
-        checks += result.checks
-        redactor = result.redactor
-    decision = decide(checks) if entry is not None or policy.unguarded == "fail" else Decision.SUCCEEDED
-    record = replace(record, checks=checks, decision=decision).finish()
-    if redactor is not None:
-        record = record.redacted(redactor)
     if args.json:
         print(json.dumps(record.document(), indent=2))
     else:
         print_record(record)
-    return EXIT_OK if decision is Decision.SUCCEEDED else EXIT_FINDINGS
+    return EXIT_OK if record.decision is Decision.SUCCEEDED else EXIT_FINDINGS
+
+
+def check(
+    policy: Policy,
+    *,
+    functions: LambdaPort,
+    references: ReferencePort,
+    stage: Stage,
+    function_name: str,
+    target_version: str,
+    current_version: str | None,
+    today: date,
+) -> OutcomeRecord:
+    """The pre-traffic checks of ``target_version`` as the stage's policy guards the function: the
+    outcome record (redacted), decided. An unguarded function is decided by ``unguarded``."""
+    record = OutcomeRecord(
+        role=Role.CLI,
+        stage=stage.value,
+        function_name=function_name,
+        current_version=current_version,
+        target_version=target_version,
+    )
+    found = guard_function(policy, function_name)
+    if not isinstance(found, Guarded):
+        checks = [found.policy_check]
+        return replace(record, checks=checks, decision=decide(checks)).finish()
+    result = check_version(
+        functions=functions,
+        references=references,
+        policy=found.entry,
+        stage=stage,
+        function_name=function_name,
+        target_version=target_version,
+        current_version=current_version,
+        today=today,
+    )
+    checks = [found.policy_check, *result.checks]
+    return replace(record, checks=checks, decision=decide(checks)).finish().redacted(result.redactor)

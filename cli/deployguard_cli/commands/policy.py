@@ -1,4 +1,9 @@
-"""``deployguard policy check|schema|publish`` — the guard policy documents."""
+"""``deployguard policy check|schema|publish`` — the guard policy documents.
+
+``policy check`` exits 0 when every file is a valid policy, 1 when one breaks the policy's rules
+(its errors are listed), 2 when one cannot be checked at all: missing, not UTF-8 text, not JSON
+or YAML, or over a limit of :mod:`deployguard.documents`. With several files the highest applies.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,43 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
-from deployguard.aws import clients
 from deployguard.aws.errors import aws_call
-from deployguard.errors import DeployGuardError
-from deployguard.policy import InvalidPolicyError, Policy, inline_payloads, load_policy, policy_json_schema
+from deployguard.policy import (
+    InvalidPolicyError,
+    Policy,
+    UnreadablePolicyError,
+    inline_payloads,
+    load_policy,
+    policy_json_schema,
+    read_policy_file,
+)
 from deployguard.stages import Stage
+from deployguard_cli import adapters
 from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+
+if TYPE_CHECKING:
+    from mypy_boto3_ssm import SSMClient
 
 DEFAULT_PARAMETER = "/deployguard/{stage}/policy"
 
 
-def register(subparsers: Any) -> None:
+class IssueDocument(TypedDict):
+    path: str
+    problem: str
+    fix: str
+
+
+class FileReport(TypedDict):
+    file: str
+    valid: bool
+    readable: bool
+    error_count: int
+    errors: list[IssueDocument]
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser("policy", help="check, publish, or print the schema of a guard policy")
     commands = parser.add_subparsers(dest="policy_command", required=True, metavar="ACTION")
 
@@ -38,44 +67,60 @@ def register(subparsers: Any) -> None:
 
 
 def read_policy(path: Path, *, stage: Stage | None = None) -> Policy:
-    """Load a policy file and inline its payload files (paths relative to the policy file)."""
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise DeployGuardError(f"cannot read policy {path}: {exc.strerror}") from exc
-    policy = load_policy(text, str(path), stage=stage)
-    return inline_payloads(policy, path.parent)
+    """Load a policy file and inline its payload files (relative to the policy file, in its folder).
+
+    UnreadablePolicyError: the file cannot be read or parsed; InvalidPolicyError: it breaks the rules.
+    """
+    policy = load_policy(read_policy_file(path), str(path), stage=stage)
+    return inline_payloads(policy, path.parent, source=str(path))
 
 
 def run_check(args: argparse.Namespace) -> int:
-    report: list[dict[str, Any]] = []
+    report: list[FileReport] = []
     for path in args.files:
         try:
             read_policy(path)
-        except InvalidPolicyError as exc:
-            report.append({"file": str(path), "valid": False, "errors": [i.model_dump() for i in exc.issues]})
-        except DeployGuardError as exc:
+        except InvalidPolicyError as exc:  # UnreadablePolicyError included: readable tells them apart
+            issues = [IssueDocument(path=i.path, problem=i.problem, fix=i.fix) for i in exc.issues]
+            readable = not isinstance(exc, UnreadablePolicyError)
             report.append(
                 {
                     "file": str(path),
                     "valid": False,
-                    "errors": [{"path": "(file)", "problem": str(exc), "fix": ""}],
+                    "readable": readable,
+                    "error_count": exc.total,
+                    "errors": issues,
                 }
             )
         else:
-            report.append({"file": str(path), "valid": True, "errors": []})
+            report.append(
+                {"file": str(path), "valid": True, "readable": True, "error_count": 0, "errors": []}
+            )
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         for entry in report:
-            if entry["valid"]:
-                print(f"{entry['file']}: ok")
-                continue
-            print(f"{entry['file']}: {len(entry['errors'])} error(s)")
-            for error in entry["errors"]:
-                fix = f" — fix: {error['fix']}" if error["fix"] else ""
-                print(f"  {error['path']}: {error['problem']}{fix}")
+            _print_file_report(entry)
+    if not all(e["readable"] for e in report):
+        return EXIT_ERROR
     return EXIT_OK if all(e["valid"] for e in report) else EXIT_FINDINGS
+
+
+def _print_file_report(entry: FileReport) -> None:
+    if entry["valid"]:
+        print(f"{entry['file']}: ok")
+        return
+    print(
+        f"{entry['file']}: {entry['error_count']} error(s)"
+        if entry["readable"]
+        else f"{entry['file']}: cannot be checked"
+    )
+    for error in entry["errors"]:
+        fix = f" — fix: {error['fix']}" if error["fix"] else ""
+        print(f"  {error['path']}: {error['problem']}{fix}")
+    more = entry["error_count"] - len(entry["errors"])
+    if more:
+        print(f"  … and {more} more: fix these and check again")
 
 
 def run_schema(args: argparse.Namespace) -> int:
@@ -92,10 +137,16 @@ def run_publish(args: argparse.Namespace) -> int:
         print(f"deployguard: {exc}", file=sys.stderr)
         return EXIT_ERROR
     name = args.parameter or DEFAULT_PARAMETER.format(stage=stage.value)
+    size = publish_policy(adapters.ssm(), policy, name)
+    print(f"published the {stage.value} policy ({size} bytes) to SSM parameter {name}")
+    return EXIT_OK
+
+
+def publish_policy(ssm: SSMClient, policy: Policy, parameter: str) -> int:
+    """Store ``policy`` (payload files inlined) in SSM ``parameter``, where the hooks read it; its size."""
     document = policy.model_dump_json(exclude_unset=True)
     with aws_call("PutParameter"):
-        clients.ssm().put_parameter(
-            Name=name, Value=document, Type="String", Overwrite=True, Tier="Intelligent-Tiering"
+        ssm.put_parameter(
+            Name=parameter, Value=document, Type="String", Overwrite=True, Tier="Intelligent-Tiering"
         )
-    print(f"published the {stage.value} policy ({len(document)} bytes) to SSM parameter {name}")
-    return EXIT_OK
+    return len(document)

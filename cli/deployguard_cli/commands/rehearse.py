@@ -15,9 +15,18 @@ import contextlib
 import json
 import sys
 import time
-from typing import Any, TextIO
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
 
-from deployguard_cli.exit_codes import EXIT_FINDINGS, EXIT_OK
+from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+from deployguard_cli.rehearsal.clock import human_duration
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from deployguard_cli.rehearsal.engine import DeploymentOutcome, EngineEvent
+    from deployguard_cli.rehearsal.runner import ScenarioResult
+    from deployguard_cli.rehearsal.scenarios import Scenario
 
 KIND_STYLES = {
     "deployment": "bold",
@@ -32,7 +41,7 @@ KIND_STYLES = {
 }
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "rehearse",
         help="run guarded deployments of the example app on an embedded local AWS (no account, no Docker)",
@@ -51,32 +60,39 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The command line, adapted to :func:`rehearse`."""
+    return rehearse(args.scenarios, list_only=args.list, as_json=args.json, show_report=not args.no_report)
+
+
+def rehearse(
+    names: Sequence[str] | None,
+    *,
+    list_only: bool = False,
+    as_json: bool = False,
+    show_report: bool = True,
+) -> int:
+    """Rehearse the scenarios ``names`` (all when None), or only list them; the command's exit code."""
     # NOTE: imported here: moto and the rehearsal are heavy, and other commands never need them.
-    from deployguard_cli.rehearsal.scenarios import SCENARIOS, by_name  # noqa: PLC0415
+    from deployguard_cli.rehearsal.scenarios import by_name  # noqa: PLC0415
 
     try:
-        scenarios = by_name(args.scenarios)
+        scenarios = by_name(names)
     except KeyError as exc:
         print(f"deployguard: {exc.args[0]}", file=sys.stderr)
-        return 2
-    if args.list:
-        return _list(scenarios if args.scenarios else list(SCENARIOS), as_json=args.json)
-    if args.json:
-        return _run_json(scenarios)
-    return _run_live(scenarios, show_report=not args.no_report)
-
-
-def _list(scenarios: list[Any], *, as_json: bool) -> int:
+        return EXIT_ERROR
+    if list_only:
+        return _list(scenarios, as_json=as_json)
     if as_json:
-        print(
-            json.dumps(
-                [
-                    _expectation(s) | {"name": s.name, "title": s.title, "mistake": s.mistake}
-                    for s in scenarios
-                ],
-                indent=2,
-            )
-        )
+        return _run_json(scenarios)
+    return _run_live(scenarios, show_report=show_report)
+
+
+def _list(scenarios: Sequence[Scenario], *, as_json: bool) -> int:
+    if as_json:
+        listed = [
+            s.expected.to_json() | {"name": s.name, "title": s.title, "mistake": s.mistake} for s in scenarios
+        ]
+        print(json.dumps(listed, indent=2))
         return EXIT_OK
     from rich.console import Console  # noqa: PLC0415
     from rich.table import Table  # noqa: PLC0415
@@ -90,18 +106,7 @@ def _list(scenarios: list[Any], *, as_json: bool) -> int:
     return EXIT_OK
 
 
-def _expectation(scenario: Any) -> dict[str, Any]:
-    e = scenario.expected
-    return {
-        "status": e.status,
-        "max_weight": e.max_weight,
-        "alias_on": e.alias_on,
-        "rolled_back": e.rolled_back,
-        "decided_by": e.decided_by,
-    }
-
-
-def _expected_words(scenario: Any) -> str:
+def _expected_words(scenario: Scenario) -> str:
     e = scenario.expected
     if e.status == "Succeeded":
         return "Succeeded: 100% on the new version"
@@ -113,23 +118,24 @@ def _expected_words(scenario: Any) -> str:
     return f"{e.status} {where}"
 
 
-def _run_json(scenarios: list[Any]) -> int:
+def _run_json(scenarios: Sequence[Scenario]) -> int:
     from deployguard_cli.rehearsal.runner import run_all  # noqa: PLC0415
 
     began = time.perf_counter()
     # NOTE: stray output (a warning printed by a library) must not corrupt the JSON on stdout.
     with contextlib.redirect_stdout(sys.stderr):
         results = run_all(scenarios)
+    as_expected = all(r.as_expected for r in results)
     document = {
-        "all_as_expected": all(r.as_expected for r in results),
+        "all_as_expected": as_expected,
         "seconds": round(time.perf_counter() - began, 3),
         "scenarios": [r.to_json() for r in results],
     }
     print(json.dumps(document, indent=2))
-    return EXIT_OK if document["all_as_expected"] else EXIT_FINDINGS
+    return EXIT_OK if as_expected else EXIT_FINDINGS
 
 
-def _run_live(scenarios: list[Any], *, show_report: bool) -> int:
+def _run_live(scenarios: Sequence[Scenario], *, show_report: bool) -> int:
     from rich.console import Console  # noqa: PLC0415
 
     from deployguard_cli.rehearsal.runner import run_all  # noqa: PLC0415
@@ -148,7 +154,7 @@ def _run_live(scenarios: list[Any], *, show_report: bool) -> int:
     index = {s.name: i for i, s in enumerate(scenarios, 1)}
     shown: set[str] = set()
 
-    def observe(scenario: Any, event: Any) -> None:
+    def observe(scenario: Scenario, event: EngineEvent) -> None:
         if scenario.name not in shown:
             shown.add(scenario.name)
             console.rule(f"[{index[scenario.name]}/{len(scenarios)}] {scenario.title}", align="left")
@@ -162,7 +168,7 @@ def _run_live(scenarios: list[Any], *, show_report: bool) -> int:
             f"  {event.at:%H:%M:%S}  {event.kind:<10} {marker}{event.message}", style=style, markup=False
         )
 
-    def finished(result: Any) -> None:
+    def finished(result: ScenarioResult) -> None:
         _print_result(console, result, show_report=show_report)
 
     results = run_all(scenarios, observer=observe, on_result=finished)
@@ -175,7 +181,7 @@ def _bar(weight: float, width: int = 10) -> str:
     return "█" * filled + "░" * (width - filled)
 
 
-def _print_result(console: Any, result: Any, *, show_report: bool) -> None:
+def _print_result(console: Console, result: ScenarioResult, *, show_report: bool) -> None:
     o = result.outcome
     if result.as_expected:
         console.print(f"  ✔ ended as expected: {_ended(result)}", style="bold green", markup=False)
@@ -205,13 +211,13 @@ def _print_result(console: Any, result: Any, *, show_report: bool) -> None:
         console.print(f"    alert (SNS {result.wiring.alert_topic_name}): {alert}", markup=False)
     console.print(f"    guard policy: {result.policy_source}", style="dim", markup=False)
     console.print(
-        f"  took {result.seconds:.1f} s for {_duration(o.virtual_duration.total_seconds())} of deployment time\n",
+        f"  took {result.seconds:.1f} s for {human_duration(o.virtual_duration.total_seconds())} of deployment time\n",
         style="dim",
         markup=False,
     )
 
 
-def _ended(result: Any) -> str:
+def _ended(result: ScenarioResult) -> str:
     o = result.outcome
     if o.status == "Succeeded":
         return f"Succeeded, 100% on version {o.target_version}"
@@ -222,12 +228,6 @@ def _ended(result: Any) -> str:
     return f"{o.status} {shifted}{back} ({o.reason})"
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    return f"{seconds / 60:.1f} min"
-
-
 _DECIDERS = {
     "BeforeAllowTraffic": "pre-traffic hook",
     "AfterAllowTraffic": "post-traffic hook",
@@ -236,13 +236,13 @@ _DECIDERS = {
 }
 
 
-def _decider(outcome: Any) -> str:
+def _decider(outcome: DeploymentOutcome) -> str:
     if outcome.failure in ("alarm", "stopped"):
         return "alarm"
-    return str(outcome.failed_lifecycle_event or "passed")
+    return outcome.failed_lifecycle_event or "passed"
 
 
-def _print_summary(console: Any, results: list[Any], seconds: float) -> None:
+def _print_summary(console: Console, results: Sequence[ScenarioResult], seconds: float) -> None:
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=f"Rehearsal summary: {len(results)} scenario(s) in {seconds:.1f} s")
@@ -257,7 +257,7 @@ def _print_summary(console: Any, results: list[Any], seconds: float) -> None:
             _DECIDERS.get(_decider(o), _decider(o)),
             f"v{o.alias_version}",
             f"{r.seconds:.1f} s",
-            _duration(o.virtual_duration.total_seconds()),
+            human_duration(o.virtual_duration.total_seconds()),
             "[green]yes[/]" if r.as_expected else "[red]NO[/]",
         )
     console.print(table)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from deployguard.aws import clients
+from deployguard_cli import adapters
 from deployguard_cli.exit_codes import EXIT_FINDINGS, EXIT_OK
 from deployguard_cli.report import (
     DEFAULT_LOG_GROUP_PREFIXES,
@@ -23,7 +23,7 @@ from deployguard_cli.report import (
 )
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "report", help="print why a deployment passed or failed, from its outcome records in CloudWatch Logs"
     )
@@ -50,15 +50,34 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logs = OutcomeLogs(clients.logs())
-    prefixes = args.log_group_prefixes or DEFAULT_LOG_GROUP_PREFIXES
-    groups = args.log_groups or logs.log_groups(prefixes)
+    return report(
+        adapters.outcome_logs(),
+        args.deployment_id,
+        log_groups=args.log_groups,
+        prefixes=args.log_group_prefixes or DEFAULT_LOG_GROUP_PREFIXES,
+        since_days=args.since_days,
+        as_json=args.json,
+    )
+
+
+def report(
+    logs: OutcomeLogs,
+    deployment_id: str,
+    *,
+    log_groups: Sequence[str] | None,
+    prefixes: Sequence[str],
+    since_days: int,
+    as_json: bool,
+) -> int:
+    """Print the story of ``deployment_id`` from its outcome records in ``log_groups`` (default:
+    every group named with one of ``prefixes``)."""
+    groups = list(log_groups or logs.log_groups(prefixes))
     if not groups:
         raise ReportError(
             f"no log group starts with {' or '.join(prefixes)}: name them with --log-group or --log-group-prefix"
         )
-    since = datetime.now(UTC) - timedelta(days=args.since_days)
-    found = logs.find(args.deployment_id, groups, start_time=since)
+    since = datetime.now(UTC) - timedelta(days=since_days)
+    found = logs.find(deployment_id, groups, start_time=since)
     if found.unreadable:
         print(
             f"deployguard: skipped {found.unreadable} record(s) of another schema version or shape",
@@ -66,9 +85,9 @@ def run(args: argparse.Namespace) -> int:
         )
     if not found.records:
         raise ReportError(
-            f"no outcome records for deployment {args.deployment_id} in the last {args.since_days} days "
+            f"no outcome records for deployment {deployment_id} in the last {since_days} days "
             f"of {len(groups)} log group(s) ({', '.join(groups[:5])}{', …' if len(groups) > 5 else ''})"
         )
-    report = build_report(found.records, args.deployment_id)
-    print(report.model_dump_json(indent=2) if args.json else render_report(report))
-    return EXIT_FINDINGS if report.outcome in ("failed", "rolled_back") else EXIT_OK
+    story = build_report(found.records, deployment_id)
+    print(story.model_dump_json(indent=2) if as_json else render_report(story))
+    return EXIT_FINDINGS if story.outcome in ("failed", "rolled_back") else EXIT_OK

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
 
-from deployguard import entrypoints
-from deployguard.aws.codedeploy import IN_FLIGHT_STATUSES, CodeDeploy, Deployment
+from deployguard.deployment import IN_FLIGHT_STATUSES, Deployment, newest_of
 from deployguard.errors import DeployGuardError
 from deployguard.outcome import json_types
-from deployguard.rollback import newest_of
+from deployguard.ports import CodeDeployPort, LambdaPort
+from deployguard.records import datarecord
 from deployguard.snapshot import AliasState
+from deployguard_cli import adapters
 from deployguard_cli.exit_codes import EXIT_OK
 
 
@@ -26,7 +28,28 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def register(subparsers: Any) -> None:
+@datarecord
+class AliasTarget:
+    """The alias a command looks at, and where its deployments are (a group, or the whole account)."""
+
+    function: str
+    alias: str
+    application: str | None = None
+    deployment_group: str | None = None
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> AliasTarget:
+        if bool(args.application) != bool(args.deployment_group):
+            raise DeployGuardError("give both --application and --deployment-group, or neither")
+        return cls(
+            function=args.function,
+            alias=args.alias,
+            application=args.application,
+            deployment_group=args.deployment_group,
+        )
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "status", help="show an alias, its routing weights and the deployment in flight for it"
     )
@@ -36,18 +59,20 @@ def register(subparsers: Any) -> None:
 
 
 def deployments_of(
-    codedeploy: CodeDeploy, args: argparse.Namespace, statuses: tuple[str, ...], **window: Any
+    codedeploy: CodeDeployPort,
+    target: AliasTarget,
+    statuses: Sequence[str],
+    *,
+    created_after: datetime | None = None,
 ) -> Deployment | None:
     """The newest deployment of the function's alias with one of ``statuses``."""
-    if bool(args.application) != bool(args.deployment_group):
-        raise DeployGuardError("give both --application and --deployment-group, or neither")
     ids = codedeploy.deployments(
-        application_name=args.application,
-        deployment_group_name=args.deployment_group,
+        application_name=target.application,
+        deployment_group_name=target.deployment_group,
         statuses=statuses,
-        **window,
+        created_after=created_after,
     )
-    return newest_of(codedeploy, ids, args.function, args.alias)
+    return newest_of(codedeploy, ids, target.function, target.alias)
 
 
 def traffic(state: AliasState) -> dict[str, float]:
@@ -61,12 +86,18 @@ def describe_traffic(state: AliasState) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    state = entrypoints.lambda_adapter().alias(args.function, args.alias)
-    deployment = deployments_of(entrypoints.codedeploy(), args, IN_FLIGHT_STATUSES)
-    if args.json:
+    target = AliasTarget.of(args)
+    return status(adapters.codedeploy(), adapters.functions(), target, as_json=args.json)
+
+
+def status(codedeploy: CodeDeployPort, functions: LambdaPort, target: AliasTarget, *, as_json: bool) -> int:
+    """Print the alias's traffic and the deployment in flight for it."""
+    state = functions.alias(target.function, target.alias)
+    deployment = deployments_of(codedeploy, target, IN_FLIGHT_STATUSES)
+    if as_json:
         document = {
-            "function": args.function,
-            "alias": args.alias,
+            "function": target.function,
+            "alias": target.alias,
             "function_version": state.function_version,
             "traffic": traffic(state),
             "revision_id": state.revision_id,
@@ -74,13 +105,13 @@ def run(args: argparse.Namespace) -> int:
         }
         print(json.dumps(document, indent=2))
         return EXIT_OK
-    print(f"{args.function}:{args.alias} -> {describe_traffic(state)}")
+    print(f"{target.function}:{target.alias} -> {describe_traffic(state)}")
     if deployment is None:
         print("  no deployment in flight")
     else:
-        target = deployment.target
+        versions = deployment.target
         print(
-            f"  deployment {deployment.deployment_id} {deployment.status}: version {target.current_version} -> "
-            f"{target.target_version} ({deployment.application_name}/{deployment.deployment_group_name})"
+            f"  deployment {deployment.deployment_id} {deployment.status}: version {versions.current_version} -> "
+            f"{versions.target_version} ({deployment.application_name}/{deployment.deployment_group_name})"
         )
     return EXIT_OK

@@ -5,7 +5,8 @@ by echoing the payload or popping a queued result. :func:`install` patches
 ``LambdaSimpleBackend.invoke`` so that invoking a function by name, ARN, version or alias runs
 the code of exactly the version that moto resolves (an alias resolves to its
 ``FunctionVersion``; routing weights are ignored: the caller picks the version). It also wraps
-``LambdaResponse.invoke``, because moto 5.2 drops the ``Qualifier`` query parameter there.
+``LambdaResponse.invoke``, because moto 5.2 drops the ``Qualifier`` query parameter there. The
+function's side of an invocation (the runtime's part) is :mod:`deployguard_cli.localaws.bootstrap`.
 
 What is real:
   * the code: the version's deployment zip as moto stores it (``create_function`` /
@@ -56,6 +57,7 @@ import base64
 import binascii
 import contextlib
 import contextvars
+import functools
 import hashlib
 import io
 import json
@@ -74,8 +76,11 @@ import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any, Final
+
+from deployguard_cli.localaws.lambda_names import qualified_function_name
 
 __all__ = ["Invocation", "install", "invocations", "wait_for_events", "zip_directory"]
 
@@ -92,173 +97,6 @@ FAKE_CREDENTIALS: Final = {
 _SKIPPED_PARTS: Final = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 _ZIP_EPOCH: Final = (1980, 1, 1, 0, 0, 0)
 _PATCH_MARK: Final = "_deployguard_lambda_runner"
-
-# The bootstrap runs in the function's process. Stdlib only and nothing heavy at import: it is
-# paid on every (cold) invocation. Shapes follow awslambdaric (the Python runtime client).
-_BOOTSTRAP: Final = r"""
-import json
-import os
-import sys
-import time
-
-HERE = __file__
-
-
-class ClientContext:
-    __slots__ = ("custom", "env", "client")
-
-
-class Client:
-    __slots__ = ("installation_id", "app_title", "app_version_name", "app_version_code", "app_package_name")
-
-
-class CognitoIdentity:
-    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
-
-
-def from_dict(cls, data):
-    if data is None:
-        return None
-    obj = cls()
-    for name in cls.__slots__:
-        setattr(obj, name, data.get(name))
-    return obj
-
-
-class LambdaContext:
-    def __init__(self, request_id, invoked_function_arn, client_context, deadline_ms):
-        env = os.environ
-        self.aws_request_id = request_id
-        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
-        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
-        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
-        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
-        self.invoked_function_arn = invoked_function_arn
-        self.tenant_id = None
-        self.client_context = from_dict(ClientContext, client_context)
-        if self.client_context is not None and isinstance(self.client_context.client, dict):
-            self.client_context.client = from_dict(Client, self.client_context.client)
-        self.identity = from_dict(CognitoIdentity, {})
-        self._deadline_ms = deadline_ms
-
-    def get_remaining_time_in_millis(self):
-        return max(self._deadline_ms - int(time.time() * 1000), 0)
-
-    def log(self, msg):
-        sys.stdout.write(str(msg))
-
-
-class Fault(Exception):
-    def __init__(self, kind, message, trace=None):
-        super().__init__(message)
-        self.kind, self.message, self.trace = kind, message, trace
-
-
-def error(message, kind, trace, request_id):
-    return {"errorMessage": message or "", "errorType": kind or "", "requestId": request_id, "stackTrace": trace or []}
-
-
-def exception_error(exc, request_id):
-    import traceback
-
-    frames = traceback.extract_tb(exc.__traceback__)
-    while frames and frames[0].filename == HERE:
-        frames.pop(0)
-    return error(str(exc), type(exc).__name__, traceback.format_list(frames), request_id)
-
-
-def log_error(result):
-    text = "[ERROR] " + result["errorType"]
-    if result["errorMessage"]:
-        text += ": " + result["errorMessage"]
-    lines = [text, "Traceback (most recent call last):"]
-    for element in result["stackTrace"]:
-        for line in element.splitlines():
-            stripped = line.lstrip(" ")
-            lines.append("\u00a0" * (len(line) - len(stripped)) + stripped)
-    sys.stdout.write("\r".join(lines) + "\n")
-
-
-def load_handler(handler):
-    import importlib
-
-    try:
-        module_name, function_name = handler.rsplit(".", 1)
-    except ValueError as exc:
-        raise Fault("Runtime.MalformedHandlerName", "Bad handler '%s': %s" % (handler, exc))
-    if module_name.split(".")[0] in sys.builtin_module_names:
-        raise Fault("Runtime.BuiltInModuleConflict", "Cannot use built-in module %s as a handler module" % module_name)
-    try:
-        module = importlib.import_module(module_name.replace("/", "."))
-    except ImportError as exc:
-        raise Fault("Runtime.ImportModuleError", "Unable to import module '%s': %s" % (module_name, exc))
-    except SyntaxError as exc:
-        trace = ['  File "%s" Line %s\n    %s' % (exc.filename, exc.lineno, exc.text)]
-        raise Fault("Runtime.UserCodeSyntaxError", "Syntax error in module '%s': %s" % (module_name, exc), trace)
-    try:
-        return getattr(module, function_name)
-    except AttributeError:
-        raise Fault("Runtime.HandlerNotFound", "Handler '%s' missing on module '%s'" % (function_name, module_name))
-
-
-def encode_default(obj):
-    if type(obj).__name__ == "Decimal":
-        return float(obj)
-    raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
-
-
-def write_result(path, result):
-    with open(path, "w", encoding="utf-8") as out:
-        json.dump(result, out)
-
-
-def main():
-    spec = json.loads(sys.argv[1])
-    request_id = spec["request_id"]
-    sys.path[0] = spec["task_root"]
-    try:
-        handler = load_handler(spec["handler"])
-    except Fault as fault:
-        result = error(fault.message, fault.kind, fault.trace, "")
-        log_error(result)
-        write_result(spec["result_path"], {"error": result})
-        return
-    except Exception as exc:
-        result = exception_error(exc, "")
-        log_error(result)
-        write_result(spec["result_path"], {"error": result})
-        return
-    sys.stdout.flush()
-    try:
-        logged = os.lseek(1, 0, os.SEEK_CUR)  # what init wrote: stdout and stderr share this file
-    except OSError:
-        logged = -1
-    os.write(spec["ready_fd"], b"%d\n" % logged)
-    os.close(spec["ready_fd"])
-    deadline_ms = int(time.time() * 1000) + spec["timeout_ms"]
-    started = time.perf_counter()
-    raw = sys.stdin.buffer.read()
-    try:
-        context = LambdaContext(request_id, spec["invoked_function_arn"], spec["client_context"], deadline_ms)
-        response = handler(json.loads(raw) if raw.strip() else {}, context)
-        try:
-            payload = json.dumps(response, default=encode_default, ensure_ascii=False, allow_nan=True)
-        except (TypeError, ValueError) as exc:
-            raise Fault("Runtime.MarshalError", "Unable to marshal response: %s" % exc)
-    except Fault as fault:
-        result = error(fault.message, fault.kind, fault.trace, request_id)
-    except Exception as exc:
-        result = exception_error(exc, request_id)
-    else:
-        write_result(spec["result_path"], {"payload": payload, "duration_ms": (time.perf_counter() - started) * 1000})
-        return
-    log_error(result)
-    write_result(spec["result_path"], {"error": result, "duration_ms": (time.perf_counter() - started) * 1000})
-
-
-main()
-"""
 
 
 @dataclass(frozen=True)
@@ -565,10 +403,7 @@ def _target(backend: Any, fn: Any, function_name: str, qualifier: str | None) ->
 
 def _invoked_arn(fn: Any, function_name: str, qualifier: str | None) -> str:
     """The ARN as the caller invoked it: unqualified, or with the version or alias asked for."""
-    asked = function_name
-    if asked.startswith("arn:"):
-        asked = asked.split(":function:", 1)[-1]
-    _, _, in_name = asked.partition(":")
+    _, _, in_name = qualified_function_name(function_name).partition(":")
     chosen = in_name or qualifier
     base = f"arn:{fn.partition}:lambda:{fn.region}:{fn.account_id}:function:{fn.function_name}"
     return f"{base}:{chosen}" if chosen else base
@@ -837,12 +672,27 @@ def _cache_root() -> Path:
     return root
 
 
+@functools.cache
+def _bootstrap_source() -> str:
+    """The bootstrap module's text (:mod:`deployguard_cli.localaws.bootstrap`), read once."""
+    return resources.files("deployguard_cli.localaws").joinpath("bootstrap.py").read_text(encoding="utf-8")
+
+
 def _bootstrap_path() -> Path:
-    digest = hashlib.sha256(_BOOTSTRAP.encode()).hexdigest()[:16]
+    """A copy of the bootstrap in the code cache, named by its content; the function's process
+    runs it as a script.
+
+    NOTE: a copy, not ``python -m deployguard_cli.localaws.bootstrap`` nor the package's own file:
+    the script's folder becomes ``sys.path[0]`` until the bootstrap puts the code there, and running
+    it as a module would import DeployGuard's package into the function's process. Here the
+    function's process starts exactly as it did when the bootstrap was a string in this module.
+    """
+    source = _bootstrap_source()
+    digest = hashlib.sha256(source.encode()).hexdigest()[:16]
     path = _cache_root() / f"bootstrap-{digest}.py"
     if not path.exists():
         staging = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
-        staging.write_text(_BOOTSTRAP, encoding="utf-8")
+        staging.write_text(source, encoding="utf-8")
         staging.replace(path)
     return path
 

@@ -43,6 +43,8 @@ from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 
+from deployguard.appspec import REVISION_CONTENT_SECTIONS, lower_keys, revision_content
+
 DEFAULT_REGION: Final = "us-east-1"
 LAMBDA_LIFECYCLE_EVENTS: Final = ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic")
 _NOT_STARTED: Final = ("Created", "Queued")
@@ -55,8 +57,7 @@ _TARGET_STATUS: Final = {
     "Baking": "InProgress",
     "Stopped": "Failed",
 }
-_CONTENT_SECTIONS: Final = {"AppSpecContent": "appSpecContent", "String": "string"}
-_LOCATION_SECTIONS: Final = {"S3": "s3Location", "GitHub": "gitHubLocation", **_CONTENT_SECTIONS}
+_LOCATION_SECTIONS: Final = {"S3": "s3Location", "GitHub": "gitHubLocation", **REVISION_CONTENT_SECTIONS}
 _STATE_ATTR: Final = "_deployguard_codedeploy"
 _PATCH_MARK: Final = "_deployguard_moto_codedeploy"
 _lock = threading.RLock()  # a ThreadedMotoServer serves requests on several threads
@@ -130,12 +131,6 @@ def _state(backend: CodeDeployBackend) -> _State:
     return state
 
 
-def _lower_keys(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k).lower(): _lower_keys(v) for k, v in value.items()}
-    return [_lower_keys(v) for v in value] if isinstance(value, list) else value
-
-
 def _version(value: Any) -> str:
     if value is None or isinstance(value, bool):
         return ""
@@ -144,9 +139,8 @@ def _version(value: Any) -> str:
 
 def _lambda_function(revision: dict[str, Any]) -> dict[str, str] | None:
     """The AWS::Lambda::Function an inline AppSpec names (JSON or YAML, keys in any case)."""
-    section = _CONTENT_SECTIONS.get(str(revision.get("revisionType")), "")
-    content = (revision.get(section) or {}).get("content")
-    if not isinstance(content, str):
+    content = revision_content(revision)
+    if content is None:
         return None
     try:
         document = json.loads(content)
@@ -155,7 +149,7 @@ def _lambda_function(revision: dict[str, Any]) -> dict[str, str] | None:
             document = yaml.safe_load(content)
         except yaml.YAMLError:
             return None
-    resources = _lower_keys(document).get("resources") if isinstance(document, dict) else None
+    resources = lower_keys(document).get("resources") if isinstance(document, dict) else None
     entries = list(resources.values()) if isinstance(resources, dict) else resources
     for entry in entries if isinstance(entries, list) else []:
         for resource in entry.values() if isinstance(entry, dict) else []:
@@ -199,7 +193,7 @@ def _revision_key(revision: Any) -> tuple[str, str] | None:
     body = revision.get(_LOCATION_SECTIONS[kind]) if kind in _LOCATION_SECTIONS else None
     if not isinstance(body, dict):
         return None
-    if kind not in _CONTENT_SECTIONS:
+    if kind not in REVISION_CONTENT_SECTIONS:
         return kind, json.dumps(body, sort_keys=True, default=str)
     content = body.get("content")
     sha256 = body.get("sha256") or (hashlib.sha256(content.encode()).hexdigest() if content else "")
@@ -209,8 +203,8 @@ def _revision_key(revision: Any) -> tuple[str, str] | None:
 def _register(backend: CodeDeployBackend, app: str, group: str, revision: dict[str, Any]) -> _Revision:
     key = _revision_key(revision) or ("", "")
     location = copy.deepcopy(revision)
-    body = location.get(_CONTENT_SECTIONS.get(key[0], ""))
-    if isinstance(body, dict) and key[0] in _CONTENT_SECTIONS:
+    body = location.get(REVISION_CONTENT_SECTIONS.get(key[0], ""))
+    if isinstance(body, dict) and key[0] in REVISION_CONTENT_SECTIONS:
         body["sha256"] = key[1]  # AWS computes it when the caller leaves it out
     now = utcnow()
     entry = _state(backend).revisions.setdefault(app, {}).setdefault(key, _Revision(location, now))

@@ -22,7 +22,16 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
-__all__ = ["Scheduler", "VirtualClock", "floor_to", "virtual_datetime"]
+__all__ = ["Scheduler", "VirtualClock", "floor_to", "human_duration", "virtual_datetime"]
+
+
+def human_duration(seconds: float) -> str:
+    """A span of (virtual) time as the timeline and the summary print it: ``42.5 s``, ``5 min``,
+    ``2 min 5 s``."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
 
 
 def floor_to(when: datetime, seconds: int) -> datetime:

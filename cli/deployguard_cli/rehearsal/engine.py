@@ -1,6 +1,8 @@
 """CodeDeploy's part in a Lambda deployment, played against moto on the virtual clock.
 
-What :class:`CodeDeployEngine` does with one deployment, in CodeDeploy's order (DESIGN.md §1):
+What :class:`CodeDeployEngine` does with one deployment, in the order AWS's CodeDeploy
+documentation gives a Lambda deployment's lifecycle (BeforeAllowTraffic, AllowTraffic,
+AfterAllowTraffic):
 
 1. reads the deployment as a hook would (``GetDeployment``, ``GetApplicationRevision``): the
    AppSpec's function, alias, current and target versions and its ``Hooks``; the deployment
@@ -30,7 +32,6 @@ no hooks). Every step is an :class:`EngineEvent` for the timeline; the result is
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -38,12 +39,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from deployguard.appspec import DeploymentTarget, parse_appspec
+from deployguard.appspec import DeploymentTarget, lower_keys, parse_appspec, render_appspec, revision_content
 from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
 from deployguard.errors import DeployGuardError
 from deployguard_cli.localaws import moto_codedeploy
+from deployguard_cli.localaws.lambda_names import qualified_function_name
 from deployguard_cli.rehearsal.alarms import AlarmEvaluator, matches_pattern
-from deployguard_cli.rehearsal.clock import Scheduler, floor_to
+from deployguard_cli.rehearsal.clock import Scheduler, floor_to, human_duration
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -206,18 +208,10 @@ class DeploymentOutcome:
         return self.ended_at - self.started_at
 
 
-def _lower(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k).lower(): _lower(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_lower(v) for v in value]
-    return value
-
-
 def appspec_hooks(content: str) -> dict[str, str]:
     """The AppSpec's ``Hooks``: lifecycle event → function (a list of one-key mappings, any case)."""
     try:
-        document = _lower(parse_json_or_yaml(content))
+        document = lower_keys(parse_json_or_yaml(content))
     except DocumentSyntaxError as exc:
         raise EngineError(f"AppSpec content is neither JSON nor YAML ({exc})") from exc
     names = {"beforeallowtraffic": "BeforeAllowTraffic", "afterallowtraffic": "AfterAllowTraffic"}
@@ -228,7 +222,7 @@ def appspec_hooks(content: str) -> dict[str, str]:
     for entry in entries or []:
         for key, function in (entry or {}).items():
             if key in names and function:
-                hooks[names[key]] = str(function).rsplit(":function:", 1)[-1]
+                hooks[names[key]] = qualified_function_name(str(function))
     return hooks
 
 
@@ -319,10 +313,8 @@ class CodeDeployEngine:
         application, group = info["applicationName"], info["deploymentGroupName"]
         revision = dict(info.get("revision", {}))
         answer = self._codedeploy.get_application_revision(applicationName=application, revision=revision)  # type: ignore[arg-type]
-        full: dict[str, Any] = dict(answer["revision"])
-        section = {"AppSpecContent": "appSpecContent", "String": "string"}.get(str(full.get("revisionType")))
-        content = (full.get(section) or {}).get("content") if section else None
-        if not content:
+        content = revision_content(dict(answer["revision"]))
+        if content is None:
             raise EngineError(
                 f"deployment {deployment_id} has no inline AppSpec (AppSpecContent or String revision)"
             )
@@ -337,8 +329,8 @@ class CodeDeployEngine:
             application=application,
             group=group,
             config=str(info.get("deploymentConfigName") or ALL_AT_ONCE),
-            target=parse_appspec(str(content)),
-            hooks=appspec_hooks(str(content)),
+            target=parse_appspec(content),
+            hooks=appspec_hooks(content),
             alarm_names=[str(a["name"]) for a in alarm_config.get("alarms", []) if a.get("name")],
             alarms_enabled=bool(alarm_config.get("enabled")),
             rollback_events=frozenset(rollback.get("events", [])) if rollback.get("enabled") else frozenset(),
@@ -453,7 +445,7 @@ class CodeDeployEngine:
         self._hook_status[lifecycle_event] = status
         self._emit(
             "hook",
-            f"{lifecycle_event}: {function} reported {status} after {_span(took)}",
+            f"{lifecycle_event}: {function} reported {status} after {human_duration(took)}",
             lifecycle_event=lifecycle_event,
             status=status,
         )
@@ -468,7 +460,7 @@ class CodeDeployEngine:
         self._hook_status[lifecycle_event] = "Failed"
         self._fail(
             "hook_timed_out",
-            f"the {lifecycle_event} hook {function} did not report within {_span(self._hook_deadline.total_seconds())}",
+            f"the {lifecycle_event} hook {function} did not report within {human_duration(self._hook_deadline.total_seconds())}",
             lifecycle_event,
             at=deadline,
         )
@@ -692,23 +684,13 @@ class CodeDeployEngine:
         """CodeDeploy's rollback is a deployment of its own: the previous version, all at once."""
         d = self._deployment
         t = d.target
-        content = json.dumps(
-            {
-                "version": 0.0,
-                "Resources": [
-                    {
-                        t.function_name: {
-                            "Type": "AWS::Lambda::Function",
-                            "Properties": {
-                                "Name": t.function_name,
-                                "Alias": t.alias,
-                                "CurrentVersion": t.target_version,
-                                "TargetVersion": t.current_version,
-                            },
-                        }
-                    }
-                ],
-            }
+        content = render_appspec(
+            DeploymentTarget(
+                function_name=t.function_name,
+                alias=t.alias,
+                current_version=t.target_version,
+                target_version=t.current_version,
+            )
         )
         rollback_id = self._codedeploy.create_deployment(
             applicationName=d.application,
@@ -788,13 +770,6 @@ def _stored_alarm_configuration(application: str, group: str) -> dict[str, Any]:
     if stored is not None:
         return {"enabled": bool(stored.enabled), "alarms": list(stored.alarms)}
     return {}
-
-
-def _span(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(round(seconds), 60)
-    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
 
 
 def _by_version(minute: MinuteOfTraffic) -> dict[str, dict[str, int]]:

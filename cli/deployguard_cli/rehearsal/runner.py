@@ -66,13 +66,7 @@ class ScenarioResult:
             "mistake": self.scenario.mistake,
             "as_expected": self.as_expected,
             "problems": self.problems,
-            "expected": {
-                "status": self.scenario.expected.status,
-                "max_weight": self.scenario.expected.max_weight,
-                "alias_on": self.scenario.expected.alias_on,
-                "rolled_back": self.scenario.expected.rolled_back,
-                "decided_by": self.scenario.expected.decided_by,
-            },
+            "expected": self.scenario.expected.to_json(),
             "deployment": {
                 "deployment_id": o.deployment_id,
                 "status": o.status,

@@ -31,7 +31,8 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -39,6 +40,10 @@ from deployguard.outcome import check_code
 from deployguard_cli.example_app import BROKEN_RELEASES
 from deployguard_cli.rehearsal.traffic import TrafficProfile, orders_requests
 from deployguard_cli.rehearsal.world import Release
+
+if TYPE_CHECKING:
+    from deployguard.outcome import OutcomeRecord
+    from deployguard_cli.rehearsal.engine import DeploymentOutcome
 
 __all__ = [
     "BASELINE",
@@ -70,6 +75,16 @@ class Expected:
     decided_by: str  # the lifecycle event, or "alarm", that ended it
     failed_check: str | None = None  # a check code that must be among the deciding record's failures
     reason_mentions: str | None = None  # text the outcome record's reason must contain
+
+    def to_json(self) -> dict[str, Any]:
+        """How it must end, as ``rehearse --json`` and ``rehearse --list --json`` print it."""
+        return {
+            "status": self.status,
+            "max_weight": self.max_weight,
+            "alias_on": self.alias_on,
+            "rolled_back": self.rolled_back,
+            "decided_by": self.decided_by,
+        }
 
 
 @dataclass(frozen=True)
@@ -234,7 +249,7 @@ class StageFiles:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _load_app(code_uri: Path) -> Any:
+def _load_app(code_uri: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location("deployguard_rehearsal_orders_app", code_uri / "app.py")
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {code_uri / 'app.py'}")
@@ -299,7 +314,7 @@ def prepare_stage_files(
 
 
 # --- did it end as expected? ----------------------------------------------------------------------
-def _story(record: Any) -> str:
+def _story(record: OutcomeRecord) -> str:
     """A record's reason with its failed checks' messages and findings: what a reader is told."""
     parts = [record.reason]
     for check in record.failed_checks:
@@ -308,11 +323,9 @@ def _story(record: Any) -> str:
     return "\n".join(parts)
 
 
-def verify(scenario: Scenario, outcome: Any, records: Sequence[Any]) -> list[str]:
-    """What differs from the scenario's expected outcome (empty: as expected).
-
-    ``outcome`` is the engine's DeploymentOutcome; ``records`` the deployment's outcome records.
-    """
+def verify(scenario: Scenario, outcome: DeploymentOutcome, records: Sequence[OutcomeRecord]) -> list[str]:
+    """What differs from the scenario's expected outcome (empty: as expected): ``outcome`` is how
+    the engine says the deployment ended, ``records`` what DeployGuard recorded of it."""
     expected = scenario.expected
     problems = []
     if outcome.status != expected.status:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from deployguard.appspec import plain_function_name
 from deployguard.jsonpath import MISSING, find
 from deployguard_cli.rehearsal.clock import Scheduler
 
@@ -361,14 +362,14 @@ class Workflows:
             parameters = _parameters(state.get("Parameters", {}), effective, context)
             function = str(parameters["FunctionName"])
             payload = parameters.get("Payload", effective)
-            self._note(execution, name, f"Invoke {function.rsplit(':', 1)[-1]}")
+            self._note(execution, name, f"Invoke {plain_function_name(function)}")
             answer = self._invoke(function, payload)
             return {"ExecutedVersion": "$LATEST", "Payload": answer, "StatusCode": 200}
         if _LAMBDA_ARN.match(resource):
             payload = (
                 _parameters(state["Parameters"], effective, context) if "Parameters" in state else effective
             )
-            self._note(execution, name, f"Invoke {resource.rsplit(':', 1)[-1]}")
+            self._note(execution, name, f"Invoke {plain_function_name(resource)}")
             return self._invoke(resource, payload)
         raise WorkflowError(f"Task resource {resource} is not supported (only Lambda)")
 

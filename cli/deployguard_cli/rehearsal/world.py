@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from deployguard import entrypoints
+from deployguard.appspec import plain_function_name
 from deployguard.outcome import OutcomeRecord
 from deployguard_cli.localaws import lambda_runner, moto_codedeploy
 from deployguard_cli.rehearsal.alarms import AlarmEvaluator
@@ -390,7 +391,7 @@ class World:
 
     def _task(self, function: str, payload: Any) -> Any:
         """Step Functions' ``lambda:invoke``: the function by name or ARN, synchronously."""
-        name = function.split(":function:", 1)[-1].split(":", 1)[0]
+        name = plain_function_name(function)
         if not self.host.knows(name):
             raise TaskError("Lambda.ResourceNotFoundException", f"Function not found: {function}")
         invocation = self.host.invoke(name, payload if isinstance(payload, dict) else {"input": payload})

@@ -10,13 +10,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from deployguard.findings import CheckResult, Finding, Severity, result_from_findings
 from deployguard.policy import AlarmRules, AlarmSelector
 from deployguard.records import datarecord
+
+if TYPE_CHECKING:
+    from deployguard.ports import AlarmSource
 
 ALARM = "ALARM"
 CHECK_NAME = "alarms"
@@ -33,12 +36,6 @@ class AlarmState(BaseModel):
     state: str
     entered_at: datetime | None = Field(None, description="When the alarm entered its current state.")
     dimensions: dict[str, str] = Field(default_factory=dict)
-
-
-class AlarmSource(Protocol):
-    def describe(self, names: Sequence[str]) -> list[AlarmState]: ...
-    def describe_prefix(self, prefix: str) -> list[AlarmState]: ...
-    def names_tagged(self, tags: Mapping[str, str]) -> list[str]: ...
 
 
 @datarecord

@@ -7,8 +7,6 @@ import time
 from datetime import date
 from typing import TYPE_CHECKING
 
-from deployguard.aws.lambda_ import Lambda
-from deployguard.aws.references import ReferenceResolver
 from deployguard.config_check import validate_config
 from deployguard.findings import CheckResult, Result, result_from_findings
 from deployguard.records import datarecord
@@ -18,6 +16,7 @@ from deployguard.stages import Stage
 
 if TYPE_CHECKING:
     from deployguard.policy import FunctionPolicy
+    from deployguard.ports import LambdaPort, ReferencePort
 
 
 @datarecord
@@ -28,8 +27,8 @@ class VersionChecks:
 
 def check_version(
     *,
-    lambda_: Lambda,
-    references: ReferenceResolver,
+    functions: LambdaPort,
+    references: ReferencePort,
     policy: FunctionPolicy,
     stage: Stage,
     function_name: str,
@@ -42,9 +41,9 @@ def check_version(
     """Validate the target version's configuration; run its smoke tests only if that passed
     (a misconfigured version is not invoked: it might reach another stage's resources)."""
     began = time.perf_counter()
-    target = lambda_.snapshot(function_name, target_version)
+    target = functions.snapshot(function_name, target_version)
     current = (
-        lambda_.snapshot(function_name, current_version)
+        functions.snapshot(function_name, current_version)
         if current_version and current_version != target_version
         else None
     )
@@ -79,7 +78,7 @@ def check_version(
 
     checks += run_smoke(
         policy.smoke,
-        lambda payload: lambda_.invoke(function_name, target_version, payload, deployment_id=deployment_id),
+        lambda payload: functions.invoke(function_name, target_version, payload, deployment_id=deployment_id),
         concurrency=policy.smoke_concurrency,
         deadline=deadline,
     )

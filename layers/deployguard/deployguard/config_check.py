@@ -7,13 +7,13 @@ credentials.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from deployguard.findings import Finding, Severity
+from deployguard.patterns import search
 from deployguard.secrets import (
     Reference,
     detect_key_formats,
@@ -116,7 +116,7 @@ def _value_rule(env: dict[str, str], rule: ValueRule) -> list[Finding]:
         shown = "value"
     findings: list[Finding] = []
     for pattern in rule.deny:
-        if re.search(pattern, value):
+        if search(pattern, value):
             findings += _finding(
                 rule.severity,
                 "CFG003",
@@ -124,7 +124,7 @@ def _value_rule(env: dict[str, str], rule: ValueRule) -> list[Finding]:
                 f"{rule.variable} {shown} matches the denied pattern '{pattern}' — likely another "
                 f"stage's resource; point it at this stage's",
             )
-    if rule.allow and not any(re.search(p, value) for p in rule.allow):
+    if rule.allow and not any(search(p, value) for p in rule.allow):
         expected = " or ".join(f"'{p}'" for p in rule.allow)
         findings += _finding(
             rule.severity,

@@ -1,7 +1,12 @@
-"""Composition root: settings → adapters → domain, per hook. Handlers call one function here.
+"""Composition root: settings → adapters → use case, per function. Handlers call one function here.
 
-Adapters (and their boto3 clients) are built on the first invocation, never at import, and are
-reused while the execution environment is warm.
+The only module outside ``deployguard.aws`` that imports the adapters: it builds them and hands
+them to the use cases as their ports. Adapters (and their boto3 clients) are built on the first
+invocation, never at import, and are reused while the execution environment is warm.
+
+Invalid settings end the same way in every function: one failed evaluation naming the variables
+(:func:`deployguard.hook.failed_evaluation`), reported Failed by the hooks and the bake step, and
+recorded (then raised, so Lambda retries) by the alarm rollback, which has no status to report.
 
 NOTE: only what the pre-traffic hook needs is imported at module level. The post-traffic, bake
 and rollback wiring imports its modules inside the function that uses them, so a pre-traffic cold
@@ -18,11 +23,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from deployguard.aws import clients
 from deployguard.aws.codedeploy import CodeDeploy
-from deployguard.aws.lambda_ import Lambda
+from deployguard.aws.lambda_functions import Lambda
 from deployguard.aws.policy_store import PolicyStore
 from deployguard.aws.references import ReferenceResolver
 from deployguard.errors import DeployGuardError, EventError
-from deployguard.hook import Evaluate, Evaluation, HookName, HookRun, guard_lifecycle_event
+from deployguard.hook import Evaluate, Evaluation, HookName, HookRun, failed_evaluation, guard_lifecycle_event
 from deployguard.observability import logger
 from deployguard.outcome import OutcomeRecord, Role
 from deployguard.pre_traffic import PreTrafficPorts, evaluate_pre_traffic
@@ -32,62 +37,65 @@ if TYPE_CHECKING:
     from deployguard.aws.cloudwatch import Alarms, Metrics
     from deployguard.aws.sns import Sns
     from deployguard.aws.stepfunctions import BakeWorkflow
-    from deployguard.policy import Policy
-    from deployguard.post_traffic import WatchPorts
+    from deployguard.watch import WatchPorts
 
 DEFAULT_RESERVE_SECONDS = 10.0
+STAGE_VARIABLE = "DEPLOYGUARD_STAGE"
 
 
 class LambdaContext(Protocol):
     def get_remaining_time_in_millis(self) -> int: ...
 
 
+# --- adapters, built once per execution environment -----------------------------------------------
+
+
 @cache
-def codedeploy() -> CodeDeploy:
-    return CodeDeploy(clients.codedeploy())
+def codedeploy_adapter() -> CodeDeploy:
+    return CodeDeploy(clients.codedeploy_client())
 
 
 @cache
 def lambda_adapter() -> Lambda:
-    return Lambda(clients.lambda_(), clients.lambda_invoke())
+    return Lambda(clients.lambda_client(), clients.lambda_invoke_client())
 
 
 @cache
-def references() -> ReferenceResolver:
-    return ReferenceResolver(clients.ssm(), clients.secretsmanager)
+def references_adapter() -> ReferenceResolver:
+    return ReferenceResolver(clients.ssm_client(), clients.secretsmanager_client)
 
 
 @cache
 def policy_store(parameter: str, max_age: int) -> PolicyStore:
-    return PolicyStore(clients.ssm(), parameter, max_age=max_age)
+    return PolicyStore(clients.ssm_client(), parameter, max_age=max_age)
 
 
 @cache
 def alert_publisher(topic_arn: str) -> Sns:
     from deployguard.aws.sns import Sns
 
-    return Sns(clients.sns, topic_arn)
+    return Sns(clients.sns_client, topic_arn)
 
 
 @cache
-def alarms() -> Alarms:
+def alarms_adapter() -> Alarms:
     from deployguard.aws.cloudwatch import Alarms
 
-    return Alarms(clients.cloudwatch(), clients.tagging)
+    return Alarms(clients.cloudwatch_client(), clients.tagging_client)
 
 
 @cache
-def metrics() -> Metrics:
+def metrics_adapter() -> Metrics:
     from deployguard.aws.cloudwatch import Metrics
 
-    return Metrics(clients.cloudwatch())
+    return Metrics(clients.cloudwatch_client())
 
 
 @cache
 def bake_workflow(state_machine_arn: str) -> BakeWorkflow:
     from deployguard.aws.stepfunctions import BakeWorkflow
 
-    return BakeWorkflow(clients.stepfunctions(), state_machine_arn)
+    return BakeWorkflow(clients.stepfunctions_client(), state_machine_arn)
 
 
 def alerts_for(settings: HookSettings | None) -> Sns | None:
@@ -100,60 +108,40 @@ def alerts_for(settings: HookSettings | None) -> Sns | None:
 def reset() -> None:
     """Forget every warm adapter and client (tests call this after starting moto)."""
     for cached in (
-        codedeploy,
+        codedeploy_adapter,
         lambda_adapter,
-        references,
+        references_adapter,
         policy_store,
         alert_publisher,
-        alarms,
-        metrics,
+        alarms_adapter,
+        metrics_adapter,
         bake_workflow,
     ):
         cached.cache_clear()
     clients.reset()
 
 
-def today() -> datetime:
-    return datetime.now(UTC)
-
-
 def now() -> datetime:
-    """The clock of the post-traffic hook, the bake step and the rollback (tests replace it)."""
+    """The clock of every guard function (tests replace it)."""
     return datetime.now(UTC)
 
 
-def run_hook(
-    event: Mapping[str, Any],
-    context: LambdaContext,
-    environ: Mapping[str, str],
-    *,
-    hook: HookName,
-    role: Role,
-    evaluate: Callable[[HookRun, HookSettings], Evaluation],
-) -> dict[str, Any]:
-    """Run one lifecycle hook; invalid settings still end in a reported Failed naming the variable."""
+def settings_from(environ: Mapping[str, str]) -> HookSettings | SettingsError:
+    """The function's settings, or the error naming every invalid variable (logged here). Each
+    entry point turns the error into :func:`deployguard.hook.failed_evaluation`."""
     try:
-        settings: HookSettings | None = HookSettings.from_environ(environ)
+        return HookSettings.from_environ(environ)
     except SettingsError as exc:
-        settings, error = None, exc
+        logger.error("invalid settings", extra={"error": str(exc)})
+        return exc
 
-    def checks(run: HookRun) -> Evaluation:
-        if settings is None:
-            raise error
-        return evaluate(run, settings)
 
-    record = guard_lifecycle_event(
-        event,
-        hook=hook,
-        role=role,
-        stage=settings.stage.value if settings else environ.get("DEPLOYGUARD_STAGE"),
-        codedeploy=codedeploy,
-        evaluate=checks,
-        remaining_ms=context.get_remaining_time_in_millis,
-        reserve_seconds=settings.time_reserve_seconds if settings else DEFAULT_RESERVE_SECONDS,
-        alerts=alerts_for(settings),
-    )
-    return summary(record)
+def _policy(settings: HookSettings) -> PolicyStore:
+    """The stage's policy source; its parser starts building now, in the background, while the
+    invocation's first AWS calls wait on the network."""
+    store = policy_store(settings.policy_parameter, settings.policy_cache_seconds)
+    store.prepare()
+    return store
 
 
 def summary(record: OutcomeRecord) -> dict[str, Any]:
@@ -164,103 +152,128 @@ def summary(record: OutcomeRecord) -> dict[str, Any]:
     }
 
 
-def _policy_loader(settings: HookSettings) -> Callable[[], Policy]:
-    """The stage's policy, loaded when first needed; its parser starts building now, in the
-    background, while the invocation's first AWS calls wait on the network."""
-    store = policy_store(settings.policy_parameter, settings.policy_cache_seconds)
-    store.prepare()
-    return lambda: store.load(settings.stage)
+# --- the lifecycle hooks ----------------------------------------------------------------------------
 
 
-def _pre_traffic(run: HookRun, settings: HookSettings) -> Evaluation:
-    ports = PreTrafficPorts(
-        codedeploy=codedeploy(),
-        lambda_=lambda_adapter(),
-        references=references(),
-        load_policy=_policy_loader(settings),
+def run_hook(
+    event: Mapping[str, Any],
+    context: LambdaContext,
+    environ: Mapping[str, str],
+    *,
+    hook: HookName,
+    role: Role,
+    checks: Callable[[HookSettings], Evaluate],
+) -> dict[str, Any]:
+    """Run one lifecycle hook with the checks ``checks`` wires for the settings; invalid settings
+    still end in a reported Failed naming the variable."""
+    settings = settings_from(environ)
+    if isinstance(settings, SettingsError):
+        evaluate = _failing(failed_evaluation(settings))
+        stage, reserve_seconds, alerts = environ.get(STAGE_VARIABLE), DEFAULT_RESERVE_SECONDS, None
+    else:
+        evaluate = checks(settings)
+        stage, reserve_seconds = settings.stage.value, settings.time_reserve_seconds
+        alerts = alerts_for(settings)
+    record = guard_lifecycle_event(
+        event,
+        hook=hook,
+        role=role,
+        stage=stage,
+        codedeploy=codedeploy_adapter(),
+        evaluate=evaluate,
+        remaining_ms=context.get_remaining_time_in_millis,
+        reserve_seconds=reserve_seconds,
+        alerts=alerts,
     )
-    return evaluate_pre_traffic(run, ports, stage=settings.stage, today=today().date())
+    return summary(record)
+
+
+def _failing(failure: Evaluation) -> Evaluate:
+    def evaluate(_run: HookRun) -> Evaluation:
+        return failure
+
+    return evaluate
+
+
+def _pre_traffic(settings: HookSettings) -> Evaluate:
+    ports = PreTrafficPorts(
+        codedeploy=codedeploy_adapter(),
+        functions=lambda_adapter(),
+        references=references_adapter(),
+        policy=_policy(settings),
+    )
+    return lambda run: evaluate_pre_traffic(run, ports, stage=settings.stage, today=now().date())
 
 
 def pre_traffic_hook(
     event: Mapping[str, Any], context: LambdaContext, environ: Mapping[str, str]
 ) -> dict[str, Any]:
     return run_hook(
-        event, context, environ, hook="BeforeAllowTraffic", role=Role.PRE_TRAFFIC, evaluate=_pre_traffic
+        event, context, environ, hook="BeforeAllowTraffic", role=Role.PRE_TRAFFIC, checks=_pre_traffic
     )
 
 
 def _watch() -> WatchPorts:
-    from deployguard.post_traffic import WatchPorts
+    from deployguard.watch import WatchPorts
 
-    return WatchPorts(alarms=alarms(), metrics=metrics())
+    return WatchPorts(alarms=alarms_adapter(), metrics=metrics_adapter())
 
 
-def _post_traffic(run: HookRun, settings: HookSettings) -> Evaluation:
+def _post_traffic(settings: HookSettings) -> Evaluate:
     from deployguard.post_traffic import PostTrafficPorts, evaluate_post_traffic
 
     arn = settings.bake_state_machine_arn
     ports = PostTrafficPorts(
-        codedeploy=codedeploy(),
-        lambda_=lambda_adapter(),
+        codedeploy=codedeploy_adapter(),
+        functions=lambda_adapter(),
         watch=_watch(),
-        load_policy=_policy_loader(settings),
+        policy=_policy(settings),
         bake=bake_workflow(arn) if arn else None,
     )
-    return evaluate_post_traffic(run, ports, stage=settings.stage, clock=now)
+    return lambda run: evaluate_post_traffic(run, ports, stage=settings.stage, clock=now)
 
 
 def post_traffic_hook(
     event: Mapping[str, Any], context: LambdaContext, environ: Mapping[str, str]
 ) -> dict[str, Any]:
     return run_hook(
-        event, context, environ, hook="AfterAllowTraffic", role=Role.POST_TRAFFIC, evaluate=_post_traffic
+        event, context, environ, hook="AfterAllowTraffic", role=Role.POST_TRAFFIC, checks=_post_traffic
     )
+
+
+# --- the bake workflow's step and the alarm rollback ------------------------------------------------
 
 
 def bake_step(event: Mapping[str, Any], context: LambdaContext, environ: Mapping[str, str]) -> dict[str, Any]:
     """One poll of the bake workflow; invalid settings still end in a reported Failed."""
-    from deployguard.post_traffic import BakePorts, run_bake_step
+    from deployguard.bake_step import BakePorts, fail_bake_step, run_bake_step
 
-    try:
-        settings = HookSettings.from_environ(environ)
-    except SettingsError as exc:
-        logger.error("invalid settings", extra={"error": str(exc)})
-        state = event.get("state") if event.get("action") == "fail" else event
-        failing = {"action": "fail", "state": {**dict(state or {}), "error": {"Error": str(exc)}}}
-        ports = BakePorts(codedeploy=codedeploy(), watch=_watch(), load_policy=_no_policy(exc))
-        return run_bake_step(failing, ports, clock=now)
-    ports = BakePorts(codedeploy=codedeploy(), watch=_watch(), load_policy=_policy_loader(settings))
-    return run_bake_step(event, ports, clock=now, alerts=alerts_for(settings))
-
-
-def _no_policy(error: SettingsError) -> Callable[[], Policy]:
-    def load() -> Policy:
-        raise error
-
-    return load
+    settings = settings_from(environ)
+    if isinstance(settings, SettingsError):
+        return fail_bake_step(event, codedeploy_adapter(), failed_evaluation(settings).checks)
+    ports = BakePorts(codedeploy=codedeploy_adapter(), watch=_watch(), policy=_policy(settings))
+    return run_bake_step(event, ports, stage=settings.stage, clock=now, alerts=alerts_for(settings))
 
 
 def alarm_rollback(
     event: Mapping[str, Any], context: LambdaContext, environ: Mapping[str, str]
 ) -> dict[str, Any]:
     """Roll back what a guarded alarm concerns. Errors are logged and raised (Lambda retries)."""
-    from deployguard.rollback import RollbackError, RollbackPorts, handle_alarm_event
+    from deployguard.alarm_rollback import RollbackError, RollbackPorts, handle_alarm_event, record_unrun
 
-    try:
-        settings = HookSettings.from_environ(environ)
-    except SettingsError as exc:
-        logger.error("invalid settings", extra={"error": str(exc)})
-        raise
+    settings = settings_from(environ)
+    if isinstance(settings, SettingsError):
+        record_unrun(failed_evaluation(settings), stage=environ.get(STAGE_VARIABLE))
+        raise settings
     ports = RollbackPorts(
-        codedeploy=codedeploy(),
-        lambda_=lambda_adapter(),
-        alarms=alarms(),
-        load_policy=_policy_loader(settings),
+        codedeploy=codedeploy_adapter(),
+        functions=lambda_adapter(),
+        alarms=alarms_adapter(),
+        policy=_policy(settings),
     )
     try:
         records = handle_alarm_event(
-            event, ports, stage=settings.stage.value, clock=now, alerts=alerts_for(settings)
+            event, ports, stage=settings.stage, clock=now, alerts=alerts_for(settings)
         )
     except EventError as exc:  # NOTE: not raised: a retry of a malformed event cannot succeed
         logger.error("malformed alarm event", extra={"error": str(exc)})

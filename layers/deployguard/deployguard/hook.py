@@ -1,38 +1,49 @@
 """Exactly one honest status per CodeDeploy lifecycle hook execution.
 
-The runner every hook shares:
+The protocol every hook shares, in :func:`guard_lifecycle_event`, top to bottom:
 - parse the event; without both ids nothing can be reported, so log and stop (no retry storm);
+- the status is Failed unless checks that finish in time say otherwise (fail closed): an
+  exception, malformed input, a missing policy, invalid settings or an AWS error each become a
+  failed evaluation;
 - a retried invocation whose lifecycle event already has a status stops without re-running checks;
-- checks run in a worker thread against a deadline that keeps ``reserve`` seconds before the
-  Lambda timeout, so a slow check still ends in a reported Failed, not an hour of waiting;
-- any exception, malformed input, missing policy or AWS error → Failed (fail closed);
+- the checks run on a worker against a deadline that keeps ``reserve`` seconds before the Lambda
+  timeout, so a slow check still ends in a reported Failed, not an hour of waiting;
 - PutLifecycleEventHookExecutionStatus exactly once; LifecycleEventAlreadyCompleted is logged;
-- if the report itself cannot be delivered, raise, so Lambda's async retry tries again.
+- if the report itself cannot be delivered, raise, so Lambda's async retry tries again;
+- then the outcome record (log line, metrics, alert).
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.utilities.data_classes.code_deploy_lifecycle_hook_event import (
     CodeDeployLifecycleHookEvent,
 )
 
 from deployguard.appspec import DeploymentTarget
-from deployguard.aws.codedeploy import CodeDeploy
 from deployguard.errors import DeployGuardError, EventError
 from deployguard.findings import CheckResult, Decision, Result, decide
-from deployguard.notify import AlertPublisher
-from deployguard.observability import logger, record_outcome
-from deployguard.outcome import Action, ActionKind, Bypassed, OutcomeRecord, Role
+from deployguard.guard import Bypassed, Unguarded, bypass_reason
+from deployguard.observability import finish_record, logger
+from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
+from deployguard.outcome import Bypassed as Bypass
 from deployguard.records import datarecord
 from deployguard.secrets import Redactor
 
+if TYPE_CHECKING:
+    from deployguard.ports import AlertPublisher, HookStatusPort
+
 HookName = Literal["BeforeAllowTraffic", "AfterAllowTraffic"]
+
+DEADLINE_MESSAGE = (
+    "checks did not finish before the hook's deadline; reported Failed with time to spare "
+    "instead of letting CodeDeploy wait (raise the function's Timeout or trim the checks)"
+)
 
 
 @datarecord
@@ -60,15 +71,35 @@ def parse_hook_event(event: Mapping[str, Any]) -> HookIds:
 
 @dataclass
 class Evaluation:
-    """What a hook's checks concluded. ``decision`` overrides the checks (a bypass, a bake start)."""
+    """What a hook's checks concluded. A ``bypass`` succeeds whatever the checks; ``defer`` leaves
+    the report to the bake workflow."""
 
     checks: list[CheckResult] = field(default_factory=list)
     target: DeploymentTarget | None = None
     reason: str = ""
-    bypass: Bypassed | None = None
+    bypass: Bypass | None = None
     redactor: Redactor = field(default_factory=Redactor)
     defer: bool = False  # the status will be reported later (bake workflow started)
     actions: list[Action] = field(default_factory=list)
+
+
+def failed_evaluation(error: DeployGuardError) -> Evaluation:
+    """The evaluation of checks that could not run: one ERROR check named after the error, which
+    is also the reason (invalid settings, an AWS call that failed, a missing policy…)."""
+    return _failed(type(error).__name__, str(error))
+
+
+def unchecked_evaluation(verdict: Unguarded | Bypassed, target: DeploymentTarget) -> Evaluation:
+    """The policy settles it without checks: the function is not guarded, or this deployment is
+    bypassed (reported Succeeded, with the bypass in the record)."""
+    if isinstance(verdict, Unguarded):
+        return Evaluation(checks=[verdict.policy_check], target=target)
+    return Evaluation(
+        checks=[verdict.policy_check],
+        target=target,
+        bypass=verdict.bypass,
+        reason=bypass_reason(verdict.bypass),
+    )
 
 
 @datarecord
@@ -80,6 +111,13 @@ class HookRun:
         return self.deadline - time.monotonic()
 
 
+@datarecord
+class AlreadyReported:
+    """The lifecycle event already has this status: a retried invocation, nothing to re-run."""
+
+    status: str
+
+
 Evaluate = Callable[[HookRun], Evaluation]
 
 
@@ -89,7 +127,7 @@ def guard_lifecycle_event(
     hook: HookName,
     role: Role,
     stage: str | None,
-    codedeploy: Callable[[], CodeDeploy],
+    codedeploy: HookStatusPort,
     evaluate: Evaluate,
     remaining_ms: Callable[[], int],
     reserve_seconds: float,
@@ -101,9 +139,8 @@ def guard_lifecycle_event(
     try:
         ids = parse_hook_event(event)
     except EventError as exc:
-        record = replace(record, reason=f"{exc}; nothing can be reported to CodeDeploy")
         logger.error("malformed hook event", extra={"error": str(exc)})
-        return _finish(record, Redactor())
+        return finish_record(replace(record, reason=f"{exc}; nothing can be reported to CodeDeploy"))
     record = replace(
         record,
         deployment_id=ids.deployment_id,
@@ -111,94 +148,82 @@ def guard_lifecycle_event(
     )
     run = HookRun(ids=ids, deadline=time.monotonic() + remaining_ms() / 1000 - reserve_seconds)
 
-    evaluation, already = _evaluate_within_deadline(run, hook, codedeploy, evaluate)
-    if already is not None:
-        record = replace(
-            record,
-            reason=f"{hook} of this deployment already has status {already}; checks not re-run",
-            actions=[Action(kind=ActionKind.STATUS_ALREADY_REPORTED, detail=already)],
+    # Evaluate within the deadline; past it, the deadline's failed evaluation stands.
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{hook}-checks")
+    try:
+        answer = pool.submit(_evaluate, run, hook, codedeploy, evaluate).result(
+            timeout=max(run.seconds_left(), 0)
         )
-        logger.info("lifecycle event already reported", extra={"status": already})
-        return _finish(record, Redactor())
+    except TimeoutError:
+        answer = _failed("deadline", DEADLINE_MESSAGE)
+    finally:
+        # NOTE: no wait (and no `with`, which waits): a worker past the deadline finishes on its
+        # own; the hook must report now.
+        pool.shutdown(wait=False)
+    if isinstance(answer, AlreadyReported):
+        logger.info("lifecycle event already reported", extra={"status": answer.status})
+        reason = f"{hook} of this deployment already has status {answer.status}; checks not re-run"
+        action = Action(kind=ActionKind.STATUS_ALREADY_REPORTED, detail=answer.status)
+        return finish_record(replace(record, reason=reason, actions=[action]))
 
-    decision = Decision.SUCCEEDED if evaluation.bypass else decide(evaluation.checks)
-    if evaluation.bypass is not None:  # explicit and audited, never silent
-        logger.warning(
-            "checks bypassed by policy",
-            extra={"reason": evaluation.bypass.reason, "approved_by": evaluation.bypass.approved_by},
-        )
-    reason = evaluation.reason or _reason(decision, evaluation.checks)
-    target = evaluation.target
+    # Decide: a bypass succeeds (audited); otherwise every check must pass.
+    decision = Decision.SUCCEEDED if answer.bypass else decide(answer.checks)
+    target = answer.target
     record = replace(
         record,
-        checks=evaluation.checks,
-        bypass=evaluation.bypass,
-        reason=reason,
-        actions=list(evaluation.actions),
+        checks=answer.checks,
+        bypass=answer.bypass,
+        reason=answer.reason or _reason(decision, answer.checks),
+        actions=list(answer.actions),
         **asdict(target) if target else {},
     )
-    if evaluation.defer and decision is Decision.SUCCEEDED:
-        return _finish(record, evaluation.redactor)  # the bake workflow reports later
-    return report_and_record(record, decision, codedeploy, evaluation.redactor, alerts=alerts)
+    if answer.defer and decision is Decision.SUCCEEDED:
+        return finish_record(record, answer.redactor)  # the bake workflow reports later
+    return report_and_record(record, decision, codedeploy, answer.redactor, alerts=alerts)
 
 
 def report_and_record(
     record: OutcomeRecord,
     decision: Decision,
-    codedeploy: Callable[[], CodeDeploy],
+    codedeploy: HookStatusPort,
     redactor: Redactor,
     *,
     alerts: AlertPublisher | None = None,
 ) -> OutcomeRecord:
-    """Report ``decision`` once, add the action to the record, log it. Raises if it cannot report."""
+    """Report ``decision`` once, add the action to the record, record it. Raises if it cannot
+    report (the record says so), so Lambda's retry (or the bake workflow's) tries again."""
     deployment_id, execution_id = record.deployment_id, record.lifecycle_event_hook_execution_id
     if not (deployment_id and execution_id):
         raise EventError("a status can only be reported for a known deployment and hook execution")
     record = replace(record, decision=decision)
     try:
-        reported = codedeploy().report(deployment_id, execution_id, decision)
+        reported = codedeploy.report(deployment_id, execution_id, decision)
     except DeployGuardError as exc:
         action = Action(kind=ActionKind.STATUS_REPORTED, ok=False, detail=f"{decision.value}: {exc}")
-        _finish(replace(record, actions=[*record.actions, action]), redactor)
+        finish_record(replace(record, actions=[*record.actions, action]), redactor)
         raise
     kind = ActionKind.STATUS_REPORTED if reported else ActionKind.STATUS_ALREADY_REPORTED
     action = Action(kind=kind, detail=decision.value)
-    return _finish(replace(record, actions=[*record.actions, action]), redactor, alerts)
+    return finish_record(replace(record, actions=[*record.actions, action]), redactor, alerts=alerts)
 
 
-def _evaluate_within_deadline(
-    run: HookRun, hook: HookName, codedeploy: Callable[[], CodeDeploy], evaluate: Evaluate
-) -> tuple[Evaluation, str | None]:
-    box: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            status = codedeploy().lifecycle_event_status(run.ids.deployment_id, hook)
-            if status in ("Succeeded", "Failed"):
-                box["already"] = status
-                return
-            box["evaluation"] = evaluate(run)
-        except DeployGuardError as exc:
-            box["evaluation"] = _error_evaluation(type(exc).__name__, str(exc))
-        except Exception as exc:  # a bug must still end in a reported Failed
-            logger.exception("hook check crashed")
-            box["evaluation"] = _error_evaluation("internal", f"internal error ({type(exc).__name__}): {exc}")
-
-    worker = threading.Thread(target=work, name=f"{hook}-checks", daemon=True)
-    worker.start()
-    worker.join(timeout=max(run.seconds_left(), 0))
-    if worker.is_alive():
-        message = (
-            "checks did not finish before the hook's deadline; reported Failed with time to spare "
-            "instead of letting CodeDeploy wait (raise the function's Timeout or trim the checks)"
-        )
-        return _error_evaluation("deadline", message), None
-    if "already" in box:
-        return Evaluation(), str(box["already"])
-    return box["evaluation"], None
+def _evaluate(
+    run: HookRun, hook: HookName, codedeploy: HookStatusPort, evaluate: Evaluate
+) -> Evaluation | AlreadyReported:
+    """The worker: the retry check, then the hook's checks; any error is a failed evaluation."""
+    try:
+        status = codedeploy.lifecycle_event_status(run.ids.deployment_id, hook)
+        if status in ("Succeeded", "Failed"):
+            return AlreadyReported(status=status)
+        return evaluate(run)
+    except DeployGuardError as exc:
+        return failed_evaluation(exc)
+    except Exception as exc:  # a bug must still end in a reported Failed
+        logger.exception("hook check crashed")
+        return _failed("internal", f"internal error ({type(exc).__name__}): {exc}")
 
 
-def _error_evaluation(name: str, message: str) -> Evaluation:
+def _failed(name: str, message: str) -> Evaluation:
     return Evaluation(checks=[CheckResult(name=name, result=Result.ERROR, message=message)], reason=message)
 
 
@@ -210,9 +235,3 @@ def _reason(decision: Decision, checks: list[CheckResult]) -> str:
         return "no checks ran"
     # NOTE: not clipped here: a clipped secret would escape redaction; OutcomeRecord.redacted clips
     return "; ".join(f"{c.name}: {c.message}" for c in failed)
-
-
-def _finish(record: OutcomeRecord, redactor: Redactor, alerts: AlertPublisher | None = None) -> OutcomeRecord:
-    record = record.finish().redacted(redactor)
-    record_outcome(record, alerts=alerts)
-    return record

@@ -1,8 +1,8 @@
 """Alerts: one short human summary of each failed or rolled-back deployment, built from its outcome
 record (already redacted, so an alert can never carry a secret value).
 
-Pure domain: :func:`alert_for` decides and writes the alert; :func:`notify` hands it to a publisher
-(the SNS adapter in ``deployguard.aws.sns``, or a fake in tests). ``record_outcome`` calls it after
+Pure domain: :func:`alert_for` decides and writes the alert; :func:`notify` hands it to an
+``AlertPublisher`` (``deployguard.ports``: the SNS adapter in ``deployguard.aws.sns``, or a fake). ``record_outcome`` calls it after
 the status has been reported and logs, never raises, a publishing error.
 """
 
@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from deployguard.appspec import plain_function_name
 from deployguard.findings import Decision, Severity
 from deployguard.outcome import ActionKind, OutcomeRecord, Role
 from deployguard.records import datarecord
+
+if TYPE_CHECKING:
+    from deployguard.ports import AlertPublisher
 
 SUBJECT_MAX = 99  # SNS: "less than 100 characters", ASCII, no line breaks
 MAX_CHECKS = 5
@@ -38,10 +41,6 @@ class Alert:
     def deduplication_id(self) -> str:
         """Stable per deployment and kind: a FIFO topic drops a retried duplicate."""
         return re.sub(r"[^A-Za-z0-9_-]", "-", f"{self.deployment_id}-{self.kind}")[:128]
-
-
-class AlertPublisher(Protocol):
-    def publish(self, alert: Alert) -> None: ...
 
 
 def report_command(deployment_id: str) -> str:

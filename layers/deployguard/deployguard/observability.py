@@ -9,14 +9,18 @@ set never depends on whether ``POWERTOOLS_SERVICE_NAME`` happens to be set.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from deployguard.findings import Decision
-from deployguard.notify import AlertPublisher, notify
+from deployguard.notify import notify
 from deployguard.outcome import LOG_MESSAGE, OutcomeRecord, failed_codes
+from deployguard.secrets import Redactor
+
+if TYPE_CHECKING:
+    from deployguard.ports import AlertPublisher
 
 NAMESPACE = "DeployGuard"
 SERVICE = "deployguard"
@@ -64,19 +68,22 @@ def _emit(name: str, value: float, dimensions: dict[str, str]) -> None:
             metric.add_dimension(name=key, value=dimensions.get(key) or UNKNOWN)
 
 
-def record_outcome(
-    record: OutcomeRecord,
-    *,
-    alarm_to_restore_ms: float | None = None,
-    alerts: AlertPublisher | None = None,
-) -> None:
+def finish_record(
+    record: OutcomeRecord, redactor: Redactor | None = None, *, alerts: AlertPublisher | None = None
+) -> OutcomeRecord:
+    """Stamp the record finished, redact it (``redactor`` knows the function's secret values), and
+    record it (:func:`record_outcome`). Returns the record as written."""
+    record = record.finish().redacted(redactor or Redactor())
+    record_outcome(record, alerts=alerts)
+    return record
+
+
+def record_outcome(record: OutcomeRecord, *, alerts: AlertPublisher | None = None) -> None:
     """Log the record as one structured line, emit its metrics (EMF, flushed at once), and alert.
 
     Call it after the status has been reported to CodeDeploy. The record must already be redacted.
     An alert that cannot be published is logged, never raised: it must not fail a guard.
     """
-    if alarm_to_restore_ms is not None and record.alarm_to_restore_ms is None:
-        record = replace(record, alarm_to_restore_ms=alarm_to_restore_ms)
     # NOTE: a failed or rolled-back outcome is a WARNING, so it survives POWERTOOLS_LOG_LEVEL=WARNING
     failed = record.rolled_back or record.decision is Decision.FAILED
     (logger.warning if failed else logger.info)(LOG_MESSAGE, extra=record.document())

@@ -1,8 +1,8 @@
 """The outcome record: one structured record of every decision DeployGuard makes.
 
-Every function (pre-traffic, post-traffic, alarm rollback) and the CLI write this one schema, so
-Logs Insights, ``deployguard report``, the alerts and the dashboard read a single shape. It is
-logged as one JSON line (message ``deployguard outcome``) whose top-level keys are the fields
+Every function (pre-traffic, post-traffic, bake step, alarm rollback) and the CLI write this one
+schema, so Logs Insights, ``deployguard report``, the alerts and the dashboard read a single shape.
+It is logged as one JSON line (message ``deployguard outcome``) whose top-level keys are the fields
 below. Bump ``SCHEMA_VERSION`` on any incompatible change; adding an optional field is compatible.
 ``docs/outcome-record.schema.json`` is its JSON Schema (``deployguard.schema``).
 

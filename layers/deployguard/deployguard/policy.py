@@ -3,6 +3,11 @@
 Per guarded function it says what the target version's configuration must satisfy, which smoke
 tests to run, which alarms and per-version metrics guard it after traffic shifts, and how long
 to bake. Unknown keys are errors; every error names its path and the fix.
+
+A policy is untrusted input to the hooks: parsing is bounded before validation
+(:mod:`deployguard.documents`), at most :data:`MAX_REPORTED_ISSUES` errors are reported, its
+regular expressions are RE2's (:mod:`deployguard.patterns`), and payload files stay inside the
+policy file's folder.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import json
-import re
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -21,13 +25,21 @@ from pydantic import (
     Field,
     JsonValue,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from deployguard.appspec import plain_function_name
-from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
-from deployguard.errors import DeployGuardError, PolicyError
+from deployguard.documents import (
+    DocumentLimitError,
+    DocumentSyntaxError,
+    parse_json,
+    parse_json_or_yaml,
+    read_document,
+)
+from deployguard.errors import PolicyError
+from deployguard.patterns import PatternError, check_pattern, load_engine
 from deployguard.stages import Stage
 
 POLICY_VERSION = 1
@@ -43,11 +55,46 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
 
-def _check_regex(pattern: str) -> str:
+MAX_PATTERN_INSTRUCTIONS = 50_000
+"""RE2 instructions all of a policy's patterns compile to, together: compiling and matching take
+time in proportion. Patterns of the slowest kind up to this budget take about 1 s to compile and
+match against a 4 KB value (``scripts/bench_policy.py``); ``\\.prod\\.`` is 10 instructions,
+a URL pattern about 60."""
+
+
+class _PatternBudget:
+    """What is left of :data:`MAX_PATTERN_INSTRUCTIONS` while one policy is validated."""
+
+    def __init__(self) -> None:
+        self.left = MAX_PATTERN_INSTRUCTIONS
+
+    def spend(self, instructions: int) -> None:
+        crossed = self.left >= 0 and instructions > self.left
+        self.left -= instructions
+        if crossed:
+            raise ValueError(
+                f"the policy's patterns, up to this one, compile to more than {MAX_PATTERN_INSTRUCTIONS:,} "
+                "RE2 instructions (MAX_PATTERN_INSTRUCTIONS): use fewer or simpler patterns — one "
+                "pattern per stage rather than one per host, no large {n,m} repetitions"
+            )
+
+
+def _check_regex(pattern: str, info: ValidationInfo, index: int | None = None) -> str:
+    """The pattern, if RE2 — the engine the hooks match with — can run it within the limits."""
+    budget = info.context.get("patterns") if isinstance(info.context, dict) else None
+    if isinstance(budget, _PatternBudget) and budget.left < 0:
+        return pattern  # the policy is already invalid: compile no more (the error is reported once)
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression ({exc})") from exc
+        instructions = check_pattern(pattern)
+    except PatternError as exc:
+        which = "" if index is None else f"pattern [{index}] "
+        raise ValueError(
+            f"{which}is not a regular expression RE2 can run ({exc}): policy patterns use RE2 "
+            "syntax (linear time): no lookaround or backreferences, \\z for \\Z, at most "
+            "1000 repetitions"
+        ) from exc
+    if isinstance(budget, _PatternBudget):
+        budget.spend(instructions)
     return pattern
 
 
@@ -67,8 +114,8 @@ class ValueRule(_Strict):
 
     @field_validator("allow", "deny")
     @classmethod
-    def _regexes(cls, patterns: list[str]) -> list[str]:
-        return [_check_regex(p) for p in patterns]
+    def _regexes(cls, patterns: list[str], info: ValidationInfo) -> list[str]:
+        return [_check_regex(p, info, i) for i, p in enumerate(patterns)]
 
     @model_validator(mode="after")
     def _has_patterns(self) -> ValueRule:
@@ -150,8 +197,8 @@ class Expectation(_Strict):
 
     @field_validator("regex")
     @classmethod
-    def _regex(cls, pattern: str | None) -> str | None:
-        return None if pattern is None else _check_regex(pattern)
+    def _regex(cls, pattern: str | None, info: ValidationInfo) -> str | None:
+        return None if pattern is None else _check_regex(pattern, info)
 
     @model_validator(mode="after")
     def _one_assertion(self) -> Expectation:
@@ -165,7 +212,9 @@ class SmokeCase(_Strict):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     payload: JsonValue = None
-    payload_file: str | None = Field(None, description="A JSON file under events/ (bundled with the policy).")
+    payload_file: str | None = Field(
+        None, description="A JSON file in the policy file's folder or below it (inlined on publish)."
+    )
     expect: list[Expectation] = Field(default_factory=list)
     allow_function_error: bool = False
     max_latency_ms: int | None = Field(None, ge=1)
@@ -322,13 +371,22 @@ _FIXES = {
 }
 
 
+MAX_REPORTED_ISSUES = 50
+"""Errors listed per policy; the rest are counted. Output stays bounded whatever the document."""
+
+_SHOWN_KEY = 80
+"""Characters of a key shown in an error's path (keys come from the document: any length)."""
+
+
 def format_location(loc: tuple[int | str, ...]) -> str:
     path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
         else:
-            path += f".{part}" if path else str(part)
+            key = str(part)  # YAML keys may be dates or numbers
+            key = key if len(key) <= _SHOWN_KEY else key[: _SHOWN_KEY - 1] + "…"
+            path += f".{key}" if path else key
     return path or "(document)"
 
 
@@ -371,9 +429,31 @@ def _unknown_key_fix(loc: tuple[int | str, ...]) -> str:
     return f"remove it; allowed keys here: {', '.join(allowed)}"
 
 
+def _first_errors(error: ValidationError) -> list[dict[str, Any]]:
+    """The first :data:`MAX_REPORTED_ISSUES` of ``error``'s errors, as ``errors()`` gives them.
+
+    NOTE: ``errors()`` builds a dict per error, about 900 bytes each: 90 MB for the 100 000 wrong
+    values a policy within the limits can hold, on top of what validation took. ``json()`` builds
+    one string of about 130 bytes per error, and only its head is decoded.
+    """
+    text = error.json(include_url=False, include_input=False, include_context=False)
+    decoder = json.JSONDecoder()
+    items: list[dict[str, Any]] = []
+    index = text.index("[") + 1
+    while len(items) < MAX_REPORTED_ISSUES:
+        while text[index] in ", \n":
+            index += 1
+        if text[index] == "]":
+            break
+        item, index = decoder.raw_decode(text, index)
+        items.append(item)
+    return items
+
+
 def policy_issues(error: ValidationError) -> list[PolicyIssue]:
+    """The first :data:`MAX_REPORTED_ISSUES` errors (``error.error_count()`` counts them all)."""
     issues = []
-    for item in error.errors(include_url=False, include_input=False):
+    for item in _first_errors(error):
         loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-after")))
         problem = str(item["msg"]).removeprefix("Value error, ")
         kind = str(item["type"])
@@ -387,26 +467,65 @@ def policy_issues(error: ValidationError) -> list[PolicyIssue]:
 
 
 class InvalidPolicyError(PolicyError):
-    def __init__(self, source: str, issues: list[PolicyIssue]) -> None:
+    """The policy breaks the rules: ``issues`` lists at most :data:`MAX_REPORTED_ISSUES` of ``total``."""
+
+    def __init__(self, source: str, issues: list[PolicyIssue], *, total: int | None = None) -> None:
         self.source = source
-        self.issues = issues
-        lines = "; ".join(f"{i.path}: {i.problem} ({i.fix})" for i in issues)
+        self.issues = issues[:MAX_REPORTED_ISSUES]
+        self.total = max(total or 0, len(issues))
+        lines = "; ".join(f"{i.path}: {i.problem} ({i.fix})" for i in self.issues)
+        more = self.total - len(self.issues)
+        if more:
+            lines += f"; … and {more} more"
         super().__init__(f"policy {source} is invalid: {lines}")
+
+
+class UnreadablePolicyError(InvalidPolicyError):
+    """The policy cannot be read or parsed at all: not a file, not UTF-8 text, not JSON or YAML,
+    or over a size, depth, node or alias limit. Nothing in it was validated."""
+
+    def __init__(self, source: str, issue: PolicyIssue) -> None:
+        super().__init__(source, [issue])
 
 
 def parse_document(text: str, source: str) -> Any:
     try:
         return parse_json_or_yaml(text)
     except DocumentSyntaxError as exc:
-        raise InvalidPolicyError(
-            source,
-            [PolicyIssue(path="(document)", problem=f"not valid YAML or JSON: {exc}", fix="fix the syntax")],
+        raise UnreadablePolicyError(source, _document_issue(exc)) from exc
+
+
+def _document_issue(exc: DocumentSyntaxError, path: str = "(document)") -> PolicyIssue:
+    if isinstance(exc, DocumentLimitError):
+        return PolicyIssue(path=path, problem=str(exc), fix=exc.fix)
+    return PolicyIssue(path=path, problem=f"not valid YAML or JSON: {exc}", fix=exc.fix)
+
+
+def read_policy_file(path: Path) -> str:
+    """A policy file's text: UTF-8, within :data:`~deployguard.documents.MAX_DOCUMENT_BYTES`."""
+    try:
+        return read_document(path)
+    except OSError as exc:
+        raise UnreadablePolicyError(
+            str(path),
+            PolicyIssue(
+                path="(file)",
+                problem=f"cannot read policy {path}: {exc.strerror or exc}",
+                fix="check the path (a policy is a .yaml or .json file)",
+            ),
         ) from exc
+    except DocumentLimitError as exc:
+        raise UnreadablePolicyError(str(path), _document_issue(exc, "(file)")) from exc
+    except DocumentSyntaxError as exc:  # not UTF-8 text
+        issue = PolicyIssue(path="(file)", problem=str(exc), fix="save it as UTF-8 text")
+        raise UnreadablePolicyError(str(path), issue) from exc
 
 
 def build_parser() -> None:
-    """Build the validator that ``defer_build`` leaves for the first parse (a hook does it early)."""
+    """Build the validator that ``defer_build`` leaves for the first parse (a hook does it early,
+    on a background thread), and load the regular-expression engine its patterns are checked with."""
     Policy.model_rebuild(force=True)
+    load_engine()
 
 
 def load_policy(text: str, source: str = "<policy>", *, stage: Stage | None = None) -> Policy:
@@ -418,9 +537,9 @@ def load_policy(text: str, source: str = "<policy>", *, stage: Stage | None = No
             [PolicyIssue(path="(document)", problem="must be a mapping", fix="start with 'version: 1'")],
         )
     try:
-        policy = Policy.model_validate(document)
+        policy = Policy.model_validate(document, context={"patterns": _PatternBudget()})
     except ValidationError as exc:
-        raise InvalidPolicyError(source, policy_issues(exc)) from exc
+        raise InvalidPolicyError(source, policy_issues(exc), total=exc.error_count()) from exc
     if stage is not None and policy.stage is not stage:
         raise InvalidPolicyError(
             source,
@@ -442,25 +561,83 @@ def policy_json_schema() -> dict[str, Any]:
     return schema
 
 
-def inline_payloads(policy: Policy, base_dir: Path) -> Policy:
-    """The policy with every ``payload_file`` read (relative to ``base_dir``) into ``payload``."""
+def inline_payloads(policy: Policy, base_dir: Path, *, source: str = "<policy>") -> Policy:
+    """The policy with every ``payload_file`` read (relative to ``base_dir``) into ``payload``.
+
+    Payload files must lie in ``base_dir`` — the policy file's folder — or below it, symlinks
+    resolved: publishing copies them into the stored policy, which the hooks' readers can see, so a
+    path out of the folder would let a policy copy any JSON file of the CI runner there.
+    """
+    folder = base_dir.resolve()
+    issues: list[PolicyIssue] = []
     functions: dict[str, FunctionPolicy] = {}
     for key, entry in policy.functions.items():
         cases = []
-        for case in entry.smoke:
+        for index, case in enumerate(entry.smoke):
             inlined = case
             if case.payload_file is not None:
-                path = base_dir / case.payload_file
+                field = format_location(("functions", key, "smoke", index, "payload_file"))
                 try:
-                    payload = json.loads(path.read_text())
-                except (OSError, ValueError) as exc:
-                    raise DeployGuardError(
-                        f"functions.{key}.smoke[{case.name}].payload_file: cannot read {path} as JSON ({exc})"
-                    ) from exc
+                    payload = _read_payload(folder, case.payload_file)
+                except _PayloadError as exc:
+                    issues.append(PolicyIssue(path=field, problem=exc.problem, fix=exc.fix))
+                    continue
                 # re-validated, not copied: the set fields must stay exact so the published
                 # document keeps 'equals: null' and drops the file reference
                 document = case.model_dump(exclude_unset=True, exclude={"payload_file"})
                 inlined = SmokeCase.model_validate({**document, "payload": payload})
             cases.append(inlined)
         functions[key] = entry.model_copy(update={"smoke": cases})
-    return policy.model_copy(update={"functions": functions})
+    if issues:
+        raise InvalidPolicyError(source, issues)
+    inlined_policy = policy.model_copy(update={"functions": functions})
+    if any(case.payload_file is not None for entry in policy.functions.values() for case in entry.smoke):
+        _check_publishable(inlined_policy, source)
+    return inlined_policy
+
+
+class _PayloadError(Exception):
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.fix = fix
+
+
+_PAYLOAD_FIX = (
+    "put the file in the policy file's folder (or below it) and give its path relative to the policy file"
+)
+
+
+def _read_payload(folder: Path, name: str) -> JsonValue:
+    relative = Path(name)
+    if relative.is_absolute():
+        raise _PayloadError(
+            f"'{name}' is an absolute path; payload files are read only from {folder}", _PAYLOAD_FIX
+        )
+    try:
+        path = (folder / relative).resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise _PayloadError(f"cannot read {folder / relative}: {exc}", _PAYLOAD_FIX) from exc
+    if not path.is_relative_to(folder):
+        raise _PayloadError(
+            f"'{name}' leads to {path}, outside the policy file's folder {folder}", _PAYLOAD_FIX
+        )
+    try:
+        payload: JsonValue = parse_json(read_document(path))
+    except OSError as exc:
+        raise _PayloadError(
+            f"cannot read {path}: {exc.strerror or exc}", "check the path: it is relative to the policy file"
+        ) from exc
+    except DocumentSyntaxError as exc:
+        raise _PayloadError(f"cannot read {path} as JSON ({exc})", exc.fix) from exc
+    return payload
+
+
+def _check_publishable(policy: Policy, source: str) -> None:
+    """The published document (payloads inlined) must be one the hooks will load: within the limits."""
+    document = policy.model_dump_json(exclude_unset=True)
+    try:
+        parse_json(document)
+    except DocumentLimitError as exc:
+        issue = PolicyIssue(path="(document)", problem=f"with its payload files inlined, {exc}", fix=exc.fix)
+        raise InvalidPolicyError(source, [issue]) from exc

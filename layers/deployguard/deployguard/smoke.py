@@ -1,13 +1,12 @@
 """Smoke tests: invoke the new version (or the live alias) and check its answers and latency.
 
 Cases run concurrently on a bounded pool; each has its own timeout, and the whole run stops at
-the hook's deadline. An invocation is always marked synthetic (see ``aws.lambda_``).
+the hook's deadline. An invocation is always marked synthetic (see ``aws.lambda_functions``).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from deployguard.errors import DeployGuardError
 from deployguard.findings import CheckResult, Finding, Result, Severity
 from deployguard.jsonpath import MISSING, find
+from deployguard.patterns import MAX_MATCHED_CHARS, search
 from deployguard.snapshot import InvocationResult
 
 if TYPE_CHECKING:
@@ -88,7 +88,14 @@ def check_expectation(answer: Any, expectation: Expectation) -> str | None:
     if expectation.regex is not None:
         if not isinstance(value, str):
             return f"{path} is the {json_kind(value)} {_show(value)}; the pattern needs a string"
-        if not re.search(expectation.regex, value):
+        if len(value) > MAX_MATCHED_CHARS:
+            # NOTE: fail rather than match a prefix: '$' would match at the cut, and a check
+            # that read part of the answer must not pass it.
+            return (
+                f"{path} is a string of {len(value):,} characters; a regex expectation reads at most "
+                f"{MAX_MATCHED_CHARS:,}: expect on a shorter field, or use 'equals' or 'type'"
+            )
+        if not search(expectation.regex, value):
             return f"{path} is {_show(value)}, which does not match '{expectation.regex}'"
     return None
 

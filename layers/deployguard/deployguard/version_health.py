@@ -10,14 +10,14 @@ policy decides whether that passes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import field
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from deployguard.appspec import DeploymentTarget
-from deployguard.aws.cloudwatch import MetricQuery
 from deployguard.findings import CheckResult, Finding, Result, Severity
 from deployguard.policy import VersionHealth
+from deployguard.records import datarecord
 
 NAMESPACE = "AWS/Lambda"
 CHECK_NAME = "version-health"
@@ -25,10 +25,15 @@ PERIOD_SECONDS = 60  # Lambda's metrics have 1-minute granularity
 SERIES = {"invocations": "Invocations", "errors": "Errors", "throttles": "Throttles"}
 
 
-class MetricSource(Protocol):
-    def sums(
-        self, queries: Sequence[MetricQuery], start: datetime, end: datetime, *, period: int = 60
-    ) -> dict[str, float]: ...
+@datarecord
+class MetricQuery:
+    """One series: ``id`` names it in the answer (lower-case first letter, as GetMetricData wants)."""
+
+    id: str
+    namespace: str
+    metric_name: str
+    dimensions: Mapping[str, str] = field(default_factory=dict)
+    stat: str = "Sum"
 
 
 def health_queries(target: DeploymentTarget) -> list[MetricQuery]:

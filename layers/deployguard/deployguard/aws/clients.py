@@ -1,4 +1,9 @@
-"""boto3 clients, created lazily (never at import, so moto can be set up first) and reused warm."""
+"""boto3 clients, created lazily (never at import, so moto can be set up first) and reused warm.
+
+``<service>_client()`` makes (once) and returns the client; the composition root
+(``deployguard.entrypoints``) hands clients, or these functions themselves where an adapter makes
+its client on first use, to the adapters.
+"""
 
 from __future__ import annotations
 
@@ -42,42 +47,42 @@ def reset() -> None:
     _client.cache_clear()
 
 
-def codedeploy() -> CodeDeployClient:
+def codedeploy_client() -> CodeDeployClient:
     return _client("codedeploy")  # type: ignore[no-any-return]
 
 
-def lambda_() -> LambdaClient:
+def lambda_client() -> LambdaClient:
     return _client("lambda")  # type: ignore[no-any-return]
 
 
-def lambda_invoke() -> LambdaClient:
+def lambda_invoke_client() -> LambdaClient:
     return _client("lambda", True)  # type: ignore[no-any-return]
 
 
-def ssm() -> SSMClient:
+def ssm_client() -> SSMClient:
     return _client("ssm")  # type: ignore[no-any-return]
 
 
-def secretsmanager() -> SecretsManagerClient:
+def secretsmanager_client() -> SecretsManagerClient:
     return _client("secretsmanager")  # type: ignore[no-any-return]
 
 
-def sns() -> SNSClient:
+def sns_client() -> SNSClient:
     return _client("sns")  # type: ignore[no-any-return]
 
 
-def cloudwatch() -> CloudWatchClient:
+def cloudwatch_client() -> CloudWatchClient:
     return _client("cloudwatch")  # type: ignore[no-any-return]
 
 
-def logs() -> CloudWatchLogsClient:
+def logs_client() -> CloudWatchLogsClient:
     return _client("logs")  # type: ignore[no-any-return]
 
 
-def stepfunctions() -> SFNClient:
+def stepfunctions_client() -> SFNClient:
     return _client("stepfunctions")  # type: ignore[no-any-return]
 
 
-def tagging() -> TaggingClient:
+def tagging_client() -> TaggingClient:
     """Resource Groups Tagging API: finds alarms by tag in one paginated call."""
     return _client("resourcegroupstaggingapi")  # type: ignore[no-any-return]

@@ -10,13 +10,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from deployguard.alarms import AlarmState
 from deployguard.aws.errors import aws_call
-from deployguard.records import datarecord
+from deployguard.version_health import MetricQuery
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -41,19 +40,9 @@ class TaggingClient(Protocol):
     def get_resources(self, **kwargs: Any) -> Mapping[str, Any]: ...
 
 
-@datarecord
-class MetricQuery:
-    """One series: ``id`` names it in the answer (lower-case first letter, as GetMetricData wants)."""
-
-    id: str
-    namespace: str
-    metric_name: str
-    dimensions: Mapping[str, str] = field(default_factory=dict)
-    stat: str = "Sum"
-
-
 class Alarms:
-    """DescribeAlarms (metric and composite alarms alike), alarm tags, and alarms by tag."""
+    """DescribeAlarms (metric and composite alarms alike), alarm tags, and alarms by tag: the
+    ``AlarmSource`` and ``AlarmTags`` ports."""
 
     def __init__(self, client: CloudWatchClient, tagging: Callable[[], TaggingClient] | None = None) -> None:
         # NOTE: the tagging client is made on first use: only policies that select alarms by tag need it.
@@ -117,7 +106,7 @@ class Alarms:
 
 
 class Metrics:
-    """GetMetricData: sums of many series in one call."""
+    """GetMetricData: sums of many series in one call (the ``MetricSource`` port)."""
 
     def __init__(self, client: CloudWatchClient) -> None:
         self._client = client

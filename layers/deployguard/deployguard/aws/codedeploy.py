@@ -8,32 +8,17 @@ from typing import TYPE_CHECKING, Any
 
 from deployguard.appspec import DeploymentTarget, parse_appspec, revision_content
 from deployguard.aws.errors import aws_call, unless
+from deployguard.deployment import IN_FLIGHT_STATUSES, Deployment
 from deployguard.errors import ResolutionError
 from deployguard.findings import Decision
-from deployguard.records import datarecord
 
 if TYPE_CHECKING:
     from mypy_boto3_codedeploy import CodeDeployClient
 
-TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
-IN_FLIGHT_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
-FINISHED_STATUSES = ("Succeeded", "Failed", "Stopped")
-
-
-@datarecord
-class Deployment:
-    """What DeployGuard needs to know of one CodeDeploy deployment."""
-
-    deployment_id: str
-    application_name: str
-    deployment_group_name: str
-    status: str
-    create_time: datetime | None
-    target: DeploymentTarget
-
 
 class CodeDeploy:
-    """Adapter over the CodeDeploy API. All methods raise AwsCallError / ResolutionError."""
+    """Adapter over the CodeDeploy API (the ``CodeDeployPort``). All methods raise AwsCallError /
+    ResolutionError."""
 
     def __init__(self, client: CodeDeployClient) -> None:
         self._client = client
@@ -126,11 +111,6 @@ class CodeDeploy:
             ),
         )
         return answer is not None
-
-    def in_flight(self, application_name: str, deployment_group_name: str) -> list[str]:
-        return self.deployments(
-            application_name=application_name, deployment_group_name=deployment_group_name
-        )
 
     def deployments(
         self,

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 
 class PolicyStore:
+    """The ``PolicySource`` port. ``load`` raises PolicyError."""
+
     def __init__(self, client: SSMClient, parameter_name: str, *, max_age: int) -> None:
         self._provider = SSMProvider(boto3_client=client)
         self._name = parameter_name

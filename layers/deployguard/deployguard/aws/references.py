@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 
 class ReferenceResolver:
+    """The ``ReferencePort``: metadata calls only. Raises AwsCallError."""
+
     def __init__(self, ssm: SSMClient, secretsmanager: Callable[[], SecretsManagerClient]) -> None:
         # NOTE: the Secrets Manager client is made on first use: most functions reference no
         # secret, and a client costs tens of milliseconds of cold start.

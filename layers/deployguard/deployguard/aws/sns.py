@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class Sns:
-    """The alert publisher. Raises AwsCallError; ``record_outcome`` logs it and carries on."""
+    """The ``AlertPublisher`` port. Raises AwsCallError; ``record_outcome`` logs it and carries on."""
 
     def __init__(self, client: Callable[[], SNSClient], topic_arn: str) -> None:
         # NOTE: the client is made on the first alert: most hook runs publish none, and a client

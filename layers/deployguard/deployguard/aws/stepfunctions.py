@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 
 class BakeWorkflow:
+    """The ``BakeStarter`` port. Raises AwsCallError."""
+
     def __init__(self, client: SFNClient, state_machine_arn: str) -> None:
         self._client = client
         self._state_machine_arn = state_machine_arn

@@ -1,22 +1,16 @@
-"""Shared fixtures: an embedded AWS (moto) with DeployGuard's extensions, events, Lambda context."""
+"""The repository's events and handlers as tests load them, and the Lambda context they get."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import pytest
-from moto import mock_aws
-
-from deployguard import entrypoints
-
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
 REGION = "us-east-1"
 
@@ -56,37 +50,3 @@ class FakeLambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return self.remaining_ms
-
-
-@pytest.fixture
-def lambda_context() -> FakeLambdaContext:
-    return FakeLambdaContext()
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fake credentials and region so nothing can reach a real account."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "POWERTOOLS_METRICS_NAMESPACE": "DeployGuard",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-
-
-@pytest.fixture
-def aws(aws_env: None) -> Iterator[None]:
-    """moto for every service, Lambda without Docker, with DeployGuard's moto extensions."""
-    from deployguard_cli.localaws import lambda_runner, moto_cloudwatch, moto_codedeploy, moto_lambda_alias
-
-    for extension in (moto_codedeploy, moto_cloudwatch, moto_lambda_alias, lambda_runner):
-        extension.install()
-    with mock_aws(config={"lambda": {"use_docker": False}}):
-        entrypoints.reset()
-        yield
-    entrypoints.reset()

@@ -1,5 +1,6 @@
-"""Test helpers for what DeployGuard writes: capture the log lines and EMF metrics that
-``record_outcome`` emits, a CodeDeploy fake for the hook runner, and a recording alert publisher."""
+"""What DeployGuard writes, read back: the log lines and EMF metrics ``record_outcome`` emits
+captured; a CodeDeploy fake for the hook runner and a recording alert publisher; an alarm rollback's
+outcome record to start from. No AWS: the unit tier uses it too."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from typing import Any
 
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.types import CloudWatchEMFOutput
 
-from deployguard.aws.codedeploy import CodeDeploy
 from deployguard.findings import Decision
+from deployguard.hook import Evaluate, guard_lifecycle_event
 from deployguard.notify import Alert
 from deployguard.observability import logger
-from deployguard.outcome import LOG_MESSAGE
+from deployguard.outcome import LOG_MESSAGE, Action, ActionKind, OutcomeRecord, Role
 
 
 @contextlib.contextmanager
@@ -51,8 +52,9 @@ def emf_lines(text: str) -> list[CloudWatchEMFOutput]:
 
 
 @dataclass
-class FakeCodeDeploy(CodeDeploy):
-    """The two calls the hook runner makes, recorded; ``fail_report`` makes the report raise."""
+class FakeCodeDeploy:
+    """The hook runner's port (``deployguard.ports.HookStatusPort``), recorded; ``fail_report``
+    makes the report raise."""
 
     reports: list[tuple[str, str, Decision]] = field(default_factory=list)
     already: str | None = None
@@ -70,6 +72,30 @@ class FakeCodeDeploy(CodeDeploy):
         return True
 
 
+HOOK_EVENT = {"DeploymentId": "d-ABCDEF123", "LifecycleEventHookExecutionId": "exec-1"}
+
+
+def guard_event(
+    evaluate: Evaluate,
+    codedeploy: FakeCodeDeploy,
+    *,
+    alerts: Any = None,
+    remaining_ms: int = 60_000,
+) -> OutcomeRecord:
+    """The hook protocol run on :data:`HOOK_EVENT` as a prod pre-traffic hook, with 1 s reserve."""
+    return guard_lifecycle_event(
+        HOOK_EVENT,
+        hook="BeforeAllowTraffic",
+        role=Role.PRE_TRAFFIC,
+        stage="prod",
+        codedeploy=codedeploy,
+        evaluate=evaluate,
+        remaining_ms=lambda: remaining_ms,
+        reserve_seconds=1,
+        alerts=alerts,
+    )
+
+
 @dataclass
 class RecordingPublisher:
     alerts: list[Alert] = field(default_factory=list)
@@ -81,3 +107,27 @@ class RecordingPublisher:
         if self.error is not None:
             raise self.error
         self.alerts.append(alert)
+
+
+DEPLOYMENT_ID = "d-ABCDEF123"
+
+
+def rollback_record(**fields: Any) -> OutcomeRecord:
+    """The alarm rollback of a prod canary of 'orders' (alias live, version 1 -> 2): orders-errors
+    went to ALARM, the deployment was stopped and the alias restored; ``fields`` change or add to it."""
+    story: dict[str, Any] = {
+        "role": Role.ALARM_ROLLBACK,
+        "stage": "prod",
+        "deployment_id": DEPLOYMENT_ID,
+        "function_name": "orders",
+        "alias": "live",
+        "current_version": "1",
+        "target_version": "2",
+        "reason": "orders-errors went to ALARM during the deployment",
+        "alarm_name": "orders-errors",
+        "actions": [
+            Action(kind=ActionKind.DEPLOYMENT_STOPPED, detail=fields.get("deployment_id", DEPLOYMENT_ID)),
+            Action(kind=ActionKind.ALIAS_RESTORED, detail="live -> 1"),
+        ],
+    }
+    return OutcomeRecord(**(story | fields))

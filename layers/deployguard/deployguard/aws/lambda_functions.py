@@ -25,6 +25,8 @@ def synthetic_client_context(deployment_id: str | None) -> str:
 
 
 class Lambda:
+    """Adapter over the Lambda API (the ``LambdaPort``). All methods raise AwsCallError."""
+
     def __init__(self, client: LambdaClient, invoke_client: LambdaClient | None = None) -> None:
         self._client = client
         self._invoke_client = invoke_client or client

@@ -1,5 +1,5 @@
 """Alarm rollback: a guarded alarm entered ALARM → stop the function's in-flight deployment and put
-its alias back on the previous version at once, routing cleared.
+its alias back on the previous version at once, routing cleared (``deployguard.restore``).
 
 The hot path for a canary (the alias still carries ``RoutingConfig`` weights) is four calls:
 ListDeployments → StopDeployment(autoRollbackEnabled) → GetAlias → UpdateAlias(RevisionId). When
@@ -19,26 +19,25 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from deployguard.alarms import ALARM, selects
 from deployguard.appspec import DeploymentTarget, plain_function_name
-from deployguard.aws.codedeploy import FINISHED_STATUSES, IN_FLIGHT_STATUSES, CodeDeploy, Deployment
-from deployguard.aws.lambda_ import Lambda
 from deployguard.bake import Clock
-from deployguard.errors import AwsCallError, DeployGuardError, EventError, ResolutionError
-from deployguard.notify import AlertPublisher
-from deployguard.observability import logger, record_outcome
+from deployguard.deployment import FINISHED_STATUSES, IN_FLIGHT_STATUSES, Deployment, newest_of
+from deployguard.errors import DeployGuardError, EventError
+from deployguard.guard import bypass_for, bypass_reason
+from deployguard.hook import Evaluation
+from deployguard.observability import finish_record, logger
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.policy import DeploymentGroupRef, FunctionPolicy, Policy
-from deployguard.post_traffic import audited_bypass
+from deployguard.ports import AlarmTags, AlertPublisher, CodeDeployPort, LambdaPort, PolicySource
 from deployguard.records import datarecord
-from deployguard.secrets import Redactor
-from deployguard.snapshot import AliasState
+from deployguard.restore import Aim, Restore, plan_restore, stop_and_restore
+from deployguard.stages import Stage
 
-PRECONDITION_FAILED = "PreconditionFailedException"
 _GLOB = frozenset("*?[")
 
 
@@ -93,16 +92,12 @@ def parse_alarm_event(event: Mapping[str, Any]) -> AlarmStateChange:
         raise EventError(f"the alarm state change event is malformed ({type(exc).__name__}: {exc})") from exc
 
 
-class AlarmTags(Protocol):
-    def tags(self, alarm_arn: str) -> dict[str, str]: ...
-
-
 @datarecord
 class RollbackPorts:
-    codedeploy: CodeDeploy
-    lambda_: Lambda
+    codedeploy: CodeDeployPort
+    functions: LambdaPort
     alarms: AlarmTags
-    load_policy: Callable[[], Policy]
+    policy: PolicySource
 
 
 @datarecord
@@ -153,7 +148,7 @@ class Located:
 
 
 def locate_deployment(
-    codedeploy: CodeDeploy,
+    codedeploy: CodeDeployPort,
     function_name: str,
     group: DeploymentGroupRef | None,
     *,
@@ -163,10 +158,14 @@ def locate_deployment(
     """The function's in-flight deployment created before ``created_before`` — one ListDeployments
     call when the policy names the deployment group — else, with ``recent_since``, its newest
     finished one created since then."""
-    names: dict[str, Any] = (
-        {"application_name": group.application, "deployment_group_name": group.name} if group else {}
+    application = group.application if group else None
+    group_name = group.name if group else None
+    ids = codedeploy.deployments(
+        application_name=application,
+        deployment_group_name=group_name,
+        statuses=IN_FLIGHT_STATUSES,
+        created_before=created_before,
     )
-    ids = codedeploy.deployments(**names, statuses=IN_FLIGHT_STATUSES, created_before=created_before)
     if ids and group is not None:
         # one in-flight deployment per group: no need to resolve
         return Located(deployment_id=ids[0], in_flight=True, deployment=None)
@@ -176,7 +175,11 @@ def locate_deployment(
     if recent_since is None:
         return None
     ids = codedeploy.deployments(
-        **names, statuses=FINISHED_STATUSES, created_after=recent_since, created_before=created_before
+        application_name=application,
+        deployment_group_name=group_name,
+        statuses=FINISHED_STATUSES,
+        created_after=recent_since,
+        created_before=created_before,
     )
     deployment = newest_of(codedeploy, ids, function_name)
     return (
@@ -186,52 +189,11 @@ def locate_deployment(
     )
 
 
-def newest_of(
-    codedeploy: CodeDeploy, deployment_ids: list[str], function_name: str, alias: str | None = None
-) -> Deployment | None:
-    """The newest of the deployments that shift ``function_name`` (and ``alias``); others are skipped."""
-    matching: list[Deployment] = []
-    for deployment_id in deployment_ids:
-        try:
-            deployment = codedeploy.resolve(deployment_id)
-        except ResolutionError:
-            continue  # not a Lambda deployment, or one without versions: not this function's
-        target = deployment.target
-        if plain_function_name(target.function_name) == plain_function_name(function_name) and alias in (
-            None,
-            target.alias,
-        ):
-            matching.append(deployment)
-    if not matching:
-        return None
-    return max(matching, key=lambda d: d.create_time.timestamp() if d.create_time else 0.0)
-
-
-@datarecord
-class Restore:
-    """Where the alias goes back to, and which version it leaves."""
-
-    version: str
-    leaving: str
-
-
-def plan_restore(state: AliasState, deployment: Deployment | None) -> Restore | None:
-    """Mid-shift (routing weights): back to the alias's main version. At 100% on the release's
-    target: back to the AppSpec's CurrentVersion. Anything else: the alias is not on the release."""
-    if state.additional_version_weights:
-        return Restore(
-            version=state.function_version, leaving=",".join(sorted(state.additional_version_weights))
-        )
-    if deployment is not None and state.function_version == deployment.target.target_version:
-        return Restore(version=deployment.target.current_version, leaving=deployment.target.target_version)
-    return None
-
-
 def handle_alarm_event(
     event: Mapping[str, Any],
     ports: RollbackPorts,
     *,
-    stage: str,
+    stage: Stage,
     clock: Clock,
     alerts: AlertPublisher | None = None,
 ) -> list[OutcomeRecord]:
@@ -241,7 +203,7 @@ def handle_alarm_event(
     if alarm.state != ALARM:
         logger.info("alarm not in ALARM; no action", extra=context)
         return []
-    policy = ports.load_policy()
+    policy = ports.policy.load(stage)
     fetched: list[dict[str, str]] = []
 
     def tags() -> dict[str, str]:  # fetched at most once, and only when a tag selector decides
@@ -258,9 +220,7 @@ def handle_alarm_event(
     records, failures = [], []
     for function in functions:
         record, failure = _roll_back(function, alarm, policy, ports, stage=stage, clock=clock)
-        record = record.finish().redacted(Redactor())
-        record_outcome(record, alerts=alerts)
-        records.append(record)
+        records.append(finish_record(record, alerts=alerts))
         if failure is not None:
             failures.append(failure)
     if failures:
@@ -269,18 +229,25 @@ def handle_alarm_event(
     return records
 
 
+def record_unrun(failure: Evaluation, *, stage: str | None) -> OutcomeRecord:
+    """The record of an alarm rollback that could not run at all (invalid settings): no alarm and
+    no deployment known, only why."""
+    record = OutcomeRecord(role=Role.ALARM_ROLLBACK, stage=stage, checks=failure.checks)
+    return finish_record(_no_action(record, failure.reason, ok=False))
+
+
 def _roll_back(
     function: GuardedFunction,
     alarm: AlarmStateChange,
     policy: Policy,
     ports: RollbackPorts,
     *,
-    stage: str,
+    stage: Stage,
     clock: Clock,
 ) -> tuple[OutcomeRecord, DeployGuardError | None]:
     record = OutcomeRecord(
         role=Role.ALARM_ROLLBACK,
-        stage=stage,
+        stage=stage.value,
         function_name=function.function_name,
         alias=function.alias,
         alarm_name=alarm.alarm_name,
@@ -305,88 +272,52 @@ def _roll_back(
     record = replace(record, deployment_id=located.deployment_id)
     if located.deployment is not None:
         record = replace(record, **asdict(located.deployment.target))
-    bypass = audited_bypass(function.entry, located.deployment_id, function.function_name)
+    bypass = bypass_for(function.entry, located.deployment_id, function.function_name)
     if bypass is not None:
-        reason = f"rollback bypassed by policy for this deployment: {bypass.reason} (approved by {bypass.approved_by})"
+        reason = bypass_reason(bypass, skipped="rollback")
         return _no_action(replace(record, bypass=bypass), reason), None
-    return _stop_and_restore(
-        record, function=function, alarm=alarm, located=located, ports=ports, clock=clock
-    )
 
-
-def _stop_and_restore(
-    record: OutcomeRecord,
-    *,
-    function: GuardedFunction,
-    alarm: AlarmStateChange,
-    located: Located,
-    ports: RollbackPorts,
-    clock: Clock,
-) -> tuple[OutcomeRecord, DeployGuardError | None]:
-    actions: list[Action] = []
-    failure: DeployGuardError | None = None
-    deployment_id = located.deployment_id
-    if located.in_flight:
-        try:
-            stopped = ports.codedeploy.stop(deployment_id, auto_rollback=True)
-            detail = "with auto-rollback" if stopped else "already completed"
-            actions.append(
-                Action(kind=ActionKind.DEPLOYMENT_STOPPED if stopped else ActionKind.NO_ACTION, detail=detail)
-            )
-        except DeployGuardError as exc:  # NOTE: still restore the alias: that is what stops the harm
-            actions.append(Action(kind=ActionKind.DEPLOYMENT_STOPPED, ok=False, detail=str(exc)))
-            failure = exc
-    deployment = located.deployment
-    restored_ms: float | None = None
-    try:
+    def aim() -> Aim:
+        """Read the alias (after the stop) and where it goes back to."""
+        deployment = located.deployment
         if function.alias is None and deployment is None:
-            deployment = ports.codedeploy.resolve(deployment_id)
+            deployment = ports.codedeploy.resolve(located.deployment_id)
         alias = function.alias or (deployment.target.alias if deployment else "")
-        state = ports.lambda_.alias(function.function_name, alias)
+        state = ports.functions.alias(function.function_name, alias)
         if not state.additional_version_weights and deployment is None:
-            deployment = ports.codedeploy.resolve(deployment_id)
+            deployment = ports.codedeploy.resolve(located.deployment_id)
         plan = plan_restore(state, deployment)
-        record = _with_versions(replace(record, alias=alias), plan, deployment)
         executed = alarm.dimensions.get("ExecutedVersion")
         if plan is None:
-            detail = f"{alias} is on version {state.function_version}, not on the release: left alone"
-            actions.append(Action(kind=ActionKind.NO_ACTION, detail=detail))
+            left = f"{alias} is on version {state.function_version}, not on the release: left alone"
         elif executed is not None and executed == plan.version:
-            detail = f"the alarm concerns version {executed}, the one {alias} would go back to: left alone"
-            actions.append(Action(kind=ActionKind.NO_ACTION, detail=detail))
+            left = f"the alarm concerns version {executed}, the one {alias} would go back to: left alone"
         else:
-            actions.append(_point(ports.lambda_, state, plan, deployment_id))
-            if actions[-1].ok:
-                restored_ms = (clock() - alarm.changed_at).total_seconds() * 1000
-    except DeployGuardError as exc:  # an AWS call failed, or the AppSpec does not name the versions
-        actions.append(Action(kind=ActionKind.ALIAS_RESTORED, ok=False, detail=str(exc)))
-        failure = failure or exc
-    return _rollback_record(record, alarm, actions, restored_ms), failure
+            left = None
+        return Aim(state=state, plan=plan, deployment=deployment, left_alone=left)
 
-
-def _point(lambda_: Lambda, state: AliasState, plan: Restore, deployment_id: str) -> Action:
-    try:
-        lambda_.point_alias(state, plan.version)
-    except AwsCallError as exc:
-        if exc.error_code != PRECONDITION_FAILED:
-            raise
+    done = stop_and_restore(
+        ports.codedeploy,
+        ports.functions,
+        deployment_id=located.deployment_id if located.in_flight else None,
+        aim=aim,
+    )
+    if done.alias_changed and done.aim is not None:
         logger.warning(
             "alias changed since it was read; not overwritten",
             extra={
-                "deployment_id": deployment_id,
-                "function_name": state.function_name,
-                "alias": state.alias,
-                "revision_id": state.revision_id,
+                "deployment_id": located.deployment_id,
+                "function_name": done.aim.state.function_name,
+                "alias": done.aim.state.alias,
+                "revision_id": done.aim.state.revision_id,
             },
         )
-        detail = (
-            f"{state.alias} changed after it was read (RevisionId {state.revision_id}): not overwritten; "
-            "check it with `deployguard status`"
+    if done.aim is not None:
+        record = _with_versions(
+            replace(record, alias=done.aim.state.alias), done.aim.plan, done.aim.deployment
         )
-        return Action(kind=ActionKind.ALIAS_RESTORED, ok=False, detail=detail)
-    return Action(
-        kind=ActionKind.ALIAS_RESTORED, detail=f"{state.alias} -> version {plan.version}, routing cleared"
-    )
+    restored_ms = (clock() - alarm.changed_at).total_seconds() * 1000 if done.restored else None
+    return _rollback_record(record, alarm, done.actions, restored_ms), done.error
 
 
 def _with_versions(

@@ -1,0 +1,234 @@
+"""The Lambda runtime's part in one invocation, run as a script in the function's own process.
+
+:mod:`deployguard_cli.localaws.lambda_runner` reads this file with :mod:`importlib.resources`,
+copies it next to its code cache and starts ``python -u <that copy> <spec JSON>`` with the version's
+code as the working directory and the version's environment (see the runner's ``_run``). Here: put
+the code on ``sys.path``, load the ``Handler`` (``module.function``), tell the runner through the
+ready pipe that init is over and how much it logged, call the handler with the event from stdin
+and a context shaped like the Python runtime's, and write the answer (or the runtime's error
+payload) to the result file. Shapes and error types follow awslambdaric, the Python runtime client.
+
+Standard library only, and nothing heavy at import: this runs on every (cold) invocation. It is not
+imported by DeployGuard; it is a module so that ruff and mypy check it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+# NOTE: not `from typing import TYPE_CHECKING`: importing typing costs a few milliseconds on every
+# cold start, and mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, TypeVar
+
+    _Slotted = TypeVar("_Slotted", "ClientContext", "Client", "CognitoIdentity")
+
+HERE = __file__
+"""This file: its frames are left out of the stack trace an exception answers with."""
+
+
+class ClientContext:
+    __slots__ = ("client", "custom", "env")
+    custom: dict[str, Any] | None
+    env: dict[str, Any] | None
+    client: Client | dict[str, Any] | None
+
+
+class Client:
+    __slots__ = ("app_package_name", "app_title", "app_version_code", "app_version_name", "installation_id")
+    installation_id: str | None
+    app_title: str | None
+    app_version_name: str | None
+    app_version_code: str | None
+    app_package_name: str | None
+
+
+class CognitoIdentity:
+    __slots__ = ("cognito_identity_id", "cognito_identity_pool_id")
+    cognito_identity_id: str | None
+    cognito_identity_pool_id: str | None
+
+
+def from_dict(cls: type[_Slotted], data: dict[str, Any] | None) -> _Slotted | None:
+    """An object of ``cls`` with each slot from ``data`` (missing keys give None); None for None."""
+    if data is None:
+        return None
+    obj = cls()
+    for name in cls.__slots__:
+        setattr(obj, name, data.get(name))
+    return obj
+
+
+class LambdaContext:
+    """The handler's ``context``, as the Python runtime builds it."""
+
+    def __init__(
+        self,
+        request_id: str,
+        invoked_function_arn: str,
+        client_context: dict[str, Any] | None,
+        deadline_ms: int,
+    ) -> None:
+        env = os.environ
+        self.aws_request_id = request_id
+        self.log_group_name = env.get("AWS_LAMBDA_LOG_GROUP_NAME")
+        self.log_stream_name = env.get("AWS_LAMBDA_LOG_STREAM_NAME")
+        self.function_name = env.get("AWS_LAMBDA_FUNCTION_NAME")
+        self.memory_limit_in_mb = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        self.function_version = env.get("AWS_LAMBDA_FUNCTION_VERSION")
+        self.invoked_function_arn = invoked_function_arn
+        self.tenant_id = None
+        self.client_context = from_dict(ClientContext, client_context)
+        if self.client_context is not None and isinstance(self.client_context.client, dict):
+            self.client_context.client = from_dict(Client, self.client_context.client)
+        self.identity = from_dict(CognitoIdentity, {})
+        self._deadline_ms = deadline_ms
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(self._deadline_ms - int(time.time() * 1000), 0)
+
+    def log(self, msg: object) -> None:
+        sys.stdout.write(str(msg))
+
+
+class Fault(Exception):
+    """A failure the runtime names itself (``Runtime.ImportModuleError`` …), not the handler's."""
+
+    def __init__(self, kind: str, message: str, trace: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.trace = kind, message, trace
+
+
+def error(message: str, kind: str, trace: list[str] | None, request_id: str) -> dict[str, Any]:
+    return {
+        "errorMessage": message or "",
+        "errorType": kind or "",
+        "requestId": request_id,
+        "stackTrace": trace or [],
+    }
+
+
+def exception_error(exc: Exception, request_id: str) -> dict[str, Any]:
+    # NOTE: imported here: traceback is needed only when something failed.
+    import traceback  # noqa: PLC0415
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    while frames and frames[0].filename == HERE:
+        frames.pop(0)
+    return error(str(exc), type(exc).__name__, traceback.format_list(frames), request_id)
+
+
+def log_error(result: dict[str, Any]) -> None:
+    """The runtime's one-record error log: lines joined by ``\\r``, indents as no-break spaces."""
+    text = "[ERROR] " + result["errorType"]
+    if result["errorMessage"]:
+        text += ": " + result["errorMessage"]
+    lines = [text, "Traceback (most recent call last):"]
+    for element in result["stackTrace"]:
+        for line in element.splitlines():
+            stripped = line.lstrip(" ")
+            lines.append("\u00a0" * (len(line) - len(stripped)) + stripped)
+    sys.stdout.write("\r".join(lines) + "\n")
+
+
+def load_handler(handler: str) -> Callable[[Any, LambdaContext], Any]:
+    # NOTE: imported here, as the runtime does, once the code's folder is on sys.path.
+    import importlib  # noqa: PLC0415
+
+    try:
+        module_name, function_name = handler.rsplit(".", 1)
+    except ValueError as exc:
+        raise Fault("Runtime.MalformedHandlerName", f"Bad handler '{handler}': {exc}") from exc
+    if module_name.split(".")[0] in sys.builtin_module_names:
+        raise Fault(
+            "Runtime.BuiltInModuleConflict", f"Cannot use built-in module {module_name} as a handler module"
+        )
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except ImportError as exc:
+        raise Fault("Runtime.ImportModuleError", f"Unable to import module '{module_name}': {exc}") from exc
+    except SyntaxError as exc:
+        trace = [f'  File "{exc.filename}" Line {exc.lineno}\n    {exc.text}']
+        raise Fault(
+            "Runtime.UserCodeSyntaxError", f"Syntax error in module '{module_name}': {exc}", trace
+        ) from exc
+    try:
+        found: Callable[[Any, LambdaContext], Any] = getattr(module, function_name)
+    except AttributeError:
+        raise Fault(
+            "Runtime.HandlerNotFound", f"Handler '{function_name}' missing on module '{module_name}'"
+        ) from None
+    return found
+
+
+def encode_default(obj: Any) -> float:
+    """``json.dumps``'s fallback: a Decimal becomes a float (decimal is not imported to check)."""
+    if type(obj).__name__ == "Decimal":
+        return float(obj)
+    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
+
+
+def write_result(path: str, result: dict[str, Any]) -> None:
+    # NOTE: open(), not pathlib: pathlib is a heavy import for a cold start.
+    with open(path, "w", encoding="utf-8") as out:  # noqa: PTH123
+        json.dump(result, out)
+
+
+def main() -> None:
+    """Run one invocation. ``sys.argv[1]`` is the runner's spec: ``request_id``, ``handler``,
+    ``invoked_function_arn``, ``client_context``, ``timeout_ms``, ``task_root``, ``result_path``
+    and ``ready_fd`` (the pipe that gets init's logged byte count once the handler is loaded)."""
+    spec: dict[str, Any] = json.loads(sys.argv[1])
+    request_id = spec["request_id"]
+    sys.path[0] = spec["task_root"]
+    try:
+        handler = load_handler(spec["handler"])
+    except Fault as fault:
+        result = error(fault.message, fault.kind, fault.trace, "")
+        log_error(result)
+        write_result(spec["result_path"], {"error": result})
+        return
+    except Exception as exc:
+        result = exception_error(exc, "")
+        log_error(result)
+        write_result(spec["result_path"], {"error": result})
+        return
+    sys.stdout.flush()
+    try:
+        logged = os.lseek(1, 0, os.SEEK_CUR)  # what init wrote: stdout and stderr share this file
+    except OSError:
+        logged = -1
+    os.write(spec["ready_fd"], b"%d\n" % logged)
+    os.close(spec["ready_fd"])
+    deadline_ms = int(time.time() * 1000) + spec["timeout_ms"]
+    started = time.perf_counter()
+    raw = sys.stdin.buffer.read()
+    try:
+        context = LambdaContext(request_id, spec["invoked_function_arn"], spec["client_context"], deadline_ms)
+        response = handler(json.loads(raw) if raw.strip() else {}, context)
+        try:
+            payload = json.dumps(response, default=encode_default, ensure_ascii=False, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            raise Fault("Runtime.MarshalError", f"Unable to marshal response: {exc}") from exc
+    except Fault as fault:
+        result = error(fault.message, fault.kind, fault.trace, request_id)
+    except Exception as exc:
+        result = exception_error(exc, request_id)
+    else:
+        write_result(
+            spec["result_path"], {"payload": payload, "duration_ms": (time.perf_counter() - started) * 1000}
+        )
+        return
+    log_error(result)
+    write_result(
+        spec["result_path"], {"error": result, "duration_ms": (time.perf_counter() - started) * 1000}
+    )
+
+
+if __name__ == "__main__":
+    main()
