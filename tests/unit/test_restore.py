@@ -94,6 +94,9 @@ class FakeLambda:
     def snapshot(self, function_name: str, version: str) -> FunctionSnapshot:
         raise AssertionError("not called")
 
+    def environment(self, function_name: str, version: str) -> dict[str, str]:
+        raise AssertionError("not called")
+
     def invoke(
         self, function_name: str, qualifier: str, payload: bytes, *, deployment_id: str | None = None
     ) -> InvocationResult:

@@ -74,6 +74,10 @@ class LambdaPort(Protocol):
 
     def snapshot(self, function_name: str, version: str) -> FunctionSnapshot: ...
 
+    def environment(self, function_name: str, version: str) -> dict[str, str]:
+        """The version's environment variables only (what a redactor is built from)."""
+        ...
+
     def invoke(
         self, function_name: str, qualifier: str, payload: bytes, *, deployment_id: str | None = None
     ) -> InvocationResult:

@@ -51,6 +51,12 @@ class Lambda:
             on_failure_destination=self._on_failure_destination(function_name, version),
         )
 
+    def environment(self, function_name: str, version: str) -> dict[str, str]:
+        """The environment variables of exactly ``version`` (one GetFunctionConfiguration)."""
+        with aws_call("GetFunctionConfiguration"):
+            config = self._client.get_function_configuration(FunctionName=function_name, Qualifier=version)
+        return dict(config.get("Environment", {}).get("Variables", {}))
+
     def _on_failure_destination(self, function_name: str, version: str) -> str | None:
         answer = unless(
             {"ResourceNotFoundException"},
