@@ -3,9 +3,15 @@
 ``before-call.*.*`` hook on the clients DeployGuard's adapters use, not by hand.
 
 (a) The rollback hot path for a canary, from the alarm event to the alias restored: the AWS calls
-    (target ≤ 4) and its time in moto relative to one UpdateAlias call in moto.
+    and its time in moto relative to one UpdateAlias call in moto. Before the event was trusted it
+    was 4 calls (ListDeployments, StopDeployment, GetAlias, UpdateAlias); now the alarm is read back
+    (DescribeAlarms) and the release's versions (GetDeployment, GetApplicationRevision) before
+    anything changes, so the alias is moved only while it still has the deployment's shape, and the
+    redactor reads both versions' environments (2 GetFunctionConfiguration) after the restore: 7
+    calls until the alias is back, 9 in all.
 (b) One bake poll watching K alarms (K = 1, 100, 250): DescribeAlarms calls (⌈K/100⌉) and
-    GetMetricData calls (1, for every per-version series).
+    GetMetricData calls (1, for every per-version series), and the poll's other calls (it resolves
+    the deployment again: GetDeployment + GetApplicationRevision).
 
 Run from the repository root: .venv/bin/python -m scripts.bench_rollback (its world is built with
 tests/support, as the integration tests build theirs).
@@ -17,6 +23,7 @@ import math
 import os
 import statistics
 import time
+from datetime import timedelta
 
 from tests.support.aws import (
     FAKE_CREDENTIALS,
@@ -36,11 +43,14 @@ from tests.support.release import (
     POLICY_PARAMETER,
     alarm_event,
     empty_release,
+    set_alarm,
     watch_policy,
 )
 
 RUNS = 15
 FUNCTION = "orders"
+ALARM = "orders-errors"
+RESTORED_BY = "UpdateAlias"
 
 
 def environment() -> None:
@@ -76,7 +86,8 @@ def rollback_hot_path() -> None:
     from deployguard.settings import HookSettings
 
     empty_release()
-    publish_policy(POLICY_PARAMETER, watch_policy(["orders-errors"]))
+    put_metric_alarm(ALARM, dimensions={"FunctionName": FUNCTION, "Resource": f"{FUNCTION}:{ALIAS}"})
+    publish_policy(POLICY_PARAMETER, watch_policy([ALARM]))
     settings = HookSettings.from_environ(os.environ)
     store = entrypoints.policy_store(settings.policy_parameter, settings.policy_cache_seconds)
     ports = RollbackPorts(
@@ -88,7 +99,9 @@ def rollback_hot_path() -> None:
     durations, counts = [], []
     for run in range(RUNS + 1):
         start_canary()
-        event = alarm_event("orders-errors")
+        time.sleep(0.002)  # NOTE: CloudWatch's timestamps are in milliseconds: after the deployment
+        set_alarm(ALARM, "ALARM")  # the rollback reads the alarm back: it must really be in ALARM
+        event = alarm_event(ALARM)
         with counted_calls() as calls, captured_output():
             began = time.perf_counter()
             records = handle_alarm_event(event, ports, stage=settings.stage, clock=entrypoints.now)
@@ -116,7 +129,10 @@ def rollback_hot_path() -> None:
     assert all(c == warm for c in counts), counts
     hot, one = statistics.median(durations), statistics.median(update_alias)
     print("(a) alarm rollback hot path, canary (alias with routing weights), moto in process")
-    print(f"    AWS calls (warm): {len(warm)} -> {' -> '.join(warm)} (target <= 4)")
+    restored = warm.index(RESTORED_BY) + 1
+    print(f"    AWS calls (warm): {len(warm)} -> {' -> '.join(warm)}")
+    print(f"    until the alias is back: {restored} (was 4 before the event was verified; +1 DescribeAlarms,")
+    print("      +2 for the release's versions: the alias moves only while it has the deployment's shape)")
     extra = [c for c in cold if c not in warm]
     print(
         f"    AWS calls (cold start): {len(cold)} (+ {', '.join(extra) or 'none'}: the policy, then cached)"
@@ -130,14 +146,13 @@ def poll_costs() -> None:
     import boto3
 
     from deployguard import entrypoints
-    from deployguard.appspec import DeploymentTarget
-    from deployguard.bake import BakeState, BakeWindow
+    from deployguard.bake import BakeState, BakeWindow, Verdict, decide_poll, execution_name, output
     from deployguard.bake_step import BakePorts, run_bake_step
     from deployguard.settings import HookSettings
     from deployguard.watch import WatchPorts
 
     made = 0
-    print("(b) one bake poll watching K alarms (names selected by policy)")
+    print("(b) one bake poll watching K alarms (names selected by policy) that continues the bake")
     for k in (1, 100, 250):
         names = [f"orders-alarm-{i:03d}" for i in range(k)]
         for name in names[made:]:
@@ -150,27 +165,24 @@ def poll_costs() -> None:
         state = BakeState(
             deployment_id=deployment_id,
             lifecycle_event_hook_execution_id="bench",
-            stage="staging",
-            target=DeploymentTarget(
-                function_name=FUNCTION, alias=ALIAS, current_version="1", target_version="2"
-            ),
-            deployment_started_at=now,
-            window=BakeWindow(started_at=now, until=now.replace(year=now.year + 1), poll_seconds=60),
-            alarm_names=names,
+            window=BakeWindow(started_at=now, until=now + timedelta(minutes=30), poll_seconds=60),
         )
         settings = HookSettings.from_environ(os.environ)
         store = entrypoints.policy_store(settings.policy_parameter, settings.policy_cache_seconds)
         store.load(settings.stage)  # warm: the poll's own calls only
         ports = BakePorts(
             codedeploy=entrypoints.codedeploy_adapter(),
+            functions=entrypoints.lambda_adapter(),
             watch=WatchPorts(alarms=entrypoints.alarms_adapter(), metrics=entrypoints.metrics_adapter()),
             policy=store,
         )
+        event = {
+            "input": output(state, decide_poll(state.window, [], now)),
+            "execution_name": execution_name(deployment_id, "bench"),
+        }
         with counted_calls() as calls, captured_output():
-            result = run_bake_step(
-                state.model_dump(mode="json"), ports, stage=settings.stage, clock=entrypoints.now
-            )
-        assert result["verdict"] == "continue", result
+            result = run_bake_step(event, ports, stage=settings.stage, clock=entrypoints.now)
+        assert result["verdict"] == Verdict.CONTINUE.value, result
         describe, metric = calls.count("DescribeAlarms"), calls.count("GetMetricData")
         others = [c for c in calls if c not in ("DescribeAlarms", "GetMetricData")]
         print(
@@ -178,6 +190,10 @@ def poll_costs() -> None:
             f"GetMetricData {metric}; other calls: {', '.join(others) or 'none'}"
         )
         boto3.client("codedeploy").stop_deployment(deploymentId=deployment_id)
+    print(
+        "    the poll that ends the bake adds GetFunctionConfiguration per version (2) for the record's"
+        " redactor, and PutLifecycleEventHookExecutionStatus"
+    )
 
 
 def main() -> None:

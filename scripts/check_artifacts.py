@@ -6,6 +6,9 @@ For each function and layer of ``.aws-sam/build/template.yaml``:
   upload) limit; function + layers unzipped must stay under Lambda's 250 MB;
 - the layer holds no test, CLI or build-only libraries (moto, pytest, hypothesis, rich,
   deployguard_cli, …) and no boto3/botocore (the python3.12 runtime provides them);
+- the layer holds exactly the distributions its lock pins (layers/deployguard/requirements.txt,
+  for Python 3.12 on the template's architecture), at the locked versions: what CI tested with
+  (.venv is installed from a lock constrained to the same pins) is what ships;
 - every native extension is built for the template's architecture (ELF machine);
 - every ``.py`` file has Python 3.12 bytecode that Lambda will use: an unchecked-hash ``.pyc``
   (``make build`` writes them; SAM's zips date every file 1980-01-01, so timestamp-checked
@@ -36,6 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from samtranslator.yaml_helper import yaml_parse
+
+from scripts.locks import LAYER_LOCK, LockError, normalize, resolved
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_DIR = ROOT / ".aws-sam" / "build"
@@ -130,6 +135,38 @@ def forbidden_content(layer_python: Path) -> list[str]:
         if top in FORBIDDEN:
             problems.append(f"{entry.name}: {FORBIDDEN[top]} must not ship in the layer")
     return problems
+
+
+LOCK_MACHINES = {"x86_64": "x86_64", "arm64": "aarch64"}
+
+
+def lock_problems(layer_python: Path, architecture: str, lock: Path = LAYER_LOCK) -> tuple[int, list[str]]:
+    """The layer's distributions (``*.dist-info``) against the lock's pins for Python 3.12 on
+    ``architecture``: none missing, none extra, every version the locked one."""
+    try:
+        pinned = resolved(lock, "3.12", LOCK_MACHINES.get(architecture, architecture))
+    except (OSError, LockError) as error:
+        return 0, [f"cannot read the layer lock: {error}"]
+    shipped: dict[str, str] = {}
+    for info in layer_python.glob("*.dist-info"):
+        name, _, version = info.name.removesuffix(".dist-info").partition("-")
+        shipped[normalize(name)] = version
+    problems = [
+        f"{name}=={version} is locked but not in the layer"
+        for name, version in sorted(pinned.items())
+        if name not in shipped
+    ]
+    problems += [
+        f"{name} {version} ships but is not in {lock.name}"
+        for name, version in sorted(shipped.items())
+        if name not in pinned
+    ]
+    problems += [
+        f"{name} {shipped[name]} ships, the lock pins {version}"
+        for name, version in sorted(pinned.items())
+        if name in shipped and shipped[name] != version
+    ]
+    return len(shipped), problems
 
 
 def elf_architecture(path: Path) -> str | None:
@@ -273,12 +310,14 @@ def check_layer(artifact: Artifact, run: Run) -> tuple[list[str], list[str]]:
     forbidden = forbidden_content(python_dir)
     count, mismatched = native_mismatches(artifact.path, run.architecture)
     modules, bytecode = bytecode_problems(artifact.path)
+    distributions, unlocked = lock_problems(python_dir, run.architecture)
     notes = [
         f"{count} native modules {'ok' if not mismatched else 'WRONG ARCH'}",
         f"{modules} modules {'with bytecode' if not bytecode else 'MISSING BYTECODE'}",
         "no test/CLI libraries" if not forbidden else "FORBIDDEN CONTENT",
+        f"{distributions} distributions {'= its lock' if not unlocked else 'NOT ITS LOCK'}",
     ]
-    return notes, [f"{artifact.logical_id}: {p}" for p in forbidden + mismatched + bytecode]
+    return notes, [f"{artifact.logical_id}: {p}" for p in forbidden + mismatched + bytecode + unlocked]
 
 
 def check_function(artifact: Artifact, run: Run) -> tuple[list[str], list[str]]:

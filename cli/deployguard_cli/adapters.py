@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from deployguard import entrypoints
 from deployguard.aws import clients
+from deployguard.aws.lambda_functions import Lambda
 from deployguard_cli.report import OutcomeLogs
 
 if TYPE_CHECKING:
@@ -23,8 +24,11 @@ def codedeploy() -> CodeDeployPort:
     return entrypoints.codedeploy_adapter()
 
 
-def functions() -> LambdaPort:
-    return entrypoints.lambda_adapter()
+def functions(*, invoke_read_timeout: float | None = None) -> LambdaPort:
+    """The Lambda adapter; ``invoke_read_timeout`` (seconds) bounds each synchronous invocation."""
+    if invoke_read_timeout is None:
+        return entrypoints.lambda_adapter()
+    return Lambda(clients.lambda_client(), clients.lambda_invoke_client(invoke_read_timeout))
 
 
 def references() -> ReferencePort:

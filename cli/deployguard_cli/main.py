@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from deployguard.errors import DeployGuardError
 from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED
+from deployguard_cli.render import terminal_safe
 
 COMMAND_MODULES = ("policy", "check", "report", "rollback", "status", "rehearse")
 
@@ -34,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except DeployGuardError as exc:
-        print(f"deployguard: {exc}", file=sys.stderr)
+        print(f"deployguard: {terminal_safe(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -23,7 +23,7 @@ from deployguard.findings import Decision, Severity
 from deployguard.notify import consequence
 from deployguard.outcome import RECORD_TYPE, SCHEMA_VERSION, ActionKind, CheckRecord, OutcomeRecord
 from deployguard.schema import parse_outcome
-from deployguard_cli.render import RESULT_MARKS
+from deployguard_cli.render import RESULT_MARKS, terminal_safe
 
 if TYPE_CHECKING:
     from mypy_boto3_logs import CloudWatchLogsClient
@@ -182,7 +182,8 @@ def _check_lines(check: CheckRecord) -> list[str]:
 
 
 def render_report(report: Report) -> str:
-    """The report as text: summary, timeline (UTC), every check of every hook, what was done."""
+    """The report as text: summary, timeline (UTC), every check of every hook, what was done; each
+    line terminal-safe (a function's error text cannot drive the terminal)."""
     verdict = {
         "succeeded": "SUCCEEDED",
         "failed": "FAILED",
@@ -221,7 +222,7 @@ def render_report(report: Report) -> str:
             if action.kind in (ActionKind.ALIAS_RESTORED, ActionKind.DEPLOYMENT_STOPPED) or not action.ok:
                 state = "done" if action.ok else "FAILED"
                 lines.append(f"    action {action.kind.value} {state}: {action.detail}".rstrip())
-    return "\n".join(lines)
+    return "\n".join(terminal_safe(line) for line in lines)
 
 
 # --- reading the records from CloudWatch Logs ---------------------------------------------------

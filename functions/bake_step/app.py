@@ -1,6 +1,7 @@
 """The bake workflow's Task (statemachine/bake.asl.json): one poll of the guarded alarms and the
 new version's metrics; reports the AfterAllowTraffic status itself when the verdict is final.
-``{"action": "fail", "state": …}`` (the workflow's Catch) reports Failed.
+The event is ``{"input": <the workflow's document>, "execution_name": …}``; ``"action": "fail"``
+(the workflow's Catch) reports Failed.
 
 Thin by design: all logic lives in the ``deployguard`` layer package.
 """
@@ -16,6 +17,8 @@ from deployguard.entrypoints import bake_step
 from deployguard.observability import logger
 
 
-@logger.inject_lambda_context(correlation_id_path="deployment_id || state.deployment_id", clear_state=True)
+@logger.inject_lambda_context(
+    correlation_id_path="input.state.deployment_id || deployment_id || state.deployment_id", clear_state=True
+)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return bake_step(event, context, os.environ)

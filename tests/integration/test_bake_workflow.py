@@ -24,12 +24,14 @@ import boto3
 import pytest
 
 from deployguard import entrypoints
+from deployguard.bake import execution_name
 from deployguard_cli.localaws import lambda_runner, moto_cloudwatch, moto_codedeploy, moto_lambda_alias
-from tests.support.aws import FAILURES, ROLE_POLICY, fail
+from tests.support.aws import FAILURES, ROLE_POLICY, counted_calls, fail
 from tests.support.handlers import ROOT, FakeLambdaContext, load_event, load_handler
 from tests.support.outcomes import captured_output, json_lines, outcome_lines
 from tests.support.release import (
     ERRORS_ALARM,
+    GOOD_ENV,
     HOOK_ENV,
     GuardedRelease,
     post_traffic_policy,
@@ -84,73 +86,94 @@ def bake_step() -> Handler:
     return load_handler("bake_step").handler  # type: ignore[no-any-return]
 
 
-def start_bake(release: GuardedRelease, context: FakeLambdaContext) -> dict[str, Any]:
-    """Run the post-traffic hook; the input it gave the bake workflow."""
+@dataclass
+class Bake:
+    """One bake workflow as the state machine runs it: the execution's name (the context object's
+    ``$$.Execution.Name``) and its current document (``state``, ``verdict``, ``wait_seconds``)."""
+
+    execution_name: str
+    document: dict[str, Any]
+
+    @property
+    def state(self) -> dict[str, Any]:
+        state: dict[str, Any] = self.document["state"]
+        return state
+
+    def event(self, **extra: Any) -> dict[str, Any]:
+        """What the Poll task hands the bake step (``action: fail`` for the Catch's ReportFailed)."""
+        return {"input": self.document, "execution_name": self.execution_name, **extra}
+
+
+def start_bake(release: GuardedRelease, context: FakeLambdaContext) -> Bake:
+    """Run the post-traffic hook; the bake workflow it started, as the workflow's input shows it."""
     with captured_output():
         load_handler("post_traffic").handler(release.event, context)
     sfn = boto3.client("stepfunctions")
     (machine,) = sfn.list_state_machines()["stateMachines"]
     (execution,) = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
-    state: dict[str, Any] = json.loads(
-        sfn.describe_execution(executionArn=execution["executionArn"])["input"]
-    )
-    return state
+    document = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    return Bake(execution_name=execution["name"], document=document)
 
 
-def poll(bake_step: Handler, state: dict[str, Any], context: FakeLambdaContext) -> tuple[dict[str, Any], str]:
+def step(bake_step: Handler, event: Any, context: FakeLambdaContext) -> tuple[dict[str, Any], str]:
     with captured_output() as out:
-        answer = bake_step(state, context)
+        answer = bake_step(event, context)
     return answer, out.getvalue()
 
 
 def bake_until_done(
     bake_step: Handler,
-    state: dict[str, Any],
+    bake: Bake,
     clock: Clock,
     context: FakeLambdaContext,
     *,
     each: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, Any], str, int]:
     """What the workflow does: wait wait_seconds, poll, until the verdict is done."""
-    polls = 0
-    while state["verdict"] == "continue":
-        clock.advance(state["wait_seconds"])
+    polls, output = 0, ""
+    while bake.document["verdict"] == "continue":
+        clock.advance(bake.document["wait_seconds"])
         if each is not None:
             each(polls)
-        state, output = poll(bake_step, state, context)
+        bake.document, output = step(bake_step, bake.event(), context)
         polls += 1
         assert polls < 100, "the bake never ends"
-    return state, output, polls
+    return bake.document, output, polls
 
 
 @pytest.fixture
-def baking(clock: Clock, lambda_context: FakeLambdaContext) -> tuple[GuardedRelease, dict[str, Any]]:
+def baking(clock: Clock, lambda_context: FakeLambdaContext) -> tuple[GuardedRelease, Bake]:
     release = GuardedRelease(policy=post_traffic_policy(bake=BAKE)).create().at_after_allow_traffic()
     put_version_metrics("2", invocations=3)  # too few to judge yet
     return release, start_bake(release, lambda_context)
 
 
 def test_a_healthy_bake_polls_until_the_window_ends_then_reports_succeeded(
-    baking: tuple[GuardedRelease, dict[str, Any]],
+    baking: tuple[GuardedRelease, Bake],
     bake_step: Handler,
     clock: Clock,
     lambda_context: FakeLambdaContext,
 ) -> None:
     # GIVEN a 10-minute bake polled every minute, traffic arriving as it goes
-    release, state = baking
+    release, bake = baking
     assert release.reports() == []
 
     # WHEN the workflow polls until the bake step says done
     final, output, polls = bake_until_done(
-        bake_step, state, clock, lambda_context, each=lambda n: put_version_metrics("2", invocations=5)
+        bake_step, bake, clock, lambda_context, each=lambda n: put_version_metrics("2", invocations=5)
     )
 
     # THEN it took one poll a minute, reported Succeeded once, and recorded every check
     assert polls == 10
     assert release.reports() == ["Succeeded"]
-    assert (final["verdict"], final["decision"], final["polls"]) == ("done", "Succeeded", 10)
+    assert (final["verdict"], final["decision"], final["state"]["polls"]) == ("done", "Succeeded", 10)
     (record,) = outcome_lines(output)
     assert record["role"] == "bake" and record["hook"] == "AfterAllowTraffic"
+    assert (record["function_name"], record["current_version"], record["target_version"]) == (
+        "orders",
+        "1",
+        "2",
+    )
     assert [c["name"] for c in record["checks"]] == ["smoke:quote", "policy", "alarms", "version-health"]
     assert record["checks"][-1]["result"] == "passed"
 
@@ -161,9 +184,9 @@ def test_inconclusive_polls_keep_baking_and_the_policy_settles_the_last(
     policy = post_traffic_policy(bake=BAKE)
     policy["functions"]["orders"]["version_health"]["inconclusive"] = "fail"
     release = GuardedRelease(policy=policy).create().at_after_allow_traffic()
-    state = start_bake(release, lambda_context)
+    bake = start_bake(release, lambda_context)
 
-    _final, output, polls = bake_until_done(bake_step, state, clock, lambda_context)
+    _final, output, polls = bake_until_done(bake_step, bake, clock, lambda_context)
 
     assert polls == 10  # no traffic: inconclusive until the end, never an early failure
     assert release.reports() == ["Failed"]
@@ -171,19 +194,19 @@ def test_inconclusive_polls_keep_baking_and_the_policy_settles_the_last(
 
 
 def test_an_alarm_mid_bake_fails_at_the_next_poll(
-    baking: tuple[GuardedRelease, dict[str, Any]],
+    baking: tuple[GuardedRelease, Bake],
     bake_step: Handler,
     clock: Clock,
     lambda_context: FakeLambdaContext,
 ) -> None:
-    release, state = baking
+    release, bake = baking
 
     def fire_at_the_fourth_poll(n: int) -> None:
         if n == 3:
             set_alarm(ERRORS_ALARM, "ALARM")
 
     final, output, polls = bake_until_done(
-        bake_step, state, clock, lambda_context, each=fire_at_the_fourth_poll
+        bake_step, bake, clock, lambda_context, each=fire_at_the_fourth_poll
     )
 
     assert polls == 4
@@ -192,33 +215,55 @@ def test_an_alarm_mid_bake_fails_at_the_next_poll(
     assert "ALM001" in json.dumps(outcome_lines(output)[0]["checks"])
 
 
-def test_the_polls_cost_a_describe_and_a_metric_call_each(
-    baking: tuple[GuardedRelease, dict[str, Any]],
+def test_an_alarm_created_mid_bake_is_watched_from_the_next_poll(
+    baking: tuple[GuardedRelease, Bake],
     bake_step: Handler,
     clock: Clock,
     lambda_context: FakeLambdaContext,
 ) -> None:
-    from tests.support.aws import counted_calls
+    # GIVEN a new alarm the policy's prefix selects, created and firing mid-bake
+    release, bake = baking
+    put_alarm("orders-new-version-latency", metric="Duration")
+    set_alarm("orders-new-version-latency", "ALARM")
 
-    _release, state = baking
-    clock.advance(state["wait_seconds"])
+    bake_until_done(bake_step, bake, clock, lambda_context)
+
+    # THEN the bake sees it: the alarms are selected by the policy at every poll, not from the state
+    assert release.reports() == ["Failed"]
+
+
+def test_each_poll_resolves_the_deployment_and_reads_environments_only_to_write_the_record(
+    baking: tuple[GuardedRelease, Bake],
+    bake_step: Handler,
+    clock: Clock,
+    lambda_context: FakeLambdaContext,
+) -> None:
+    _release, bake = baking
+    clock.advance(bake.document["wait_seconds"])
     with counted_calls() as calls:
-        poll(bake_step, state, lambda_context)
+        bake.document, _ = step(bake_step, bake.event(), lambda_context)
 
-    assert calls.count("DescribeAlarms") == 1
-    assert calls.count("GetMetricData") == 1
+    # a poll that continues: the deployment from CodeDeploy, the alarms, the metrics; no Lambda call
+    assert bake.document["verdict"] == "continue"
+    assert sorted(calls) == ["DescribeAlarms", "GetApplicationRevision", "GetDeployment", "GetMetricData"]
+
+    clock.advance(600)  # the last poll writes the record: the versions' environments for its redactor
+    with counted_calls() as calls:
+        step(bake_step, bake.event(), lambda_context)
+    assert calls.count("GetFunctionConfiguration") == 2
+    assert calls.count("GetDeployment") == 1
 
 
 def test_a_deployment_stopped_mid_bake_ends_the_bake_without_a_status(
-    baking: tuple[GuardedRelease, dict[str, Any]],
+    baking: tuple[GuardedRelease, Bake],
     bake_step: Handler,
     clock: Clock,
     lambda_context: FakeLambdaContext,
 ) -> None:
-    release, state = baking
+    release, bake = baking
     moto_codedeploy.set_deployment_status(release.deployment_id, "Stopped")
 
-    final, output, polls = bake_until_done(bake_step, state, clock, lambda_context)
+    final, output, polls = bake_until_done(bake_step, bake, clock, lambda_context)
 
     assert (polls, final["verdict"], final["decision"]) == (1, "done", None)
     assert release.reports() == []
@@ -228,13 +273,13 @@ def test_a_deployment_stopped_mid_bake_ends_the_bake_without_a_status(
 
 
 def test_a_bypass_added_mid_bake_reports_succeeded_at_once_and_is_audited(
-    baking: tuple[GuardedRelease, dict[str, Any]],
+    baking: tuple[GuardedRelease, Bake],
     bake_step: Handler,
     clock: Clock,
     lambda_context: FakeLambdaContext,
 ) -> None:
     # GIVEN an alarm firing mid-bake, and the on-call adds a bypass for this deployment (a hot fix)
-    release, state = baking
+    release, bake = baking
     set_alarm(ERRORS_ALARM, "ALARM")
     bypass = {
         "deployment_id": release.deployment_id,
@@ -244,7 +289,7 @@ def test_a_bypass_added_mid_bake_reports_succeeded_at_once_and_is_audited(
     release.publish_policy(post_traffic_policy(bake=BAKE, bypass=bypass))
     entrypoints.policy_store.cache_clear()
 
-    final, output, polls = bake_until_done(bake_step, state, clock, lambda_context)
+    final, output, polls = bake_until_done(bake_step, bake, clock, lambda_context)
 
     assert (polls, final["decision"]) == (1, "Succeeded")
     assert release.reports() == ["Succeeded"]
@@ -257,30 +302,31 @@ def test_a_bypass_added_mid_bake_reports_succeeded_at_once_and_is_audited(
 
 
 def test_the_workflows_catch_reports_failed_once(
-    baking: tuple[GuardedRelease, dict[str, Any]], bake_step: Handler, lambda_context: FakeLambdaContext
+    baking: tuple[GuardedRelease, Bake], bake_step: Handler, lambda_context: FakeLambdaContext
 ) -> None:
-    release, state = baking
-    failing = {"action": "fail", "state": {**state, "error": {"Error": "States.Timeout", "Cause": "…"}}}
+    release, bake = baking
+    bake.document["error"] = {"Error": "States.Timeout", "Cause": "…"}  # the Catch's ResultPath
 
-    answer, output = poll(bake_step, failing, lambda_context)
-    again, _ = poll(bake_step, failing, lambda_context)  # Step Functions retried the Catch's task
+    answer, output = step(bake_step, bake.event(action="fail"), lambda_context)
+    again, _ = step(bake_step, bake.event(action="fail"), lambda_context)  # Step Functions retried it
 
     assert release.reports() == ["Failed"]
     assert answer["decision"] == again["decision"] == "Failed"
     (record,) = outcome_lines(output)
     assert "the bake workflow failed (States.Timeout)" in record["reason"]
+    assert record["function_name"] == "orders"  # resolved for the record
 
 
 def test_invalid_settings_still_report_failed(
-    baking: tuple[GuardedRelease, dict[str, Any]],
+    baking: tuple[GuardedRelease, Bake],
     bake_step: Handler,
     lambda_context: FakeLambdaContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    release, state = baking
+    release, bake = baking
     monkeypatch.setenv("DEPLOYGUARD_STAGE", "qa")
 
-    answer, output = poll(bake_step, state, lambda_context)
+    answer, output = step(bake_step, bake.event(), lambda_context)
 
     assert release.reports() == ["Failed"]
     assert answer["decision"] == "Failed"
@@ -290,20 +336,209 @@ def test_invalid_settings_still_report_failed(
 
 
 def test_a_malformed_state_with_its_ids_reports_failed_and_without_is_logged(
-    baking: tuple[GuardedRelease, dict[str, Any]], bake_step: Handler, lambda_context: FakeLambdaContext
+    baking: tuple[GuardedRelease, Bake], bake_step: Handler, lambda_context: FakeLambdaContext
 ) -> None:
-    release, state = baking
+    release, bake = baking
 
-    answer, output = poll(bake_step, {"polls": "many"}, lambda_context)
+    answer, output = step(bake_step, {"input": {"state": {"polls": "many"}}}, lambda_context)
     assert answer["verdict"] == "done" and release.reports() == []
     assert any(line.get("message") == "malformed bake state" for line in json_lines(output))
+    answer, _ = step(bake_step, ["not", "an", "object"], lambda_context)
+    assert answer["verdict"] == "done" and release.reports() == []
 
-    poll(
-        bake_step,
-        {k: state[k] for k in ("deployment_id", "lifecycle_event_hook_execution_id")},
-        lambda_context,
+    ids = {k: bake.state[k] for k in ("deployment_id", "lifecycle_event_hook_execution_id")}
+    _, output = step(
+        bake_step, {"input": {"state": ids}, "execution_name": bake.execution_name}, lambda_context
     )
     assert release.reports() == ["Failed"]
+    assert (
+        "the bake workflow's state is malformed (input.state.window: Field required"
+        in (outcome_lines(output)[0]["reason"])
+    )
+
+
+# --- what the bake trusts: ids, checked against CodeDeploy and the execution ---------------------
+
+FORGERIES: dict[str, dict[str, Any]] = {
+    # the function named in the state is not guarded: under 'unguarded: pass' nothing was watched
+    "another_function": {
+        "target": {
+            "function_name": "unguarded",
+            "alias": "live",
+            "current_version": "1",
+            "target_version": "2",
+        }
+    },
+    # the deployment "started" after the alarm fired: the alarm counted as pre-existing
+    "a_later_start": {"deployment_started_at": "2099-01-01T00:00:00+00:00"},
+}
+
+
+@pytest.mark.parametrize("forgery", list(FORGERIES))
+@pytest.mark.parametrize("handed_over", ["as_the_state_itself", "in_the_step_event"])
+def test_a_forged_state_cannot_pass_a_bake_while_the_deployments_alarm_fires(
+    clock: Clock, bake_step: Handler, lambda_context: FakeLambdaContext, forgery: str, handed_over: str
+) -> None:
+    # GIVEN a bake under 'unguarded: pass', the deployment's alarm in ALARM, and a state rewritten to
+    # name another function or a later start, its window at its end (this poll decides)
+    policy = post_traffic_policy(bake=BAKE)
+    policy["unguarded"] = "pass"
+    release = GuardedRelease(policy=policy).create().at_after_allow_traffic()
+    set_alarm(ERRORS_ALARM, "ALARM")
+    started = boto3.client("codedeploy").get_deployment(deploymentId=release.deployment_id)["deploymentInfo"][
+        "createTime"
+    ]
+    now = clock.at.isoformat()
+    forged = {
+        "deployment_id": release.deployment_id,
+        "lifecycle_event_hook_execution_id": release.execution_id,
+        "stage": "staging",
+        "target": {"function_name": "orders", "alias": "live", "current_version": "1", "target_version": "2"},
+        "deployment_started_at": started.isoformat(),
+        "window": {"started_at": now, "until": now, "poll_seconds": 60},
+        "alarm_names": [ERRORS_ALARM],
+        "prior_checks": [],
+        "polls": 0,
+        **FORGERIES[forgery],
+    }
+    event = (
+        {**forged, "verdict": "continue", "wait_seconds": 1}
+        if handed_over == "as_the_state_itself"
+        else {
+            "input": {"state": forged, "verdict": "continue", "wait_seconds": 1},
+            "execution_name": execution_name(release.deployment_id, release.execution_id),
+        }
+    )
+
+    # WHEN the bake step polls it
+    answer, output = step(bake_step, event, lambda_context)
+
+    # THEN the deployment is never passed: the state is refused and Failed reported (fail closed)
+    assert release.reports() == ["Failed"]
+    assert answer["decision"] == "Failed"
+    assert outcome_lines(output)[0]["decision"] == "Failed"
+
+
+def test_a_state_whose_deployment_does_not_exist_ends_in_a_failed_report_attempt(
+    clock: Clock, bake_step: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    deployment_id, execution_id = "d-NOSUCH123", "eyJub3N1Y2gifQ=="
+    state: dict[str, Any] = {
+        "deployment_id": deployment_id,
+        "lifecycle_event_hook_execution_id": execution_id,
+        "window": {"started_at": clock.at.isoformat(), "until": clock.at.isoformat(), "poll_seconds": 60},
+    }
+    bake = Bake(
+        execution_name=execution_name(deployment_id, execution_id),
+        document={"state": state, "verdict": "continue", "wait_seconds": 1},
+    )
+
+    with (
+        captured_output() as out,
+        pytest.raises(Exception, match="PutLifecycleEventHookExecutionStatus failed"),
+    ):
+        bake_step(bake.event(), lambda_context)
+
+    (record,) = outcome_lines(out.getvalue())
+    assert "GetDeployment failed with DeploymentDoesNotExistException" in record["reason"]
+    action = record["actions"][-1]
+    assert (action["kind"], action["ok"]) == ("status_reported", False)
+
+
+def test_a_state_run_by_an_execution_started_for_other_ids_reports_nothing(
+    baking: tuple[GuardedRelease, Bake], bake_step: Handler, clock: Clock, lambda_context: FakeLambdaContext
+) -> None:
+    # GIVEN this deployment's state, run by an execution whose name was derived from other ids
+    release, bake = baking
+    set_alarm(ERRORS_ALARM, "ALARM")
+    foreign = Bake(execution_name=execution_name("d-OTHER1234", "eyJvdGhlciJ9"), document=bake.document)
+
+    answer, output = step(bake_step, foreign.event(), lambda_context)
+
+    assert (answer["verdict"], answer["decision"]) == ("done", None)
+    assert release.reports() == []
+    assert any(line.get("message") == "foreign bake state" for line in json_lines(output))
+    assert "does not belong to the execution running it" in outcome_lines(output)[0]["reason"]
+
+
+def test_an_older_deployguards_state_in_flight_across_an_upgrade_reports_failed_with_the_reason(
+    baking: tuple[GuardedRelease, Bake], bake_step: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    # GIVEN an execution started by the previous DeployGuard (its definition hands over the state
+    # itself; its Catch wraps it in {"action": "fail", "state": …})
+    release, bake = baking
+    older = {
+        **bake.state,
+        "stage": "staging",
+        "target": {"function_name": "orders", "alias": "live", "current_version": "1", "target_version": "2"},
+        "deployment_started_at": bake.state["window"]["started_at"],
+        "alarm_names": [ERRORS_ALARM],
+        "verdict": "continue",
+        "wait_seconds": 60,
+    }
+
+    answer, output = step(bake_step, older, lambda_context)
+    again, _ = step(
+        bake_step, {"action": "fail", "state": {**older, "error": {"Error": "x"}}}, lambda_context
+    )
+
+    # THEN no crash: Failed is reported once, saying why; the older definition's Choice reads 'verdict'
+    assert release.reports() == ["Failed"]
+    assert (answer["verdict"], answer["decision"]) == ("done", "Failed")
+    assert again["verdict"] == "done"
+    assert "the bake workflow's state is of an older DeployGuard" in outcome_lines(output)[0]["reason"]
+
+
+def test_a_window_that_opens_before_the_deployment_was_created_fails(
+    baking: tuple[GuardedRelease, Bake], bake_step: Handler, clock: Clock, lambda_context: FakeLambdaContext
+) -> None:
+    release, bake = baking
+    early = clock.at - timedelta(days=1)
+    bake.state["window"] = {"started_at": early.isoformat(), "until": early.isoformat(), "poll_seconds": 60}
+
+    _answer, output = step(bake_step, bake.event(), lambda_context)
+
+    assert release.reports() == ["Failed"]
+    assert "the bake window opens before the deployment was created" in outcome_lines(output)[0]["reason"]
+
+
+def test_the_hooks_smoke_results_in_the_state_can_fail_a_bake_but_not_pass_one(
+    baking: tuple[GuardedRelease, Bake], bake_step: Handler, clock: Clock, lambda_context: FakeLambdaContext
+) -> None:
+    release, bake = baking
+    set_alarm(ERRORS_ALARM, "ALARM")
+    bake.state["prior_checks"] = [{"name": "smoke:quote", "result": "passed", "message": "all fine"}] * 3
+
+    bake_until_done(bake_step, bake, clock, lambda_context)
+    assert release.reports() == ["Failed"]  # passes in the state did not outweigh the alarm
+
+
+def test_a_crash_mid_poll_is_reported_failed_and_its_text_redacted(
+    clock: Clock, bake_step: Handler, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a bake of a version whose environment holds a password, and a bug that quotes it
+    secret = "Zq8vN3rT6wXy1Kp4Lm7"
+    release = GuardedRelease(
+        policy=post_traffic_policy(bake=BAKE), target_env={**GOOD_ENV, "DB_PASSWORD": secret}
+    )
+    release.create().at_after_allow_traffic()
+    put_version_metrics("2", invocations=3)
+    bake = start_bake(release, lambda_context)
+    from deployguard import bake_step as module
+
+    def bug(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError(f"the poll tripped over {secret}")
+
+    monkeypatch.setattr(module, "poll_checks", bug)
+    clock.advance(60)
+
+    answer, output = step(bake_step, bake.event(), lambda_context)
+
+    assert release.reports() == ["Failed"]
+    assert "internal error (RuntimeError)" in outcome_lines(output)[0]["reason"]
+    assert any(line.get("message") == "bake poll crashed" for line in json_lines(output))
+    for text in (output, json.dumps(answer)):
+        assert not any(secret[i : i + 8] in text for i in range(len(secret) - 7))
 
 
 @pytest.mark.parametrize("failure", list(FAILURES))
@@ -311,13 +546,15 @@ def test_a_malformed_state_with_its_ids_reports_failed_and_without_is_logged(
     ("service", "operation"),
     [
         ("codedeploy", "GetDeployment"),
+        ("codedeploy", "GetApplicationRevision"),
         ("ssm", "GetParameter"),
         ("cloudwatch", "DescribeAlarms"),
         ("cloudwatch", "GetMetricData"),
+        ("lambda", "GetFunctionConfiguration"),
     ],
 )
 def test_each_aws_call_of_a_poll_failing_ends_in_exactly_one_failed(
-    baking: tuple[GuardedRelease, dict[str, Any]],
+    baking: tuple[GuardedRelease, Bake],
     bake_step: Handler,
     clock: Clock,
     lambda_context: FakeLambdaContext,
@@ -325,38 +562,42 @@ def test_each_aws_call_of_a_poll_failing_ends_in_exactly_one_failed(
     operation: str,
     failure: str,
 ) -> None:
-    release, state = baking
+    release, bake = baking
     entrypoints.policy_store.cache_clear()  # a cold start: the policy is read again
     fail(service, operation, failure)
 
-    _final, output, _ = bake_until_done(bake_step, state, clock, lambda_context)
+    _final, output, _ = bake_until_done(bake_step, bake, clock, lambda_context)
 
     assert release.reports() == ["Failed"]
     assert operation in outcome_lines(output)[0]["reason"]
 
 
 def test_a_report_that_cannot_be_delivered_raises_for_the_workflows_retry_and_catch(
-    baking: tuple[GuardedRelease, dict[str, Any]],
+    baking: tuple[GuardedRelease, Bake],
     bake_step: Handler,
     clock: Clock,
     lambda_context: FakeLambdaContext,
 ) -> None:
-    release, state = baking
+    release, bake = baking
     set_alarm(ERRORS_ALARM, "ALARM")
     fail("codedeploy", "PutLifecycleEventHookExecutionStatus", "Timeout")
     clock.advance(60)
 
     with captured_output(), pytest.raises(Exception, match="PutLifecycleEventHookExecutionStatus failed"):
-        bake_step(state, lambda_context)
+        bake_step(bake.event(), lambda_context)
 
     assert release.reports() == []
 
 
-def test_the_sample_event_is_a_bake_state() -> None:
-    from deployguard.bake import BakeState
+def test_the_sample_event_is_a_bake_step_event() -> None:
+    from deployguard.bake import BakeStepEvent
 
-    state = BakeState.model_validate(load_event("bake_step.json"))
-    assert state.window.poll_seconds == 60 and state.target.target_version == "2"
+    event = BakeStepEvent.model_validate(load_event("bake_step.json"))
+    state = event.input.state
+    assert state.window.poll_seconds == 60
+    assert event.execution_name == execution_name(
+        state.deployment_id, state.lifecycle_event_hook_execution_id
+    )
 
 
 # --- tier 2: the state machine itself, executed by moto, over the real bake step ------------------
@@ -370,11 +611,17 @@ class Workflow:
     endpoint: str
     state_machine_arn: str
 
-    def run(self, state: dict[str, Any], *, timeout: float = 90) -> dict[str, Any]:
+    def run(
+        self, document: dict[str, Any], *, name: str | None = None, timeout: float = 90
+    ) -> dict[str, Any]:
+        """Start an execution as the post-traffic hook does (named for the state's ids, unless
+        ``name`` says otherwise) and wait for its end."""
         sfn = boto3.client("stepfunctions")
-        arn = sfn.start_execution(stateMachineArn=self.state_machine_arn, input=json.dumps(state))[
-            "executionArn"
-        ]
+        state = document["state"]
+        name = name or execution_name(state["deployment_id"], state["lifecycle_event_hook_execution_id"])
+        arn = sfn.start_execution(
+            stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(document)
+        )["executionArn"]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             execution: dict[str, Any] = dict(sfn.describe_execution(executionArn=arn))
@@ -433,21 +680,16 @@ def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
 def short_bake(release: GuardedRelease, *, seconds: int) -> dict[str, Any]:
     """The input the hook would give the workflow, for a bake of ``seconds`` polled every second."""
     now = datetime.now(UTC)
-    started = boto3.client("codedeploy").get_deployment(deploymentId=release.deployment_id)["deploymentInfo"][
-        "createTime"
-    ]
     return {
-        "deployment_id": release.deployment_id,
-        "lifecycle_event_hook_execution_id": release.execution_id,
-        "stage": "staging",
-        "target": {"function_name": "orders", "alias": "live", "current_version": "1", "target_version": "2"},
-        "deployment_started_at": started.isoformat(),
-        "window": {
-            "started_at": now.isoformat(),
-            "until": (now + timedelta(seconds=seconds)).isoformat(),
-            "poll_seconds": 1,
+        "state": {
+            "deployment_id": release.deployment_id,
+            "lifecycle_event_hook_execution_id": release.execution_id,
+            "window": {
+                "started_at": now.isoformat(),
+                "until": (now + timedelta(seconds=seconds)).isoformat(),
+                "poll_seconds": 1,
+            },
         },
-        "alarm_names": [ERRORS_ALARM],
         "verdict": "continue",
         "wait_seconds": 1,
     }
@@ -476,7 +718,7 @@ def test_the_state_machine_waits_polls_and_the_step_reports_succeeded(
     assert execution["status"] == "SUCCEEDED"
     output = json.loads(execution["output"])
     assert (output["verdict"], output["decision"]) == ("done", "Succeeded")
-    assert output["polls"] >= 2  # waited and polled more than once
+    assert output["state"]["polls"] >= 2  # waited and polled more than once
     assert released.reports() == ["Succeeded"]
 
 
@@ -487,8 +729,22 @@ def test_the_state_machine_stops_at_the_first_poll_that_sees_an_alarm(
 
     execution = workflow.run(short_bake(released, seconds=30))
 
-    assert json.loads(execution["output"])["polls"] == 1
+    assert json.loads(execution["output"])["state"]["polls"] == 1
     assert released.reports() == ["Failed"]
+
+
+def test_an_execution_not_started_for_the_states_ids_reports_nothing(
+    workflow: Workflow, released: GuardedRelease
+) -> None:
+    # GIVEN someone starts the workflow under a name of their own with this deployment's state
+    set_alarm(ERRORS_ALARM, "ALARM")
+
+    execution = workflow.run(short_bake(released, seconds=30), name="not-derived-from-the-ids")
+
+    # THEN the step (told the name by Step Functions' context object, not by the input) refuses it
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["output"])["decision"] is None
+    assert released.reports() == []
 
 
 def test_a_crashing_poll_is_caught_and_the_workflow_still_reports_failed(
@@ -521,3 +777,6 @@ def test_the_definition_stays_within_the_hook_deadline() -> None:
     assert definition["States"]["Poll"]["Catch"][0]["Next"] == "ReportFailed"
     assert definition["States"]["Wait"]["SecondsPath"] == "$.wait_seconds"
     assert Path(DEFINITION).read_text().count("${BakeStepFunctionArn}") == 2
+    for task in ("Poll", "ReportFailed"):  # the execution's name comes from the context object
+        assert definition["States"][task]["Parameters"]["Payload"]["execution_name.$"] == "$$.Execution.Name"
+        assert definition["States"][task]["Parameters"]["Payload"]["input.$"] == "$"

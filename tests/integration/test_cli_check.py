@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 import yaml
 
 from deployguard_cli.main import main
+from tests.support.handlers import ROOT
 from tests.support.release import GOOD_ENV, POLICY, Release
 
 POLICY_YAML = yaml.safe_dump(POLICY)
@@ -165,3 +172,102 @@ def test_check_that_cannot_reach_the_function_exits_2(
 
     assert code == 2
     assert "GetFunctionConfiguration failed with ResourceNotFoundException" in capsys.readouterr().err
+
+
+# --- a smoke case that hangs: the case timeout bounds the whole command --------------------------
+
+
+@pytest.fixture
+def moto_server(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto behind HTTP (a real socket, so the CLI's client timeouts apply), the local Lambda runner
+    running each version's real code in a subprocess."""
+    from moto.core.config import default_user_config
+    from moto.server import ThreadedMotoServer
+
+    from deployguard import entrypoints
+    from deployguard_cli.localaws import lambda_runner, moto_codedeploy
+
+    monkeypatch.setitem(default_user_config, "lambda", {"use_docker": False})
+    for extension in (moto_codedeploy, lambda_runner):
+        extension.install()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    _, port = server.get_host_and_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    entrypoints.reset()
+    try:
+        yield endpoint
+    finally:
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"))
+        server.stop()
+        entrypoints.reset()
+
+
+HANGS_FOR_SECONDS = 20
+CASE_TIMEOUT_MS = 1000
+
+
+def run_check(tmp_path: Path, smoke: list[dict[str, Any]]) -> tuple[subprocess.CompletedProcess[str], float]:
+    """`deployguard check` of version 2 in its own process, as a CI step runs it; and its seconds."""
+    policy = json.loads(json.dumps(POLICY))
+    policy["functions"]["orders"]["smoke"] = smoke
+    path = tmp_path / "staging.yaml"
+    path.write_text(yaml.safe_dump(policy))
+    command = [sys.executable, "-m", "deployguard_cli.main", "check", "--stage", "staging"]
+    command += ["--policy", str(path), "--function", "orders", "--version", "2"]
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=ROOT)
+    return done, time.monotonic() - started
+
+
+def counted_invocations(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The payload of every Invoke the local Lambda starts, as it starts it."""
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    started: list[bytes] = []
+    running = LambdaSimpleBackend.invoke
+
+    def invoke(self: Any, function_name: str, qualifier: Any, body: Any, *args: Any) -> Any:
+        started.append(body if isinstance(body, bytes) else str(body).encode())
+        return running(self, function_name, qualifier, body, *args)
+
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+    return started
+
+
+def test_a_hanging_smoke_case_ends_the_command_at_its_timeout(
+    moto_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deployguard_cli.commands.check import INVOKE_MARGIN_SECONDS
+
+    # GIVEN version 2, whose smoke case sleeps 20 s while the case's timeout is 1 s
+    Release(policy=None).create()
+    invoked = counted_invocations(monkeypatch)
+    _, baseline = run_check(tmp_path, [{"name": "quote", "payload": {"action": "quote"}}])
+    hangs = {"action": "sleep", "seconds": HANGS_FOR_SECONDS}
+
+    # WHEN a pipeline runs `deployguard check` on it
+    done, elapsed = run_check(tmp_path, [{"name": "hangs", "payload": hangs, "timeout_ms": CASE_TIMEOUT_MS}])
+
+    # THEN it reports SMK002 and the process ends within the case's timeout (plus the margin of the
+    # invoke client's read timeout) of a run whose case answers at once, not when the version does
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"no answer within {CASE_TIMEOUT_MS} ms" in done.stdout
+    bound = baseline + CASE_TIMEOUT_MS / 1000 + INVOKE_MARGIN_SECONDS + 2.0  # 2 s: a shared machine
+    assert elapsed < bound, f"the command took {elapsed:.1f} s; one without a hang took {baseline:.1f} s"
+
+    # AND the invocation that timed out was not retried (a retry would invoke the version again)
+    assert [b"sleep" in body for body in invoked] == [False, True]
+
+
+def test_the_invoke_read_timeout_follows_the_policys_longest_case() -> None:
+    from deployguard.policy import load_policy
+    from deployguard_cli.commands.check import INVOKE_MARGIN_SECONDS, smoke_read_timeout
+
+    document = json.loads(json.dumps(POLICY))
+    document["functions"]["orders"]["smoke"][1]["timeout_ms"] = 30_000
+    policy = load_policy(json.dumps(document))
+
+    assert smoke_read_timeout(policy, "orders") == 30 + INVOKE_MARGIN_SECONDS
+    assert smoke_read_timeout(policy, "not-guarded") is None

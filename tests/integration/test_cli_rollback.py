@@ -140,3 +140,40 @@ def test_a_deployment_that_cannot_be_stopped_still_gets_its_alias_moved_back(
     assert release.alias()["FunctionVersion"] == "1"
     assert release.alias()["RoutingConfig"]["AdditionalVersionWeights"] == {}
     assert "moving the alias back anyway" in capsys.readouterr().err
+
+
+def test_an_alias_someone_already_put_back_is_nothing_to_do_not_a_failure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # GIVEN the alarm rollback puts live on 1 alone between the command's read and its UpdateAlias
+    release = GuardedRelease().create().mid_canary(0.1)
+    someone_moves_the_alias_first("1")
+
+    assert main([*ROLLBACK, "--yes"]) == 0
+
+    assert release.alias()["FunctionVersion"] == "1"
+    assert "action: no_action live is already on version 1 alone" in capsys.readouterr().out
+
+
+def test_what_the_rollback_prints_is_redacted_with_the_versions_environments(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from botocore.exceptions import ClientError
+
+    from deployguard.aws import clients
+    from tests.support.release import GOOD_ENV
+
+    secret = "Tr0ub4dor-hunter2-Sup3rSecret-9f8e7d"
+    GuardedRelease(target_env={**GOOD_ENV, "DB_PASSWORD": secret}).create().mid_canary(0.1)
+
+    def echo(**_kwargs: object) -> None:
+        error = {"Error": {"Code": "ValidationException", "Message": f"bad value {secret}"}}
+        raise ClientError(error, "StopDeployment")  # type: ignore[arg-type]
+
+    clients.codedeploy_client().meta.events.register("before-call.codedeploy.StopDeployment", echo)
+
+    assert main([*ROLLBACK, "--yes"]) == 2
+
+    printed = "".join(capsys.readouterr())
+    assert "StopDeployment failed with ValidationException" in printed
+    assert not [secret[i : i + 8] for i in range(len(secret) - 7) if secret[i : i + 8] in printed]

@@ -363,7 +363,7 @@ def test_the_timeout_is_enforced(lam: LambdaClient, role: str) -> None:
     answer = lam.invoke(FunctionName="probe", Payload=b'{"sleep": 5}', LogType="Tail")
 
     # THEN it is killed after about 1 s with Lambda's timeout error
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 4.5  # not the 5 s the handler sleeps
     assert answer["FunctionError"] == "Unhandled"
     error = payload_of(answer)
     assert error["errorType"] == "Sandbox.Timedout"

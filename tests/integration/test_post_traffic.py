@@ -10,14 +10,18 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
-from deployguard_cli.localaws import moto_cloudwatch, moto_lambda_alias
+from deployguard import entrypoints
+from deployguard.bake import execution_name
+from deployguard_cli.localaws import lambda_runner, moto_cloudwatch, moto_codedeploy, moto_lambda_alias
 from tests.support.aws import FAILURES, fail
 from tests.support.handlers import FakeLambdaContext, load_event, load_handler
-from tests.support.outcomes import captured_output, emf_lines, json_lines, outcome_lines
+from tests.support.outcomes import RecordingPublisher, captured_output, emf_lines, json_lines, outcome_lines
 from tests.support.release import (
     COMPOSITE_ALARM,
     ERRORS_ALARM,
+    GOOD_ENV,
     HOOK_ENV,
     TEAM_TAG,
     THROTTLES_ALARM,
@@ -281,24 +285,39 @@ def test_a_bypass_is_explicit_logged_at_warning_and_audited(
 
 @pytest.mark.usefixtures("alarms")
 def test_a_bake_window_starts_the_workflow_and_reports_nothing_yet(
-    handler: Handler, lambda_context: FakeLambdaContext, state_machine: str
+    handler: Handler, lambda_context: FakeLambdaContext, state_machine: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    publisher = RecordingPublisher()
+    monkeypatch.setattr(entrypoints, "alerts_for", lambda _settings: publisher)
     release = GuardedRelease(policy=post_traffic_policy(bake={"minutes": 10, "poll_seconds": 60})).create()
     release.at_after_allow_traffic()
 
     record, _ = call(handler, release, lambda_context)
 
     assert release.reports() == []
+    assert publisher.alerts == []  # a bake under way is no news
     assert record.get("decision") is None  # the logger leaves out null keys
     (action,) = record["actions"]
     assert action["kind"] == "bake_started"
     sfn = boto3.client("stepfunctions")
     (execution,) = sfn.list_executions(stateMachineArn=state_machine)["executions"]
     assert execution["executionArn"] == action["detail"]
-    state = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
-    assert (state["verdict"], state["wait_seconds"]) == ("continue", 60)
-    assert state["alarm_names"] == [ERRORS_ALARM, THROTTLES_ALARM]
-    assert state["lifecycle_event_hook_execution_id"] == release.execution_id
+    document = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+    assert (document["verdict"], document["wait_seconds"]) == ("continue", 60)
+    # the state carries ids, the window and counters: each poll resolves the rest from CodeDeploy
+    state = document["state"]
+    assert set(state) == {
+        "deployment_id",
+        "lifecycle_event_hook_execution_id",
+        "window",
+        "polls",
+        "prior_checks",
+    }
+    assert (state["deployment_id"], state["lifecycle_event_hook_execution_id"]) == (
+        release.deployment_id,
+        release.execution_id,
+    )
+    assert execution["name"] == execution_name(release.deployment_id, release.execution_id)
     assert [c["name"] for c in state["prior_checks"]] == ["smoke:quote"]
 
 
@@ -346,6 +365,83 @@ def test_a_firing_alarm_fails_at_once_instead_of_baking(
     assert release.reports() == ["Failed"]
 
 
+# --- a deployment that has already ended ----------------------------------------------------------
+
+
+@pytest.mark.usefixtures("alarms")
+@pytest.mark.parametrize("status", ["Stopped", "Failed"])
+def test_a_deployment_already_ended_by_a_rollback_gets_no_status_and_no_checks(
+    handler: Handler, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch, status: str
+) -> None:
+    # GIVEN the alarm rollback stopped the deployment (the alias is back on 1) before the hook ran
+    publisher = RecordingPublisher()
+    monkeypatch.setattr(entrypoints, "alerts_for", lambda _settings: publisher)
+    release = GuardedRelease().create().at_after_allow_traffic()
+    put_version_metrics("2", invocations=40)
+    moto_codedeploy.set_deployment_status(release.deployment_id, status)
+    invocations = len(lambda_runner.invocations())
+
+    with captured_output() as out:
+        answer = handler(release.event, lambda_context)
+
+    # THEN nothing is reported (CodeDeploy takes no status now), nothing invoked, and the record
+    # says so instead of "Succeeded"
+    (record,) = outcome_lines(out.getvalue())
+    assert release.reports() == []
+    assert answer["decision"] is None and record.get("decision") is None
+    assert f"the deployment is {status}: no status reported" in record["reason"]
+    assert [(a["kind"], a["detail"]) for a in record["actions"]] == [("no_action", f"deployment {status}")]
+    assert len(lambda_runner.invocations()) == invocations
+    # AND someone is told: the hook could not do its job
+    (alert,) = publisher.alerts
+    assert alert.kind == "ended"
+    assert f"deployment {release.deployment_id} ended (no status)" in alert.subject
+    assert f"the deployment is {status}: no status reported" in alert.message
+
+
+def test_codedeploy_takes_no_status_for_a_deployment_that_has_ended() -> None:
+    release = GuardedRelease(policy=None).create().at_after_allow_traffic()
+    boto3.client("codedeploy").stop_deployment(deploymentId=release.deployment_id, autoRollbackEnabled=True)
+
+    with pytest.raises(ClientError, match="LifecycleEventAlreadyCompletedException"):
+        boto3.client("codedeploy").put_lifecycle_event_hook_execution_status(
+            deploymentId=release.deployment_id,
+            lifecycleEventHookExecutionId=release.execution_id,
+            status="Succeeded",
+        )
+
+
+# --- the record and the alert of a new version whose error quotes a secret ----------------------
+
+SECRET = "bluebird-orchard-42"  # no key format, low entropy: only its value can find it
+QUOTES_ITS_PASSWORD = """
+import os
+
+def handler(event, context):
+    raise RuntimeError("cannot connect: password " + os.environ["DB_PASSWORD"] + " was refused")
+"""
+
+
+def test_a_secret_quoted_by_the_new_versions_error_never_leaves_the_hook(
+    handler: Handler, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN version 2 (live on the alias) fails its smoke test with an error quoting DB_PASSWORD
+    publisher = RecordingPublisher()
+    monkeypatch.setattr(entrypoints, "alerts_for", lambda _settings: publisher)
+    release = GuardedRelease(target_code=QUOTES_ITS_PASSWORD, target_env={**GOOD_ENV, "DB_PASSWORD": SECRET})
+    release.create().at_after_allow_traffic()
+
+    with captured_output() as out:
+        answer = handler(release.event, lambda_context)
+
+    # THEN it fails, and no 8 characters of the password are in the log, the answer or the alert
+    assert release.reports() == ["Failed"]
+    assert "the function raised RuntimeError" in outcome_lines(out.getvalue())[0]["reason"]
+    (alert,) = publisher.alerts
+    for text in (out.getvalue(), json.dumps(answer), alert.subject, alert.message):
+        assert not any(SECRET[i : i + 8] in text for i in range(len(SECRET) - 7)), text
+
+
 # --- every AWS call failing in turn ---------------------------------------------------------------
 
 CALLS = [
@@ -354,6 +450,7 @@ CALLS = [
     ("codedeploy", "GetDeployment"),
     ("codedeploy", "GetApplicationRevision"),
     ("ssm", "GetParameter"),
+    ("lambda", "GetFunctionConfiguration"),
     ("lambda", "Invoke"),
     ("cloudwatch", "DescribeAlarms"),
     ("tagging", "GetResources"),

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 from deployguard.aws import clients
 from tests.support.handlers import FakeLambdaContext, load_handler
-from tests.support.outcomes import captured_output, outcome_lines
+from tests.support.outcomes import captured_output, json_lines, outcome_lines
 from tests.support.release import GOOD_ENV, HOOK_ENV, POLICY_PARAMETER, Release
 
 pytestmark = pytest.mark.usefixtures("aws")
@@ -202,6 +202,48 @@ def test_a_malformed_event_is_logged_and_nothing_is_reported(
 
     assert answer["decision"] is None
     assert "LifecycleEventHookExecutionId" in record["reason"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "said"),
+    [
+        ("DeploymentId", 12345, "not a number"),
+        ("DeploymentId", ["d-1"], "not an array"),
+        ("LifecycleEventHookExecutionId", {"id": "x"}, "not an object"),
+        ("LifecycleEventHookExecutionId", 7.5, "not a number"),
+        ("DeploymentId", "d-" + "A" * 100, "not 102 characters"),
+        ("LifecycleEventHookExecutionId", "x" * 2000, "not 2,000 characters"),
+        ("DeploymentId", "d-1; DROP", "holds other characters"),
+    ],
+)
+def test_a_lifecycle_id_of_the_wrong_type_is_logged_never_reported_nor_retried(
+    handler: Callable[..., dict[str, Any]],
+    lambda_context: FakeLambdaContext,
+    field: str,
+    value: Any,
+    said: str,
+) -> None:
+    # GIVEN a real deployment waiting for its hook, invoked with one id of the wrong type or size
+    release = Release().create()
+    event: dict[str, Any] = {**release.event, field: value}
+
+    # WHEN the hook runs: it returns (a raise would make Lambda retry an event that can never succeed)
+    with captured_output() as out:
+        answer = handler(event, lambda_context)
+
+    # THEN nothing was reported, the log names the field and the fix, and no id of the record is
+    # anything but a string
+    assert answer["decision"] is None
+    assert release.reports() == []
+    (record,) = outcome_lines(out.getvalue())
+    assert f"{field} must be a string" in record["reason"] and said in record["reason"]
+    assert record.get("deployment_id") is None
+    assert record.get("lifecycle_event_hook_execution_id") is None
+    assert any(
+        line.get("message") == "malformed hook event" and field in line["error"]
+        for line in json_lines(out.getvalue())
+    )
+    assert str(value)[:40] not in record["reason"]  # the value itself is not echoed
 
 
 def test_invalid_settings_still_report_failed_naming_the_variable(

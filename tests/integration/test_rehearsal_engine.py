@@ -685,7 +685,8 @@ def test_a_failing_bake_step_is_caught_and_reports_failed() -> None:
     scheduler.run_until(scheduler.clock.now() + minutes(5))
 
     assert calls[-1]["action"] == "fail"
-    assert calls[-1]["state"]["error"]["Error"] == "RuntimeError"
+    assert calls[-1]["input"]["error"]["Error"] == "RuntimeError"
+    assert calls[-1]["execution_name"] == "exec"  # from the context object, for the step's check
     assert execution.status == "SUCCEEDED"
 
 

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
-from deployguard.bake import BakeState, BakeWindow, Verdict, decide_poll, execution_name, open_window
+from deployguard.bake import (
+    BakeState,
+    BakeStepEvent,
+    BakeWindow,
+    Verdict,
+    WorkflowDocument,
+    decide_poll,
+    execution_name,
+    open_window,
+    output,
+)
 from deployguard.findings import CheckResult, Decision, Result
 from deployguard.policy import Bake
 
@@ -71,20 +84,93 @@ def test_any_window_ends_on_time_within_the_hook_deadline(minutes: int, poll_sec
     assert polls <= -(-minutes * 60 // poll_seconds) + 1
 
 
-def test_the_state_round_trips_through_the_workflow_and_ignores_what_rides_along() -> None:
-    state = BakeState(
-        deployment_id="d-1",
-        lifecycle_event_hook_execution_id="exec",
-        stage="prod",
-        target={"function_name": "orders", "alias": "live", "current_version": "1", "target_version": "2"},  # type: ignore[arg-type]
-        deployment_started_at=T0,
-        window=window(),
-        alarm_names=["a"],
-    )
-    output = state.output(decide_poll(state.window, [PASSED], T0), reason="x")
+EXECUTION_ID = "eyJlbmNyeXB0ZWREYXRhIjoiWjNqb0hNeWRIQWFTMmNtZz09In0="
 
-    assert (output["verdict"], output["wait_seconds"]) == ("continue", 60)
-    assert BakeState.model_validate({**output, "error": {"Error": "States.ALL"}}) == state
+
+def state(**fields: Any) -> dict[str, Any]:
+    """A bake state as the workflow carries it (JSON), with ``fields`` replaced or added."""
+    return {
+        "deployment_id": "d-ABCDEF123",
+        "lifecycle_event_hook_execution_id": EXECUTION_ID,
+        "window": window().model_dump(mode="json"),
+        **fields,
+    }
+
+
+def test_the_state_round_trips_through_the_workflow_document() -> None:
+    baked = BakeState.model_validate(state(polls=3))
+    document = output(baked, decide_poll(baked.window, [PASSED], T0), reason="x")
+
+    assert (document["verdict"], document["wait_seconds"]) == ("continue", 60)
+    assert BakeState.model_validate(document["state"]) == baked
+    assert WorkflowDocument.model_validate({**document, "error": {"Error": "States.ALL"}}).state == baked
+
+
+@pytest.mark.parametrize(
+    ("forged", "rejected"),
+    [
+        # what an older state carried, and could be forged to pass a bake
+        (
+            {
+                "target": {
+                    "function_name": "unguarded",
+                    "alias": "live",
+                    "current_version": "1",
+                    "target_version": "2",
+                }
+            },
+            "target",
+        ),
+        ({"deployment_started_at": "2099-01-01T00:00:00+00:00"}, "deployment_started_at"),
+        ({"alarm_names": ["an-alarm-that-is-always-ok"]}, "alarm_names"),
+        ({"stage": "dev"}, "stage"),
+    ],
+)
+def test_the_state_holds_ids_window_and_counters_only(forged: dict[str, Any], rejected: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        BakeState.model_validate(state(**forged))
+
+    assert [e["loc"] for e in error.value.errors()] == [(rejected,)]
+    assert error.value.errors()[0]["type"] == "extra_forbidden"
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"deployment_id": 12345}, "DeploymentId must be a string"),
+        ({"lifecycle_event_hook_execution_id": ["x"]}, "LifecycleEventHookExecutionId must be a string"),
+        ({"deployment_id": "d-" + "A" * 80}, "not 82 characters"),
+        ({"polls": -1}, "greater than or equal to 0"),
+    ],
+)
+def test_the_states_ids_and_counters_are_validated(fields: dict[str, Any], said: str) -> None:
+    with pytest.raises(ValidationError, match=said):
+        BakeState.model_validate(state(**fields))
+
+
+@pytest.mark.parametrize(
+    ("started", "until"),
+    [(T0, T0 - timedelta(seconds=1)), (T0, T0 + timedelta(minutes=56))],
+)
+def test_a_window_ends_after_it_starts_and_within_the_hook_deadline(
+    started: datetime, until: datetime
+) -> None:
+    with pytest.raises(ValidationError, match="at most 55 minutes"):
+        BakeWindow(started_at=started, until=until, poll_seconds=60)
+
+
+def test_the_step_event_carries_the_document_and_the_execution_name() -> None:
+    event = BakeStepEvent.model_validate(
+        {
+            "input": output(BakeState.model_validate(state()), decide_poll(window(), [PASSED], T0)),
+            "execution_name": execution_name("d-ABCDEF123", EXECUTION_ID),
+        }
+    )
+
+    assert event.action == "poll"
+    assert event.input.state.deployment_id == "d-ABCDEF123"
+    with pytest.raises(ValidationError, match="execution_name"):
+        BakeStepEvent.model_validate({"input": event.input.model_dump(mode="json")})
 
 
 def test_the_execution_name_is_stable_short_and_allowed() -> None:

@@ -173,3 +173,71 @@ def test_reference_lookups_see_only_names_never_values() -> None:
     validate_config(target, None, RULES, Stage.STAGING, reference_exists=exists, today=TODAY)
 
     assert [r.identifier for r in seen] == ["/orders/staging/db-password"]
+
+
+# --- issue 11: plaintext secrets the check missed, '/'-literals, URLs urlsplit rejects ------------
+
+HEX_KEY = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+RANDOM_TOKEN = "x7Kq9Lm2PzR4tV8wB3nC6dF1"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "kind"),
+    [
+        ("PARTNER_HMAC", HEX_KEY, "long hex string"),
+        ("PARTNER_SETTING", RANDOM_TOKEN, "random-looking token"),
+        ("WEBHOOK_SIGNING_KEY", HEX_KEY, "long hex string"),  # secret-named: the kind is named too
+    ],
+)
+def test_long_hex_and_random_tokens_are_plaintext_secrets_in_any_variable(
+    variable: str, value: str, kind: str
+) -> None:
+    codes = check(snapshot(environment={**GOOD_ENV, variable: value}))
+
+    assert list(codes) == ["SEC001"], codes
+    assert kind in codes["SEC001"][0] and value not in codes["SEC001"][0]
+
+
+def test_a_hex_value_in_a_variable_named_as_an_identifier_is_not_a_secret() -> None:
+    assert (
+        check(snapshot(environment={**GOOD_ENV, "GIT_SHA": HEX_KEY[:40], "CONFIG_CHECKSUM": HEX_KEY})) == {}
+    )
+
+
+def test_a_slash_literal_in_a_secret_named_variable_is_never_looked_up_nor_quoted() -> None:
+    # GIVEN a password that starts with '/', in a secret-named variable and copied into another one
+    password = "/hunter2/Pa55word"
+    env = {**GOOD_ENV, "DB_PASSWORD": password, "LEGACY_DB": password}
+    looked_up: list[str] = []
+
+    def exists(reference: Reference) -> bool:
+        looked_up.append(reference.identifier)
+        return reference.identifier != password  # were it looked up, REF001 would quote it
+
+    # WHEN the configuration is checked, references verified
+    findings = validate_config(
+        snapshot(environment=env), None, RULES, Stage.STAGING, reference_exists=exists, today=TODAY
+    )
+
+    # THEN it is SEC002 (a literal), never sent to AWS as a parameter name, and no finding quotes it
+    assert [(f.code, f.subject) for f in findings] == [("SEC002", "DB_PASSWORD")]
+    assert "starting with '/' is taken for a literal" in findings[0].message
+    assert password not in looked_up
+    assert not any(password in f.message for f in findings)
+
+
+def test_an_arn_in_a_secret_named_variable_is_a_reference_and_is_verified() -> None:
+    arn = "arn:aws:ssm:us-east-1:123456789012:parameter/orders/staging/db-password"
+
+    assert check(snapshot(environment={**GOOD_ENV, "DB_PASSWORD": arn})) == {}
+
+
+def test_a_url_that_urlsplit_rejects_is_a_clear_finding_that_quotes_nothing_not_a_crash() -> None:
+    # a fullwidth '@' (U+FF20) in the password: urlsplit raises ValueError quoting the netloc
+    url = "postgres://app:hunter2\uff20Pa55@db.staging.example.com/orders"
+
+    codes = check(snapshot(environment={**GOOD_ENV, "DATABASE_URL": url}))
+
+    assert set(codes) == {"CFG005", "SEC001"}, codes  # the password in it is a plaintext secret too
+    assert "is not a URL whose host can be read" in codes["CFG005"][0]
+    assert "hunter2" not in codes["CFG005"][0]

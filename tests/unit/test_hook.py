@@ -30,7 +30,7 @@ def test_checks_past_the_deadline_are_reported_failed_at_the_deadline_without_wa
     took = time.monotonic() - began
     release.set()
 
-    assert took < 2
+    assert took < 5  # not the 10 s the checks would take
     assert codedeploy.reports == [("d-ABCDEF123", "exec-1", Decision.FAILED)]
     assert [(c.name, c.result) for c in record.checks] == [("deadline", Result.ERROR)]
     assert "did not finish before the hook's deadline" in record.reason

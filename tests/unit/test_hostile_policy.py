@@ -311,7 +311,7 @@ def test_a_catastrophic_deny_pattern_is_matched_in_linear_time() -> None:
     findings = validate_config(target, None, rules, Stage.PROD, reference_exists=None, today=date(2026, 1, 1))
 
     # generous: RE2 answers in microseconds; the backtracking engine took 18 s
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 6
     assert not [f for f in findings if f.code == "CFG003"]
 
 
@@ -319,7 +319,7 @@ def test_a_catastrophic_smoke_regex_is_matched_in_linear_time() -> None:
     started = time.perf_counter()
     problem = check_expectation({"id": NEAR_MISS}, Expectation(path="$.id", regex=CATASTROPHIC))
 
-    assert time.perf_counter() - started < 2
+    assert time.perf_counter() - started < 6
     assert problem is not None and "does not match" in problem
 
 

@@ -25,6 +25,7 @@ from deployguard.outcome import OutcomeRecord, Role
 from deployguard.policy import ConfigRules
 from deployguard.secrets import (
     Redactor,
+    Reference,
     detect_key_formats,
     has_random_token,
     is_secret_name,
@@ -33,22 +34,25 @@ from deployguard.secrets import (
 )
 from deployguard.snapshot import FunctionSnapshot
 from deployguard.stages import Stage
+from tests.support.secrets import (
+    B62,
+    B64URL,
+    HEX,
+    PIECE,
+    SECRET_NAMES,
+    SEPARATORS,
+    formats,
+    leaked,
+    messages,
+    pieces,
+    place,
+    random_tokens,
+    secret_characters,
+)
 
-PIECE = 8
-B62 = string.ascii_letters + string.digits
-B64URL = B62 + "-_"
-HEX = "0123456789abcdef"
 CODEDEPLOY_EXECUTION_ID = json.loads(
     (Path(__file__).parents[2] / "events" / "pre_traffic_hook.json").read_text()
 )["LifecycleEventHookExecutionId"]
-
-
-def pieces(secret: str) -> set[str]:
-    return {secret[i : i + PIECE] for i in range(len(secret) - PIECE + 1)}
-
-
-def leaked(output: str, secret: str) -> list[str]:
-    return sorted(p for p in pieces(secret) if p in output)
 
 
 # --- the detection table -------------------------------------------------------------------------
@@ -267,19 +271,27 @@ def test_every_unusual_value_of_the_environment_is_masked_and_plain_configuratio
 
 def test_a_secret_named_variable_is_masked_even_when_its_value_looks_like_an_ssm_parameter_name() -> None:
     environment = {"DB_PASSWORD": "/hunter2/Pa55word"}
+    looked_up: list[str] = []
+
+    def exists(reference: Reference) -> bool:
+        looked_up.append(reference.identifier)
+        return False  # were it looked up, REF001 would quote the 'parameter name'
+
     findings = validate_config(
         FunctionSnapshot(function_name="orders", version="2", environment=environment),
         None,
         ConfigRules(),
         Stage.PROD,
-        reference_exists=lambda _reference: False,  # so REF001 quotes the 'parameter name'
+        reference_exists=exists,
         today=date(2026, 11, 28),
     )
     record = OutcomeRecord(role=Role.PRE_TRAFFIC, reason="; ".join(f.message for f in findings))
 
     written = json.dumps(record.redacted(Redactor.for_environment(environment)).document())
 
-    assert "REF001" in [f.code for f in findings]
+    # a literal, not a reference: flagged SEC002, never looked up, never quoted by REF001
+    assert "SEC002" in [f.code for f in findings] and "REF001" not in [f.code for f in findings]
+    assert looked_up == []
     assert leaked(written, "/hunter2/Pa55word") == []
 
 
@@ -358,114 +370,12 @@ def test_hostile_text_is_redacted_in_linear_time(unit: str) -> None:
     elapsed = time.perf_counter() - started
 
     # NOTE: the old URL-password pattern took 4.7 s on 32 KB of letters, and four times that here:
-    # anything quadratic fails this bound, anything linear passes it by two orders of magnitude.
-    assert elapsed < 0.5, f"{elapsed:.2f} s on 64 KB of {unit!r}"
+    # anything quadratic fails this bound, anything linear passes it by about two orders of magnitude
+    # even on a loaded CI machine (the figures themselves are scripts/bench_redaction.py's).
+    assert elapsed < 5, f"{elapsed:.2f} s on 64 KB of {unit!r}"
 
 
 # --- properties -----------------------------------------------------------------------------------
-
-WORDS = [
-    "order",
-    "failed",
-    "connection",
-    "refused",
-    "timeout",
-    "after",
-    "retrying",
-    "the",
-    "request",
-    "INFO",
-    "ERROR",
-    "2026-11-28T10:00:00.123Z",
-    "arn:aws:lambda:us-east-1:123456789012:function:orders-api:live",
-    "6513270e-269e-4d37-a2a7-4de452e6b438",
-    "1-5759e988-bd862e3fe1be46a994272793",
-    "d-ABCDEF123",
-    "orders-OrdersTable-1A2B3C4D5E6F7",
-    "https://sqs.us-east-1.amazonaws.com/123456789012/orders-queue",
-    "/var/task/app.py,",
-    "line",
-    "42:",
-    "12.5",
-    "ms",
-    "status=503",
-    "region=us-east-1",
-    "KeyError:",
-    "'customer_id'",
-    '{"status":',
-    '"ok"}',
-    "password",
-    "rotation",
-    "token",
-    "expired",
-    "Traceback",
-    "(most",
-    "recent",
-    "call",
-    "last):",
-    "\n",
-]
-messages = st.lists(st.sampled_from(WORDS), max_size=250).map(" ".join)
-SEPARATORS = st.sampled_from([" ", "\n", "'", '"', ": ", "(", ", "])
-
-# Realistic values of every well-known format, each with the part that is the secret.
-text_of = st.text
-formats = st.one_of(
-    text_of(string.ascii_uppercase + "234567", min_size=16, max_size=16).map(lambda s: ("AKIA" + s,) * 2),
-    text_of(B62, min_size=36, max_size=40).map(lambda s: ("ghp_" + s,) * 2),
-    text_of(B62 + "_", min_size=22, max_size=60).map(lambda s: ("github_pat_" + s,) * 2),
-    text_of(B62 + "-", min_size=10, max_size=40).map(lambda s: ("xoxb-" + s,) * 2),
-    st.tuples(text_of(B62, min_size=24, max_size=24), st.integers(10**8, 10**9 - 1)).map(
-        lambda t: (f"https://hooks.slack.com/services/T{t[1]}/B{t[1]}/{t[0]}", f"T{t[1]}/B{t[1]}/{t[0]}")
-    ),
-    text_of(B62, min_size=24, max_size=32).map(lambda s: ("sk_live_" + s, s)),
-    text_of(B62 + "_-", min_size=35, max_size=35).map(lambda s: ("AIza" + s,) * 2),
-    st.tuples(text_of(B64URL, min_size=22, max_size=22), text_of(B64URL, min_size=43, max_size=43)).map(
-        lambda t: (f"SG.{t[0]}.{t[1]}",) * 2
-    ),
-    st.tuples(*(text_of(B64URL, min_size=8, max_size=40) for _ in range(3))).map(
-        lambda t: (f"eyJ{t[0]}.eyJ{t[1]}.{t[2]}",) * 2
-    ),
-    text_of(HEX, min_size=32, max_size=32).map(lambda k: (f"https://{k}@o123456.ingest.sentry.io/4504", k)),
-    st.tuples(
-        st.sampled_from(["postgres", "redis", "amqps", "mongodb+srv"]),
-        st.sampled_from(["app", "", "admin.user"]),
-        text_of(B62 + "/:!$&()*+,;=._~%-", min_size=8, max_size=32).filter(
-            lambda p: "://" not in p and not p.startswith("//")
-        ),
-    ).map(lambda t: (f"{t[0]}://{t[1]}:{t[2]}@db.internal.example.com:5432/orders", t[2])),
-    text_of(B62 + "!$%()*+,-./:=?@[]^_|~", min_size=8, max_size=32).map(
-        lambda p: (f"Server=db;Database=orders;User ID=app;Password={p};Encrypt=True", p)
-    ),
-    text_of(B62 + "-._~%", min_size=16, max_size=40).map(
-        lambda t: (f"https://api.example.com/v1/orders?access_token={t}&page=2", t)
-    ),
-    text_of(B62 + " !#$%&'()+,-./:;<=>?@[]^_`{|}~", min_size=8, max_size=32).map(
-        lambda p: (json.dumps({"user": "app", "password": p}), json.dumps(p)[1:-1])
-    ),
-    st.lists(text_of(B62 + "+/", min_size=64, max_size=64), min_size=2, max_size=5).map(
-        lambda lines: (
-            "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(lines) + "\n-----END RSA PRIVATE KEY-----",
-            "\n".join(lines),
-        )
-    ),
-)
-
-
-@st.composite
-def random_tokens(draw: st.DrawFn) -> str:
-    """A key as a generator makes one: random characters of base62, base64 or base64url."""
-    rnd = draw(st.randoms(use_true_random=False))
-    alphabet = rnd.choice([B62, B62 + "+/", B64URL])
-    token = "".join(rnd.choice(alphabet) for _ in range(rnd.randint(24, 64)))
-    assume(has_random_token(token))  # the heuristic's catch rate is measured below
-    return token
-
-
-def place(message: str, value: str, at: int, before: str, after: str) -> str:
-    at = min(at, len(message))
-    return message[:at] + before + value + after + message[at:]
-
 
 ENCODINGS: dict[str, Callable[[str], str]] = {
     "as written": lambda text: text,
@@ -487,18 +397,6 @@ ENCODED: dict[str, Callable[[str], list[str]]] = {
     "URL-encoded": lambda value: [quote(value, safe="")],
     "form-encoded": lambda value: [quote_plus(value)],
 }
-
-# Any character but the mask's own ('*') and lone surrogates: unicode, '/', '@', '%', quotes,
-# backslashes, control characters.
-secret_characters = st.characters(exclude_categories=["Cs"], exclude_characters="*")
-SECRET_NAMES = [
-    "DB_PASSWORD",
-    "SECRET_KEY",
-    "S3_SECRET_ACCESS_KEY",
-    "ENCRYPTION_KEY",
-    "DB_PWD",
-    "GITHUB_TOKEN",
-]
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

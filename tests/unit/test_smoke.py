@@ -113,13 +113,16 @@ def test_a_case_that_hangs_fails_at_its_own_timeout_while_others_finish() -> Non
         return answer({})
 
     cases = [case(name="hang", payload={"action": "hang"}, timeout_ms=200), case(name="fine")]
+    started = time.monotonic()
     try:
         results = run_smoke(cases, invoker, concurrency=2)
+        returned_after = time.monotonic() - started
     finally:
         release.set()
 
     assert [r.result for r in results] == [Result.FAILED, Result.PASSED]
     assert "no answer within 200 ms" in results[0].message
+    assert returned_after < 3.5  # it returned at the case's timeout, not when the invocation did
 
 
 def test_the_hook_deadline_stops_unfinished_cases() -> None:
@@ -160,3 +163,48 @@ def test_payload_files_are_inlined_relative_to_the_policy(tmp_path: Path) -> Non
     assert inlined.functions["f"].smoke[0].payload == {"action": "quote", "items": []}
     with pytest.raises(DeployGuardError, match="payload_file: cannot read"):
         inline_payloads(policy, tmp_path / "elsewhere")
+
+
+# --- what the function answered, quoted into findings: redacted first, then clipped ---------------
+
+SECRET = "bluebird-orchard-42"  # a DB_PASSWORD value: no key format, so only its value can find it
+
+
+def pieces(secret: str) -> list[str]:
+    return [secret[i : i + 8] for i in range(len(secret) - 7)]
+
+
+def straddling(offset: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A function error and an answer whose secret starts at ``offset``: across the old cuts at 200
+    characters (error messages) and 80 (quoted values)."""
+    text = "x" * offset + SECRET + " was refused"
+    return {"errorType": "ConnectError", "errorMessage": text}, {"token": text}
+
+
+@pytest.mark.parametrize("offset", [150, 185, 195, 60, 70])
+def test_a_secret_across_a_clip_never_survives_in_part(offset: int) -> None:
+    from deployguard.outcome import OutcomeRecord, Role
+    from deployguard.secrets import Redactor
+
+    redactor = Redactor.for_environment({"DB_PASSWORD": SECRET})
+    error, body = straddling(offset)
+    cases = [
+        case(name="raises", payload={"raises": True}),
+        case(name="answers", expect=[{"path": "$.token", "equals": "other"}]),
+    ]
+
+    def invoker(payload: bytes) -> InvocationResult:
+        return answer(error, error="Unhandled") if b"raises" in payload else answer(body)
+
+    # WHEN the quotes reach a record without the redactor (kept whole), or with it (redacted, clipped)
+    unredacted = run_smoke(cases, invoker, concurrency=2)
+    redacted = run_smoke(cases, invoker, concurrency=2, redactor=redactor)
+
+    # THEN the record, redacted with the invocation's redactor, holds no 8 characters of the secret
+    for results in (unredacted, redacted):
+        record = OutcomeRecord(role=Role.CLI, checks=results).redacted(redactor)
+        text = json.dumps([(c.message, [f.message for f in c.findings]) for c in record.checks])
+        assert not any(piece in text for piece in pieces(SECRET)), text
+    # and with the redactor the quotes are bounded: 200 characters of an error, 80 of a value
+    assert len(redacted[0].message) <= len("the function raised ConnectError: ") + 200
+    assert all(len(f.message) < 300 for f in redacted[1].findings)

@@ -31,12 +31,14 @@ from deployguard.policy import load_policy
 from deployguard.settings import HookSettings
 from deployguard.stages import Stage
 from deployguard_cli.dashboard import QUERIES, dashboard_body
+from scripts.locks import LAYER_LOCK, normalize, read_lock
+from tests.tools import iam_lint
+from tests.tools.resolve import ACCOUNT, PARTITION, REGION, Resolver
 from tests.tools.transform import MANAGED_POLICIES, load_template, transformed
 
 ROOT = Path(__file__).resolve().parents[2]
 ADAPTERS = ROOT / "layers" / "deployguard" / "deployguard" / "aws"
 STAGES = [stage.value for stage in Stage]
-ACCOUNT, REGION, PARTITION = "123456789012", "us-east-1", "aws"
 
 HOOKS = {
     "PreTrafficHookFunction": "BeforeAllowTrafficHook",
@@ -65,11 +67,13 @@ ROLE_ADAPTER_METHODS: dict[str, set[str]] = {
         "PolicyStore.load",
         "Sns.publish",
     },
-    # post_traffic_hook: hook.py, post_traffic.evaluate_post_traffic (alias smoke, watch.py, bake start)
+    # post_traffic_hook: hook.py, post_traffic.evaluate_post_traffic (the versions' environments for
+    # the redactor, alias smoke, watch.py, bake start)
     "PostTrafficHookRole": {
         "CodeDeploy.lifecycle_event_status",
         "CodeDeploy.resolve",
         "CodeDeploy.report",
+        "Lambda.environment",
         "Lambda.invoke",
         "PolicyStore.load",
         "Alarms.describe",
@@ -79,10 +83,12 @@ ROLE_ADAPTER_METHODS: dict[str, set[str]] = {
         "BakeWorkflow.start",
         "Sns.publish",
     },
-    # bake_step: bake_step.run_bake_step (status, poll, report)
+    # bake_step: bake_step.run_bake_step (resolve the deployment each poll, poll, the versions'
+    # environments for the record's redactor, report)
     "BakeStepRole": {
-        "CodeDeploy.status",
+        "CodeDeploy.resolve",
         "CodeDeploy.report",
+        "Lambda.environment",
         "PolicyStore.load",
         "Alarms.describe",
         "Alarms.describe_prefix",
@@ -90,13 +96,16 @@ ROLE_ADAPTER_METHODS: dict[str, set[str]] = {
         "Metrics.sums",
         "Sns.publish",
     },
-    # alarm_rollback: alarm_rollback.handle_alarm_event (locate; restore.stop_and_restore)
+    # alarm_rollback: alarm_rollback.handle_alarm_event (re-read the alarm; locate; restore.stop_and_restore;
+    # the versions' environments for the redactor)
     "AlarmRollbackRole": {
         "CodeDeploy.deployments",
         "CodeDeploy.resolve",
         "CodeDeploy.stop",
         "Lambda.alias",
         "Lambda.point_alias",
+        "Lambda.environment",
+        "Alarms.alarm",
         "Alarms.tags",
         "PolicyStore.load",
         "Sns.publish",
@@ -176,80 +185,6 @@ def sub_text(value: Any) -> str:
         value = value[0]
     assert isinstance(value, str), value
     return value
-
-
-# --- a small resolver for the intrinsics the guards' environments use ------------------------------
-
-
-class Resolver:
-    """Resolve Ref / Fn::Sub / Fn::FindInMap / Fn::GetAtt / Fn::If for one stage, as CFN would."""
-
-    def __init__(self, stage: str, template: dict[str, Any]) -> None:
-        self.stage, self.template = stage, template
-        self.parameters = {name: str(p.get("Default", "")) for name, p in template["Parameters"].items()}
-        self.parameters["Stage"] = stage
-
-    def ref(self, name: str) -> str:
-        pseudo = {"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": PARTITION}
-        if name in pseudo:
-            return pseudo[name]
-        if name in self.parameters:
-            return self.parameters[name]
-        item = self.template["Resources"][name]
-        properties = item.get("Properties", {})
-        if item["Type"] == "AWS::SNS::Topic":
-            return f"arn:aws:sns:{REGION}:{ACCOUNT}:{self(properties['TopicName'])}"
-        if item["Type"].endswith("StateMachine"):
-            return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{self(properties['Name'])}"
-        if item["Type"].endswith("Function"):
-            return str(self(properties["FunctionName"]))
-        return name
-
-    def __call__(self, value: Any) -> Any:
-        if isinstance(value, str | int | float | bool):
-            return str(value) if not isinstance(value, str) else value
-        if isinstance(value, list):
-            return [self(v) for v in value]
-        assert isinstance(value, dict), value
-        if len(value) != 1 or not next(iter(value)).startswith(("Fn::", "Ref")):
-            return {key: self(item) for key, item in value.items()}
-        ((function, argument),) = value.items()
-        if function == "Ref":
-            return self.ref(argument)
-        if function == "Fn::FindInMap":
-            mapping, key, field = (self(a) for a in argument)
-            return str(self.template["Mappings"][mapping][key][field])
-        if function == "Fn::Sub":
-            text, variables = (argument, {}) if isinstance(argument, str) else argument
-            return re.sub(r"\$\{([^}!]+)\}", lambda m: self._sub_var(m.group(1), variables), text)
-        if function == "Fn::GetAtt":
-            name, attribute = argument if isinstance(argument, list) else argument.split(".", 1)
-            return f"{self.ref(name)}.{attribute}"
-        if function == "Fn::If":
-            condition, when_true, when_false = argument
-            return self(when_true if self.condition(condition) else when_false)
-        raise AssertionError(f"unsupported intrinsic {function}")
-
-    def _sub_var(self, name: str, variables: dict[str, Any]) -> str:
-        if name in variables:
-            return str(self(variables[name]))
-        if "." in name and not name.startswith("AWS::"):
-            return str(self({"Fn::GetAtt": name.split(".", 1)}))
-        return self.ref(name)
-
-    def condition(self, name: str) -> bool:
-        expression = self.template["Conditions"][name]
-        return self._truth(expression)
-
-    def _truth(self, expression: Any) -> bool:
-        ((function, argument),) = expression.items()
-        if function == "Fn::Equals":
-            return bool(self(argument[0]) == self(argument[1]))
-        if function == "Fn::Not":
-            return not self._truth(argument[0])
-        if function == "Condition":
-            return self.condition(argument)
-        raise AssertionError(f"unsupported condition {function}")
 
 
 # --- the CodeDeploy wiring SAM generates -----------------------------------------------------------
@@ -394,27 +329,105 @@ def test_the_layer_ships_runtime_dependencies_only() -> None:
     assert layer["Properties"]["ContentUri"] == "layers/deployguard/"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
     assert layer["Metadata"]["BuildMethod"] == "python3.12"
-    requirements = (ROOT / "layers" / "deployguard" / "requirements.txt").read_text().splitlines()
-    names = {
-        re.split(r"[=<>!~\[ ]", line.strip())[0].lower()
-        for line in requirements
+    # sam build installs the layer's packages from layers/deployguard/requirements.txt, the layer's
+    # hash lock (make lock; tests/unit/test_supply_chain.py checks the locks themselves).
+    asked = {
+        normalize(re.split(r"[=<>!~\[ ;]", line.strip())[0])
+        for line in (ROOT / "requirements" / "layer.in").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     }
-    assert names == {"aws-lambda-powertools", "pydantic", "pyyaml", "google-re2"}
-    assert all("==" in line for line in requirements if line.strip() and not line.startswith("#")), "pin them"
+    assert asked == {"aws-lambda-powertools", "pydantic", "pyyaml", "google-re2"}
+    shipped = {pin.name for pin in read_lock(LAYER_LOCK)}
+    assert asked <= shipped
+    assert not shipped & {"boto3", "botocore", "s3transfer", "moto", "pytest", "hypothesis", "rich"}
     for name in GUARD_FUNCTIONS:
         assert raw()["Resources"][name]["Properties"]["Layers"] == [{"Ref": "DeployGuardLayer"}]
     assert "Layers" not in raw()["Resources"]["OrdersFunction"]["Properties"]
 
 
-def test_the_alarm_rule_sends_every_alarm_entering_alarm_to_the_rollback_function() -> None:
+ALARM_STATE_CHANGE = {
+    "source": ["aws.cloudwatch"],
+    "detail-type": ["CloudWatch Alarm State Change"],
+    "detail": {"state": {"value": ["ALARM"]}},
+}
+
+
+def rule_pattern(prefixes: list[str]) -> dict[str, Any]:
+    """The rollback rule's event pattern as CloudFormation resolves it for GuardedAlarmPrefixes."""
     _, rule = only("AWS::Events::Rule")
-    pattern = rule["Properties"]["EventPattern"]
-    assert pattern["source"] == ["aws.cloudwatch"]
-    assert pattern["detail-type"] == ["CloudWatch Alarm State Change"]
-    assert pattern["detail"]["state"]["value"] == ["ALARM"]
+    condition, every, narrowed = rule["Properties"]["EventPattern"]["Fn::If"]
+    assert raw()["Conditions"][condition] == {
+        "Fn::Equals": [{"Fn::Join": ["", {"Ref": "GuardedAlarmPrefixes"}]}, ""]
+    }
+    if not "".join(prefixes):
+        pattern: dict[str, Any] = every
+        return pattern
+    separator, (head, inner, tail) = narrowed["Fn::Join"]
+    inner_separator, reference = inner["Fn::Join"]
+    assert (separator, reference) == ("", {"Ref": "GuardedAlarmPrefixes"})
+    text = separator.join([head, inner_separator.join(prefixes), tail])
+    narrowed_pattern: dict[str, Any] = json.loads(text)  # EventPattern takes the JSON text
+    return narrowed_pattern
+
+
+def test_the_alarm_rule_sends_alarms_entering_alarm_to_the_rollback_function_with_a_dead_letter_queue() -> (
+    None
+):
+    _, rule = only("AWS::Events::Rule")
+    assert rule_pattern([""]) == ALARM_STATE_CHANGE  # the parameter's default: every alarm
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"] == {"Fn::GetAtt": ["AlarmRollbackFunction", "Arn"]}
+    assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["AlarmRollbackDeadLetterQueue", "Arn"]}}
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 900, "MaximumRetryAttempts": 3}
+
+
+def test_guarded_alarm_prefixes_narrow_the_rule_to_those_alarm_names() -> None:
+    parameter = raw()["Parameters"]["GuardedAlarmPrefixes"]
+    assert (parameter["Type"], parameter["Default"]) == ("CommaDelimitedList", "")
+    assert not re.fullmatch(parameter["AllowedPattern"], 'a"b') and not re.fullmatch(
+        parameter["AllowedPattern"], "a\\b"
+    ), "a quote or backslash would break the JSON pattern"
+
+    pattern = rule_pattern(["deployguard-prod-orders-", "payments-"])
+
+    assert pattern == {
+        **ALARM_STATE_CHANGE,
+        "detail": {
+            "state": {"value": ["ALARM"]},
+            "alarmName": [{"prefix": "deployguard-prod-orders-"}, {"prefix": "payments-"}],
+        },
+    }
+
+
+def test_undelivered_alarm_events_are_kept_and_alarmed_on() -> None:
+    queue = resource("AlarmRollbackDeadLetterQueue")["Properties"]
+    assert queue["MessageRetentionPeriod"] == 1209600 and queue["SqsManagedSseEnabled"] is True
+    (statement,) = resource("AlarmRollbackDeadLetterQueuePolicy")["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    rule, _ = only("AWS::Events::Rule")
+    assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [rule, "Arn"]}}}
+    alarm = resource("AlarmRollbackDeadLetterAlarm")["Properties"]
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["AlarmRollbackDeadLetterQueue", "QueueName"]}}
+    ]
+    assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanOrEqualToThreshold", 1)
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+
+
+@pytest.mark.parametrize(("concurrency", "reserved"), [("5", True), ("0", False)])
+def test_the_rollback_function_has_reserved_concurrency_unless_set_to_0(
+    concurrency: str, reserved: bool
+) -> None:
+    assert raw()["Parameters"]["AlarmRollbackConcurrency"]["Default"] == 5
+    resolve = Resolver("prod", raw())
+    resolve.parameters["AlarmRollbackConcurrency"] = concurrency
+    condition, when, otherwise = resource("AlarmRollbackFunction")["Properties"][
+        "ReservedConcurrentExecutions"
+    ]["Fn::If"]
+    assert (when, otherwise) == ({"Ref": "AlarmRollbackConcurrency"}, {"Ref": "AWS::NoValue"})
+    assert resolve.condition(condition) is reserved
 
 
 def test_the_bake_workflow_is_a_standard_state_machine_over_the_bake_step() -> None:
@@ -429,6 +442,70 @@ def test_the_bake_workflow_is_a_standard_state_machine_over_the_bake_step() -> N
         text = definition.read_text()
         json.loads(text)
         assert set(re.findall(r"\$\{(\w+)\}", text)) == set(machine["DefinitionSubstitutions"])
+
+
+def _lambda_arn(pattern: str) -> str:
+    """A resolved resource as an ARN pattern: the resolver gives a function's GetAtt as '<name>.Arn'."""
+    name, dot_arn, qualifier = pattern.partition(".Arn")
+    return f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:{name}{qualifier}" if dot_arn else pattern
+
+
+def _grants(template: dict[str, Any], stage: str, action: str) -> dict[str, dict[str, list[str]]]:
+    """role → {'Allow': [ARN patterns], 'Deny': [...]} of every statement (of the transformed
+    template) naming ``action`` or a wildcard over it, resolved for ``stage`` with ``template``'s
+    parameters as CloudFormation would."""
+    resolve = Resolver(stage, template)
+    service = action.split(":", 1)[0]
+    found: dict[str, dict[str, list[str]]] = {}
+    for role, statement in statements():
+        actions = as_list(statement["Action"])
+        if not any(fnmatch.fnmatchcase(action, a) or a in ("*", f"{service}:*") for a in actions):
+            continue
+        arns = [_lambda_arn(str(arn)) for arn in as_list(resolve(statement["Resource"]))]
+        found.setdefault(role, {"Allow": [], "Deny": []})[statement["Effect"]] += arns
+    return found
+
+
+def _may(grants: dict[str, list[str]], arn: str) -> bool:
+    def covered(patterns: list[str]) -> bool:
+        return any(fnmatch.fnmatchcase(arn, p) for p in patterns)
+
+    return covered(grants["Allow"]) and not covered(grants["Deny"])
+
+
+@pytest.mark.parametrize("stage", [s.value for s in Stage])
+@pytest.mark.parametrize("guarded", ["", "*", "*bake*"])
+def test_only_the_bake_workflow_may_invoke_the_bake_step(stage: str, guarded: str) -> None:
+    """The bake step reports a deployment's status from the state it is given: only the state
+    machine's role may hand it one (a hook's smoke-test grant on guarded functions never reaches it,
+    whatever GuardedFunctionPattern says), and no resource policy lets anyone else in."""
+    template = json.loads(json.dumps(raw()))  # the resolver reads parameters and names from it
+    template["Parameters"]["GuardedFunctionPattern"]["Default"] = guarded
+    step = f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT}:function:deployguard-{stage}-bake-step"
+    invokers = {
+        role
+        for role, grants in _grants(template, stage, "lambda:InvokeFunction").items()
+        if _may(grants, step) or _may(grants, f"{step}:live")
+    }
+    assert invokers == {"BakeStateMachineRole"}
+    assert not [
+        name
+        for name, permission in resources("AWS::Lambda::Permission").items()
+        if "BakeStepFunction" in json.dumps(permission["Properties"]["FunctionName"])
+    ]
+
+
+@pytest.mark.parametrize("stage", [s.value for s in Stage])
+def test_only_the_post_traffic_hook_may_start_the_bake_workflow(stage: str) -> None:
+    machine = f"arn:{PARTITION}:states:{REGION}:{ACCOUNT}:stateMachine:deployguard-{stage}-bake"
+    starters = {
+        role: grants["Allow"]
+        for role, grants in _grants(raw(), stage, "states:StartExecution").items()
+        if _may(grants, machine)
+    }
+    assert starters == {"PostTrafficHookRole": [machine]}
+    trust = resource("BakeStateMachineRole")["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "states.amazonaws.com"}]
 
 
 def test_outputs_are_exported_for_other_stacks() -> None:
@@ -703,6 +780,55 @@ def test_codedeploy_may_invoke_only_the_two_hooks_and_shift_only_the_orders_alia
     assert all(":function:deployguard-${Stage}-orders" in arn for arn in shift)
 
 
+# --- the offline IAM lint (make iam-lint: parliament over tests/tools/iam_lint.py's policies) ------
+
+
+def test_the_iam_lint_sees_every_policy_as_concrete_arns() -> None:
+    """parliament judges ARNs, not intrinsics: every statement of every role's policy reaches it,
+    for every stage, with every Resource resolved to an ARN of this account (or '*')."""
+    linted = iam_lint.policies(cfn())
+    where = {policy.where.split(": ", 1)[1].split("/", 1)[0] for policy in linted}
+    roles_with_policies = {
+        name for name, role in resources("AWS::IAM::Role").items() if role["Properties"].get("Policies")
+    }
+    assert roles_with_policies <= where
+    for stage in STAGES:
+        assert any(policy.where.startswith(f"{stage}, ") for policy in linted)
+    for policy in linted:
+        for statement in as_list(policy.document["Statement"]):
+            for arn in as_list(statement.get("Resource", [])):
+                assert isinstance(arn, str), f"{policy.where}: unresolved {arn}"
+                concrete = arn.startswith(f"arn:{PARTITION}:") and f":{ACCOUNT}:" in arn and "${" not in arn
+                assert arn == "*" or concrete, f"{policy.where}: {arn}"
+
+
+@pytest.mark.parametrize(
+    ("arn", "unbounded"),
+    [
+        ("*", True),
+        (f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:*", True),
+        (f"arn:aws:lambda:*:{ACCOUNT}:function:deployguard-dev-orders", True),
+        (f"arn:aws:sns:{REGION}:{ACCOUNT}:*", True),
+        (f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:*-dev-*", False),
+        (f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/deployguard-dev-orders:*", False),
+        (f"arn:aws:sns:{REGION}:{ACCOUNT}:deployguard-dev-alerts", False),
+    ],
+)
+def test_the_iam_lint_knows_a_wildcard_resource(arn: str, unbounded: bool) -> None:
+    assert iam_lint.unbounded(arn) is unbounded
+
+
+def test_every_iam_lint_suppression_names_an_action_we_grant_and_says_why() -> None:
+    granted_anywhere = {action for _, statement in statements() for action in as_list(statement["Action"])}
+    for (issue, action), reason in iam_lint.SUPPRESSED.items():
+        assert re.fullmatch(r"[A-Z_]+", issue)
+        assert action in granted_anywhere, f"stale suppression: nothing grants {action}"
+        assert len(reason) >= 120, f"say why {issue} for {action} is not a defect"
+    documented = (ROOT / "docs" / "deploying.md").read_text()
+    for _, action in iam_lint.SUPPRESSED:
+        assert action in documented, f"docs/deploying.md does not list the suppression for {action}"
+
+
 # --- dashboard and saved queries -------------------------------------------------------------------
 
 
@@ -847,10 +973,46 @@ def test_the_release_pipeline_tests_then_deploys_each_stage_after_publishing_its
         assert job["needs"] == previous, "each stage runs only after the previous one succeeded"
         assert job["environment"] == stage
         runs = [step.get("run", "") for step in job["steps"]]
-        publish = runs.index(f".venv/bin/deployguard policy publish --stage {stage} policies/{stage}.yaml")
-        deploy = next(i for i, run in enumerate(runs) if f"sam deploy --config-env {stage}" in run)
-        assert publish < deploy
+        # the CLI and aws-sam-cli, each installed from its hash lock by `make release-tools`
+        install = runs.index("make release-tools")
+        publish = runs.index(
+            f".tools/cli/bin/deployguard policy publish --stage {stage} policies/{stage}.yaml"
+        )
+        deploy = next(
+            i for i, run in enumerate(runs) if f".tools/sam/bin/sam deploy --config-env {stage}" in run
+        )
+        assert install < publish < deploy
         previous = f"deploy-{stage}"
+
+
+def test_every_log_group_outlives_its_stack() -> None:
+    """The log groups hold the audit trail (every outcome record): deleting the stack, or a change
+    that replaces a log group, must not erase it."""
+    for template in (raw(), cfn()):
+        groups = resources("AWS::Logs::LogGroup", template)
+        assert set(groups) >= {f"{name.removesuffix('Function')}LogGroup" for name in GUARD_FUNCTIONS}
+        for name, group in groups.items():
+            assert group.get("DeletionPolicy") == "Retain", f"{name}: DeletionPolicy: Retain"
+            assert group.get("UpdateReplacePolicy") == "Retain", f"{name}: UpdateReplacePolicy: Retain"
+            assert "RetentionInDays" in group["Properties"], f"{name}: a retained group still expires"
+
+
+def test_the_encryption_skips_rest_on_the_leak_property_tests() -> None:
+    """Logs and alerts go without a customer managed KMS key because no secret value reaches them:
+    each such skip names the property tests that prove it, and they exist."""
+    reasons = [
+        skip["comment"]
+        for item in raw()["Resources"].values()
+        for skip in item.get("Metadata", {}).get("checkov", {}).get("skip", [])
+        if skip["id"] in {"CKV_AWS_26", "CKV_AWS_158"}
+    ]
+    assert reasons
+    for reason in reasons:
+        named = re.findall(r"tests/[\w/]+\.py", reason)
+        assert named, f"the skip does not name the tests behind it: {reason}"
+        for test in named:
+            assert (ROOT / test).is_file(), test
+            assert "given(" in (ROOT / test).read_text(), f"{test}: not a property test"
 
 
 def test_every_checkov_skip_says_why() -> None:

@@ -18,6 +18,7 @@ from deployguard.guard import Guarded, guard_function
 from deployguard.outcome import OutcomeRecord, Role
 from deployguard.policy import Policy
 from deployguard.ports import LambdaPort, ReferencePort
+from deployguard.secrets import Redactor
 from deployguard.stages import Stage
 from deployguard_cli import adapters
 from deployguard_cli.commands.policy import read_policy
@@ -36,11 +37,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(run=run)
 
 
+# Past a case's timeout the smoke engine has already reported it (SMK002); the invocation's thread
+# then lives at most this much longer, until the invoke client's read timeout ends it.
+INVOKE_MARGIN_SECONDS = 1.0
+
+
+def smoke_read_timeout(policy: Policy, function_name: str) -> float | None:
+    """The invoke client's read timeout for the function's smoke cases: the longest case timeout
+    plus a margin, so no invocation outlives its case by more (None: no smoke case to run)."""
+    match = policy.for_function(function_name)
+    if match is None or not match[1].smoke:
+        return None
+    return max(case.timeout_ms for case in match[1].smoke) / 1000 + INVOKE_MARGIN_SECONDS
+
+
 def run(args: argparse.Namespace) -> int:
     stage = Stage(args.stage)
+    policy = read_policy(args.policy, stage=stage)
     record = check(
-        read_policy(args.policy, stage=stage),
-        functions=adapters.functions(),
+        policy,
+        # NOTE: bounded by the cases' timeouts: a pipeline step must not wait out Lambda's 900 s
+        functions=adapters.functions(invoke_read_timeout=smoke_read_timeout(policy, args.function)),
         references=adapters.references(),
         stage=stage,
         function_name=args.function,
@@ -67,7 +84,9 @@ def check(
     today: date,
 ) -> OutcomeRecord:
     """The pre-traffic checks of ``target_version`` as the stage's policy guards the function: the
-    outcome record (redacted), decided. An unguarded function is decided by ``unguarded``."""
+    outcome record (redacted with the versions' redactor), decided. An unguarded function is
+    decided by ``unguarded``. An error once the versions were read is a ``RedactedError``: the CLI
+    prints its message, redacted with the same redactor."""
     record = OutcomeRecord(
         role=Role.CLI,
         stage=stage.value,
@@ -78,7 +97,7 @@ def check(
     found = guard_function(policy, function_name)
     if not isinstance(found, Guarded):
         checks = [found.policy_check]
-        return replace(record, checks=checks, decision=decide(checks)).finish()
+        return replace(record, checks=checks, decision=decide(checks)).finish().redacted(Redactor())
     result = check_version(
         functions=functions,
         references=references,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from deployguard_cli.rehearsal.clock import human_duration
+from deployguard_cli.render import terminal_safe
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -165,7 +166,9 @@ def _run_live(scenarios: Sequence[Scenario], *, show_report: bool) -> int:
             style = "bold red"
         marker = _bar(event.detail["weight"]) + " " if event.kind == "shift" else ""
         console.print(
-            f"  {event.at:%H:%M:%S}  {event.kind:<10} {marker}{event.message}", style=style, markup=False
+            terminal_safe(f"  {event.at:%H:%M:%S}  {event.kind:<10} {marker}{event.message}"),
+            style=style,
+            markup=False,
         )
 
     def finished(result: ScenarioResult) -> None:
@@ -184,15 +187,17 @@ def _bar(weight: float, width: int = 10) -> str:
 def _print_result(console: Console, result: ScenarioResult, *, show_report: bool) -> None:
     o = result.outcome
     if result.as_expected:
-        console.print(f"  ✔ ended as expected: {_ended(result)}", style="bold green", markup=False)
+        console.print(
+            terminal_safe(f"  ✔ ended as expected: {_ended(result)}"), style="bold green", markup=False
+        )
     else:
-        console.print(f"  ✘ NOT as expected: {_ended(result)}", style="bold red", markup=False)
+        console.print(terminal_safe(f"  ✘ NOT as expected: {_ended(result)}"), style="bold red", markup=False)
         for problem in result.problems:
-            console.print(f"      - {problem}", style="red", markup=False)
+            console.print(terminal_safe(f"      - {problem}"), style="red", markup=False)
     if show_report:
         console.print("")
         for line in result.report_text.splitlines():
-            console.print(f"    {line}", style="dim", markup=False)
+            console.print(terminal_safe(f"    {line}"), style="dim", markup=False)
     console.print("")
     console.print("  recorded:", style="bold")
     for group, lines in sorted(result.log_lines.items()):
@@ -208,7 +213,9 @@ def _print_result(console: Console, result: ScenarioResult, *, show_report: bool
             markup=False,
         )
     for alert in result.alerts:
-        console.print(f"    alert (SNS {result.wiring.alert_topic_name}): {alert}", markup=False)
+        console.print(
+            terminal_safe(f"    alert (SNS {result.wiring.alert_topic_name}): {alert}"), markup=False
+        )
     console.print(f"    guard policy: {result.policy_source}", style="dim", markup=False)
     console.print(
         f"  took {result.seconds:.1f} s for {human_duration(o.virtual_duration.total_seconds())} of deployment time\n",

@@ -8,6 +8,7 @@ records found or the logs could not be read.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -89,5 +90,6 @@ def report(
             f"of {len(groups)} log group(s) ({', '.join(groups[:5])}{', …' if len(groups) > 5 else ''})"
         )
     story = build_report(found.records, deployment_id)
-    print(story.model_dump_json(indent=2) if as_json else render_report(story))
+    # NOTE: json.dumps escapes every control character (pydantic's JSON keeps C1 ones raw)
+    print(json.dumps(story.model_dump(mode="json"), indent=2) if as_json else render_report(story))
     return EXIT_FINDINGS if story.outcome in ("failed", "rolled_back") else EXIT_OK

@@ -4,8 +4,10 @@ CodeDeploy's auto-rollback): the alarm rollback's own flow (``deployguard.restor
 
 Without ``--to`` the previous version is the alias's main version while it carries routing weights
 (mid-shift), else the CurrentVersion of the last deployment that moved it to the version it serves.
-The alias's RevisionId guards the change: an alias changed after it was read is not overwritten.
-Asks for confirmation unless ``--yes``. Exit 0 rolled back (or nothing to do), 1 declined, 2 could
+The alias's RevisionId guards the change: an alias changed after it was read is not overwritten
+(unless it went exactly where the rollback would put it: then nothing is left to do). The record
+is redacted with the two versions' environments (key formats only when they cannot be read) and
+printed terminal-safe. Asks for confirmation unless ``--yes``. Exit 0 rolled back (or nothing to do), 1 declined, 2 could
 not run (or the alias went back but the deployment could not be stopped).
 """
 
@@ -20,7 +22,7 @@ from deployguard.deployment import FINISHED_STATUSES, IN_FLIGHT_STATUSES, Deploy
 from deployguard.errors import DeployGuardError
 from deployguard.outcome import OutcomeRecord, Role
 from deployguard.ports import CodeDeployPort, LambdaPort
-from deployguard.restore import Aim, Restore, plan_restore, stop_and_restore
+from deployguard.restore import Aim, Restore, plan_restore, redactor_for, stop_and_restore
 from deployguard.snapshot import AliasState
 from deployguard_cli import adapters
 from deployguard_cli.commands.status import (
@@ -30,7 +32,7 @@ from deployguard_cli.commands.status import (
     describe_traffic,
 )
 from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
-from deployguard_cli.render import print_record
+from deployguard_cli.render import print_record, terminal_safe
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -82,13 +84,13 @@ def roll_back(
     in_flight = deployments_of(codedeploy, target, IN_FLIGHT_STATUSES)
     plan = _plan(codedeploy, target, state, in_flight, to=to, since_days=since_days)
     if plan.version == state.function_version and not state.additional_version_weights and in_flight is None:
-        print(f"{target.function}:{target.alias} is already on version {plan.version} alone: nothing to do")
+        _say(f"{target.function}:{target.alias} is already on version {plan.version} alone: nothing to do")
         return EXIT_OK
-    print(
+    _say(
         f"{target.function}:{target.alias}: {describe_traffic(state)} -> version {plan.version} (100%), routing cleared"
     )
     if in_flight is not None:
-        print(f"  and stop deployment {in_flight.deployment_id} ({in_flight.status}) with auto-rollback")
+        _say(f"  and stop deployment {in_flight.deployment_id} ({in_flight.status}) with auto-rollback")
     if not confirmed and not _confirmed():
         print("nothing changed")
         return EXIT_FINDINGS
@@ -97,17 +99,20 @@ def roll_back(
         codedeploy,
         functions,
         deployment_id=in_flight.deployment_id if in_flight else None,
-        aim=lambda: Aim(state=state, plan=plan),  # the alias as shown and confirmed
+        aim=Aim(state=state, plan=plan),  # the alias as shown and confirmed
     )
+    redactor, note = redactor_for(functions, target.function, [plan.version, *plan.leaving.split(",")])
     if done.stop_error is not None:
-        print(f"deployguard: {done.stop_error}; moving the alias back anyway", file=sys.stderr)
+        error = redactor(str(done.stop_error))
+        print(terminal_safe(f"deployguard: {error}; moving the alias back anyway"), file=sys.stderr)
     if done.alias_changed:
         raise DeployGuardError(
             f"{target.function}:{target.alias} changed after it was read (RevisionId {state.revision_id}); "
             "nothing was overwritten: check `deployguard status` and run the rollback again"
         )
     if done.restore_error is not None:
-        raise done.restore_error
+        raise DeployGuardError(redactor(str(done.restore_error)))
+    reason = f"rolled back by hand (deployguard rollback): {target.alias} back on version {plan.version}"
     record = OutcomeRecord(
         role=Role.CLI,
         function_name=target.function,
@@ -116,8 +121,9 @@ def roll_back(
         current_version=plan.version,
         target_version=plan.leaving,
         actions=done.actions,
-        reason=f"rolled back by hand (deployguard rollback): {target.alias} back on version {plan.version}",
+        reason=f"{reason} ({note})" if note else reason,
     ).finish()
+    record = record.redacted(redactor)
     if as_json:
         print(json.dumps(record.document(), indent=2))
     else:
@@ -149,6 +155,10 @@ def _plan(
             "name it with --to VERSION"
         )
     return plan
+
+
+def _say(line: str) -> None:
+    print(terminal_safe(line))
 
 
 def _confirmed() -> bool:

@@ -16,6 +16,7 @@ from deployguard.records import datarecord
 from deployguard.snapshot import AliasState
 from deployguard_cli import adapters
 from deployguard_cli.exit_codes import EXIT_OK
+from deployguard_cli.render import terminal_safe
 
 
 def add_target_arguments(parser: argparse.ArgumentParser) -> None:
@@ -105,13 +106,14 @@ def status(codedeploy: CodeDeployPort, functions: LambdaPort, target: AliasTarge
         }
         print(json.dumps(document, indent=2))
         return EXIT_OK
-    print(f"{target.function}:{target.alias} -> {describe_traffic(state)}")
+    lines = [f"{target.function}:{target.alias} -> {describe_traffic(state)}"]
     if deployment is None:
-        print("  no deployment in flight")
+        lines.append("  no deployment in flight")
     else:
         versions = deployment.target
-        print(
+        lines.append(
             f"  deployment {deployment.deployment_id} {deployment.status}: version {versions.current_version} -> "
             f"{versions.target_version} ({deployment.application_name}/{deployment.deployment_group_name})"
         )
+    print("\n".join(terminal_safe(line) for line in lines))
     return EXIT_OK

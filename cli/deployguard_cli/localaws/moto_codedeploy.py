@@ -244,7 +244,9 @@ def _put_lifecycle_event_hook_execution_status(
         if name is None:
             _fail("InvalidLifecycleEventHookExecutionIdException", f"Unknown execution {execution_id!r}.")
         event = tracked.events[name]
-        if execution_id in tracked.reported or event.status in _EVENT_DONE:
+        # NOTE: a deployment that has ended (stopped by a rollback, failed) takes no status for its
+        # lifecycle events any more; of the operation's errors in the botocore model, this is it.
+        if execution_id in tracked.reported or event.status in _EVENT_DONE or deployment.status in _TERMINAL:
             _fail("LifecycleEventAlreadyCompletedException", f"Lifecycle event {name} has already completed.")
         now = utcnow()
         tracked.reported.add(execution_id)

@@ -35,6 +35,9 @@ class AlarmState(BaseModel):
     kind: Literal["metric", "composite"] = "metric"
     state: str
     entered_at: datetime | None = Field(None, description="When the alarm entered its current state.")
+    updated_at: datetime | None = Field(
+        None, description="When its state or state reason last changed (StateUpdatedTimestamp)."
+    )
     dimensions: dict[str, str] = Field(default_factory=dict)
 
 

@@ -1,8 +1,10 @@
 """Validate a target version's configuration against the stage's policy. Pure domain logic.
 
 Findings name variables and settings, patterns and kinds of secret — never a variable's value.
-The only part of a value ever shown is the host of a URL (``part: host`` rules), which carries no
-credentials.
+The only parts of a value ever shown are the host of a URL (``part: host`` rules), which carries no
+credentials, and the name of a referenced SSM parameter or secret in a variable that is not
+secret-named (a secret-named variable's bare ``/name`` may be a password: it is never quoted, nor
+looked up).
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from deployguard.findings import Finding, Severity
 from deployguard.patterns import search
 from deployguard.secrets import (
     Reference,
-    detect_key_formats,
     is_reference,
     is_secret_name,
+    is_unambiguous_reference,
     parse_reference,
+    plaintext_secret_kinds,
 )
 from deployguard.snapshot import FunctionSnapshot
 from deployguard.stages import Stage
@@ -110,7 +113,18 @@ def _value_rule(env: dict[str, str], rule: ValueRule) -> list[Finding]:
         return []  # absence is the 'required' list's business
     value = env[rule.variable]
     if rule.part == "host":
-        value = urlsplit(value).hostname or ""
+        try:
+            value = urlsplit(value).hostname or ""
+        except ValueError:
+            # NOTE: urlsplit's message quotes the netloc, a password included: never shown
+            return _finding(
+                rule.severity,
+                "CFG005",
+                rule.variable,
+                f"{rule.variable} is not a URL whose host can be read (an invalid IPv6 address, or "
+                "characters that change under Unicode NFKC normalization such as a fullwidth at sign, U+FF20): "
+                "fix the value so its host can be checked",
+            )
         shown = f"host '{value}'" if value else "value (no URL host found)"
     else:
         shown = "value"
@@ -135,12 +149,18 @@ def _value_rule(env: dict[str, str], rule: ValueRule) -> list[Finding]:
     return findings
 
 
+def _is_pointer(name: str, value: str) -> bool:
+    """``value`` points at a secret or parameter. In a secret-named variable only an ARN or a
+    ``{{resolve:…}}`` reference does: a bare ``/name`` there may be a password starting with '/'."""
+    return is_unambiguous_reference(value) if is_secret_name(name) else is_reference(value)
+
+
 def _plaintext_secrets(env: dict[str, str], level: Level) -> list[Finding]:
     findings: list[Finding] = []
     for name, value in sorted(env.items()):
-        if not value.strip() or is_reference(value):
+        if not value.strip() or _is_pointer(name, value):
             continue
-        kinds = detect_key_formats(value)
+        kinds = plaintext_secret_kinds(name, value)
         if kinds:
             findings += _finding(
                 level,
@@ -150,12 +170,19 @@ def _plaintext_secrets(env: dict[str, str], level: Level) -> list[Finding]:
                 f"SSM SecureString and put the ARN or parameter name in {name} instead",
             )
         elif is_secret_name(name):
+            pointer = (
+                " (in a secret-named variable a value starting with '/' is taken for a literal, not "
+                "for a parameter name)"
+                if value.strip().startswith("/")
+                else ""
+            )
             findings += _finding(
                 level,
                 "SEC002",
                 name,
-                f"{name} is named like a secret but holds a literal: put a Secrets Manager ARN or an "
-                "SSM parameter name in it and read the value at run time",
+                f"{name} is named like a secret but holds a literal{pointer}: put a Secrets Manager or "
+                f"SSM parameter ARN in it (or a parameter name in {name}_PARAM) and read the value at "
+                "run time",
             )
     return findings
 
@@ -173,8 +200,11 @@ def _references(env: dict[str, str], rules: ConfigRules, exists: ReferenceExists
             )
     if rules.references.verify == "ignore" or exists is None:
         return findings
+    # NOTE: a secret-named variable's bare '/name' is a literal, possibly a password: neither looked
+    # up (the lookup would send it to AWS) nor quoted by REF001, in whichever variable it appears
+    literals = {v.strip() for n, v in env.items() if not _is_pointer(n, v)}
     for name, value in sorted(env.items()):
-        reference = parse_reference(value)
+        reference = parse_reference(value) if value.strip() not in literals else None
         if reference is None or exists(reference):
             continue
         code, store = ("REF001", "SSM parameter") if reference.kind == "ssm" else ("REF002", "secret")

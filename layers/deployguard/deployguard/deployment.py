@@ -31,12 +31,19 @@ class Deployment:
     status: str
     create_time: datetime | None
     target: DeploymentTarget
+    complete_time: datetime | None = None  # when it succeeded, failed or was stopped
+    rollback_of: str | None = None  # the deployment whose failure or stop made CodeDeploy start this one
+
+    def created_before(self, moment: datetime) -> bool:
+        """Created at or before ``moment`` (a deployment without a create time never is)."""
+        return self.create_time is not None and self.create_time <= moment
 
 
-def newest_of(
+def deployments_of(
     codedeploy: CodeDeployPort, deployment_ids: list[str], function_name: str, alias: str | None = None
-) -> Deployment | None:
-    """The newest of the deployments that shift ``function_name`` (and ``alias``); others are skipped."""
+) -> list[Deployment]:
+    """The deployments among ``deployment_ids`` that shift ``function_name`` (and ``alias``), oldest
+    first (one resolve each); those that are not Lambda deployments, or name no versions, are skipped."""
     matching: list[Deployment] = []
     for deployment_id in deployment_ids:
         try:
@@ -49,6 +56,12 @@ def newest_of(
             target.alias,
         ):
             matching.append(deployment)
-    if not matching:
-        return None
-    return max(matching, key=lambda d: d.create_time.timestamp() if d.create_time else 0.0)
+    return sorted(matching, key=lambda d: d.create_time.timestamp() if d.create_time else 0.0)
+
+
+def newest_of(
+    codedeploy: CodeDeployPort, deployment_ids: list[str], function_name: str, alias: str | None = None
+) -> Deployment | None:
+    """The newest of the deployments that shift ``function_name`` (and ``alias``); others are skipped."""
+    matching = deployments_of(codedeploy, deployment_ids, function_name, alias)
+    return matching[-1] if matching else None

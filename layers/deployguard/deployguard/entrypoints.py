@@ -250,16 +250,28 @@ def bake_step(event: Mapping[str, Any], context: LambdaContext, environ: Mapping
 
     settings = settings_from(environ)
     if isinstance(settings, SettingsError):
-        return fail_bake_step(event, codedeploy_adapter(), failed_evaluation(settings).checks)
-    ports = BakePorts(codedeploy=codedeploy_adapter(), watch=_watch(), policy=_policy(settings))
+        return fail_bake_step(
+            event,
+            codedeploy_adapter(),
+            lambda_adapter(),
+            failed_evaluation(settings).checks,
+            stage=environ.get(STAGE_VARIABLE),
+        )
+    ports = BakePorts(
+        codedeploy=codedeploy_adapter(), functions=lambda_adapter(), watch=_watch(), policy=_policy(settings)
+    )
     return run_bake_step(event, ports, stage=settings.stage, clock=now, alerts=alerts_for(settings))
 
 
 def alarm_rollback(
     event: Mapping[str, Any], context: LambdaContext, environ: Mapping[str, str]
 ) -> dict[str, Any]:
-    """Roll back what a guarded alarm concerns. Errors are logged and raised (Lambda retries)."""
+    """Roll back what a guarded alarm concerns, within the deadline (the remaining time minus
+    DEPLOYGUARD_TIME_RESERVE_SECONDS). Every path writes outcome records; a failure is raised after
+    them (Lambda retries), a malformed event is not (a retry cannot fix it)."""
     from deployguard.alarm_rollback import RollbackError, RollbackPorts, handle_alarm_event, record_unrun
+    from deployguard.observability import ERROR_MAX
+    from deployguard.secrets import Redactor
 
     settings = settings_from(environ)
     if isinstance(settings, SettingsError):
@@ -271,16 +283,23 @@ def alarm_rollback(
         alarms=alarms_adapter(),
         policy=_policy(settings),
     )
+    reserve = settings.time_reserve_seconds
     try:
         records = handle_alarm_event(
-            event, ports, stage=settings.stage, clock=now, alerts=alerts_for(settings)
+            event,
+            ports,
+            stage=settings.stage,
+            clock=now,
+            alerts=alerts_for(settings),
+            seconds_left=lambda: context.get_remaining_time_in_millis() / 1000 - reserve,
         )
     except EventError as exc:  # NOTE: not raised: a retry of a malformed event cannot succeed
-        logger.error("malformed alarm event", extra={"error": str(exc)})
-        return {"rolled_back": [], "records": [], "error": str(exc)}
+        error = Redactor().clip(str(exc), ERROR_MAX)  # the event's own text: key formats at least
+        logger.error("malformed alarm event", extra={"error": error})
+        return {"rolled_back": [], "records": [], "error": error}
     except RollbackError:
         raise  # logged with its outcome records
-    except DeployGuardError as exc:  # the policy or the deployment could not be read: Lambda retries
+    except DeployGuardError as exc:
         logger.error("alarm rollback failed", extra={"error_type": type(exc).__name__, "error": str(exc)})
         raise
     return {

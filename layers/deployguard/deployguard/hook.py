@@ -33,6 +33,7 @@ from deployguard.observability import finish_record, logger
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.outcome import Bypassed as Bypass
 from deployguard.records import datarecord
+from deployguard.redaction import RedactedError
 from deployguard.secrets import Redactor
 
 if TYPE_CHECKING:
@@ -52,21 +53,69 @@ class HookIds:
     lifecycle_event_hook_execution_id: str
 
 
+_ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+# NOTE: botocore's CodeDeploy model gives both ids as plain strings (no length, no pattern).
+# DeployGuard bounds them by what CodeDeploy issues, with headroom: a deployment id is "d-" and 9
+# letters or digits (moto issues UUIDs); a hook execution id is the base64 of an encrypted JSON
+# envelope, about 250 characters. (field, most characters, allowed characters, in words)
+HOOK_ID_RULES: dict[str, tuple[int, frozenset[str], str]] = {
+    "DeploymentId": (64, frozenset(_ALPHANUMERIC + "-"), "letters, digits and '-'"),
+    "LifecycleEventHookExecutionId": (1024, frozenset(_ALPHANUMERIC + "+/=_-"), "base64 characters"),
+}
+
+
+def hook_id_problem(field_name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` as the lifecycle id ``field_name`` (a key of HOOK_ID_RULES), or
+    None. The answer names the field and what it must be; it never quotes the value."""
+    most, allowed, described = HOOK_ID_RULES[field_name]
+    rule = f"{field_name} must be a string of 1 to {most} {described}"
+    if not isinstance(value, str):
+        return f"{rule}, not {_json_kind(value)}"
+    if not value:
+        return f"{rule}, not an empty string"
+    if len(value) > most:
+        return f"{rule}, not {len(value):,} characters"
+    if not set(value) <= allowed:
+        return f"{rule}; it holds other characters"
+    return None
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return "an object" if isinstance(value, Mapping) else f"a {type(value).__name__}"
+
+
 def parse_hook_event(event: Mapping[str, Any]) -> HookIds:
+    """The two ids of a CodeDeploy lifecycle hook event. EventError when either is missing or is
+    not a lifecycle id (a number, a list, too long…): such an event can never be reported, so the
+    hook logs it and returns instead of letting Lambda retry it."""
     try:
         parsed = CodeDeployLifecycleHookEvent(dict(event))
-        ids = HookIds(
-            deployment_id=parsed.deployment_id,
-            lifecycle_event_hook_execution_id=parsed.lifecycle_event_hook_execution_id,
-        )
+        deployment_id = parsed.deployment_id
+        execution_id = parsed.lifecycle_event_hook_execution_id
     except (KeyError, TypeError, ValueError) as exc:
         raise EventError(
             "the event is not a CodeDeploy lifecycle hook event: it needs 'DeploymentId' and "
             "'LifecycleEventHookExecutionId' (see events/pre_traffic_hook.json)"
         ) from exc
-    if not ids.deployment_id or not ids.lifecycle_event_hook_execution_id:
-        raise EventError("DeploymentId and LifecycleEventHookExecutionId must not be empty")
-    return ids
+    problems = [
+        problem
+        for name, value in (("DeploymentId", deployment_id), ("LifecycleEventHookExecutionId", execution_id))
+        if (problem := hook_id_problem(name, value)) is not None
+    ]
+    if problems:
+        raise EventError(
+            "; ".join(problems)
+            + ": CodeDeploy sends both as it issued them (see events/pre_traffic_hook.json)"
+        )
+    return HookIds(deployment_id=deployment_id, lifecycle_event_hook_execution_id=execution_id)
 
 
 @dataclass
@@ -85,8 +134,20 @@ class Evaluation:
 
 def failed_evaluation(error: DeployGuardError) -> Evaluation:
     """The evaluation of checks that could not run: one ERROR check named after the error, which
-    is also the reason (invalid settings, an AWS call that failed, a missing policy…)."""
-    return _failed(type(error).__name__, str(error))
+    is also the reason (invalid settings, an AWS call that failed, a missing policy…).
+
+    A :class:`~deployguard.redaction.RedactedError` (raised after the invocation's redactor was
+    built) keeps that redactor for the record and the original error's name; a bug's is
+    ``internal``, and its traceback is logged, redacted (never the raw one: it would quote the
+    values the bug saw)."""
+    if not isinstance(error, RedactedError):
+        return _failed(type(error).__name__, str(error))
+    if error.crashed:
+        logger.error(
+            "hook check crashed",
+            extra={"error_type": error.error_type, "error": str(error), "traceback": error.traceback},
+        )
+    return _failed("internal" if error.crashed else error.error_type, str(error), error.redactor)
 
 
 def unchecked_evaluation(verdict: Unguarded | Bypassed, target: DeploymentTarget) -> Evaluation:
@@ -177,8 +238,8 @@ def guard_lifecycle_event(
         actions=list(answer.actions),
         **asdict(target) if target else {},
     )
-    if answer.defer and decision is Decision.SUCCEEDED:
-        return finish_record(record, answer.redactor)  # the bake workflow reports later
+    if answer.defer and decision is Decision.SUCCEEDED:  # the bake workflow reports later, or nobody
+        return finish_record(record, answer.redactor, alerts=alerts)
     return report_and_record(record, decision, codedeploy, answer.redactor, alerts=alerts)
 
 
@@ -219,12 +280,16 @@ def _evaluate(
     except DeployGuardError as exc:
         return failed_evaluation(exc)
     except Exception as exc:  # a bug must still end in a reported Failed
-        logger.exception("hook check crashed")
-        return _failed("internal", f"internal error ({type(exc).__name__}): {exc}")
+        # NOTE: before the use case built its redactor (or a use case that builds none): formats only
+        return failed_evaluation(RedactedError(exc, Redactor()))
 
 
-def _failed(name: str, message: str) -> Evaluation:
-    return Evaluation(checks=[CheckResult(name=name, result=Result.ERROR, message=message)], reason=message)
+def _failed(name: str, message: str, redactor: Redactor | None = None) -> Evaluation:
+    return Evaluation(
+        checks=[CheckResult(name=name, result=Result.ERROR, message=message)],
+        reason=message,
+        redactor=redactor or Redactor(),
+    )
 
 
 def _reason(decision: Decision, checks: list[CheckResult]) -> str:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 NAMESPACE = "DeployGuard"
 SERVICE = "deployguard"
 UNKNOWN = "unknown"
+ERROR_MAX = 300  # characters of an error message in a log line, after redaction
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
@@ -71,25 +72,31 @@ def _emit(name: str, value: float, dimensions: dict[str, str]) -> None:
 def finish_record(
     record: OutcomeRecord, redactor: Redactor | None = None, *, alerts: AlertPublisher | None = None
 ) -> OutcomeRecord:
-    """Stamp the record finished, redact it (``redactor`` knows the function's secret values), and
-    record it (:func:`record_outcome`). Returns the record as written."""
-    record = record.finish().redacted(redactor or Redactor())
-    record_outcome(record, alerts=alerts)
+    """Stamp the record finished, redact it (``redactor`` is the invocation's: it knows the
+    versions' secret values; without one, the formats-only ``Redactor()``), and record it
+    (:func:`record_outcome`) with the same redactor. Returns the record as written."""
+    redactor = redactor or Redactor()
+    record = record.finish().redacted(redactor)
+    record_outcome(record, alerts=alerts, redactor=redactor)
     return record
 
 
-def record_outcome(record: OutcomeRecord, *, alerts: AlertPublisher | None = None) -> None:
+def record_outcome(
+    record: OutcomeRecord, *, alerts: AlertPublisher | None = None, redactor: Redactor | None = None
+) -> None:
     """Log the record as one structured line, emit its metrics (EMF, flushed at once), and alert.
 
-    Call it after the status has been reported to CodeDeploy. The record must already be redacted.
-    An alert that cannot be published is logged, never raised: it must not fail a guard.
+    Call it after the status has been reported to CodeDeploy. The record must already be redacted;
+    ``redactor`` (the invocation's) also redacts the alert's lines and a publishing error before
+    each is clipped. An alert that cannot be published is logged, never raised: it must not fail a
+    guard.
     """
     # NOTE: a failed or rolled-back outcome is a WARNING, so it survives POWERTOOLS_LOG_LEVEL=WARNING
     failed = record.rolled_back or record.decision is Decision.FAILED
     (logger.warning if failed else logger.info)(LOG_MESSAGE, extra=record.document())
     _emit_metrics(record)
     if alerts is not None:
-        _alert(record, alerts)
+        _alert(record, alerts, redactor or Redactor())
 
 
 def _emit_metrics(record: OutcomeRecord) -> None:
@@ -111,16 +118,16 @@ def _emit_metrics(record: OutcomeRecord) -> None:
             _emit("AlarmToRestoreTime", record.alarm_to_restore_ms, base)
 
 
-def _alert(record: OutcomeRecord, alerts: AlertPublisher) -> None:
+def _alert(record: OutcomeRecord, alerts: AlertPublisher, redactor: Redactor) -> None:
     try:
-        alert = notify(record, alerts)
+        alert = notify(record, alerts, redactor=redactor)
     except Exception as exc:  # NOTE: the status is already reported; an alert must never fail the guard
         logger.warning(
             "outcome alert not published",
             extra={
                 "deployment_id": record.deployment_id,
                 "error_type": type(exc).__name__,
-                "error": str(exc)[:300],
+                "error": redactor.clip(str(exc), ERROR_MAX),  # redact first, then clip
             },
         )
         return

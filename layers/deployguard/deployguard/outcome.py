@@ -7,7 +7,8 @@ below. Bump ``SCHEMA_VERSION`` on any incompatible change; adding an optional fi
 ``docs/outcome-record.schema.json`` is its JSON Schema (``deployguard.schema``).
 
 A record never carries a secret value: :meth:`OutcomeRecord.redacted` masks every known secret
-value and well-known key format in every free-text field before the record leaves the process.
+value and well-known key format in every free-text field before the record leaves the process, and
+only then clips each field (``docs/secrets.md``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from deployguard.secrets import Redactor
 SCHEMA_VERSION = "deployguard.outcome/1"
 RECORD_TYPE = "outcome"
 LOG_MESSAGE = "deployguard outcome"
-REASON_MAX = 2000
+TEXT_MAX = 2000  # characters of any free-text field (the reason, a check's message, an action's detail)
 
 
 def _about(description: str) -> dict[str, str]:
@@ -179,12 +180,11 @@ class OutcomeRecord:
     def redacted(self, redactor: Redactor) -> OutcomeRecord:
         """The record with every known secret value and key format masked, in every free-text field.
 
-        The reason is clipped to REASON_MAX only after redaction, so a clip cannot split a secret.
+        Each field is clipped to TEXT_MAX only after it was redacted (``Redactor.clip``), so a clip
+        can neither leave part of a secret nor cut a mask in two.
         """
-        record: OutcomeRecord = _redact(self, redactor)
-        if len(record.reason) > REASON_MAX:
-            record = replace(record, reason=record.reason[: REASON_MAX - 3] + "...")
-        return record
+        redacted: OutcomeRecord = _redact(self, redactor)
+        return redacted
 
     def document(self) -> dict[str, Any]:
         """The written form, as JSON types: every check with its ``code``, and ``rolled_back``."""
@@ -216,7 +216,8 @@ _STRUCTURAL = frozenset(
 
 
 def _redact(value: Any, redactor: Redactor) -> Any:
-    """Redact each string of a record on its own: no JSON escaping can hide a secret."""
+    """Redact each string of a record on its own (no JSON escaping can hide a secret), then clip it
+    to TEXT_MAX."""
     if isinstance(value, Enum):
         return value
     if is_dataclass(value) and not isinstance(value, type):
@@ -225,7 +226,7 @@ def _redact(value: Any, redactor: Redactor) -> Any:
     if isinstance(value, list):
         return [_redact(item, redactor) for item in value]
     if isinstance(value, str):
-        return redactor(value)
+        return redactor.clip(value, TEXT_MAX)
     return value
 
 

@@ -111,6 +111,15 @@ class AlarmTags(Protocol):
     def tags(self, alarm_arn: str) -> dict[str, str]: ...
 
 
+class AlarmLookup(AlarmTags, Protocol):
+    """One alarm as CloudWatch has it now, and its tags: the alarm rollback re-reads the alarm an
+    event names before it trusts the event."""
+
+    def alarm(self, name: str) -> AlarmState | None:
+        """The alarm (metric or composite) named ``name``; None when there is none."""
+        ...
+
+
 class MetricSource(Protocol):
     """Sums of metric series over a time range, by query id."""
 

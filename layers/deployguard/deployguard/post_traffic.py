@@ -5,17 +5,22 @@ reports the status.
 
 The first poll is judged here with the code every later poll uses (``deployguard.watch`` and
 :func:`deployguard.bake.decide_poll`), so a bake of 0 and a bake of 55 minutes agree.
+
+A deployment that has already ended (stopped by a rollback, or failed) takes no status: the hook
+records that and runs no check (a smoke test of the alias would test the version it went back to).
 """
 
 from __future__ import annotations
 
-from deployguard.alarms import AlarmSelection, select_alarms
-from deployguard.bake import BakeState, Clock, Verdict, decide_poll, execution_name, open_window
+from deployguard.bake import BakeState, Clock, Verdict, decide_poll, execution_name, open_window, output
+from deployguard.deployment import TERMINAL_STATUSES, Deployment
+from deployguard.findings import CheckResult, Result
 from deployguard.guard import Guarded, guard_function
 from deployguard.hook import Evaluation, HookRun, unchecked_evaluation
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.ports import BakeStarter, CodeDeployPort, LambdaPort, PolicySource
 from deployguard.records import datarecord
+from deployguard.redaction import redacting, version_redactor
 from deployguard.secrets import Redactor
 from deployguard.settings import SettingsError
 from deployguard.smoke import run_smoke
@@ -33,70 +38,85 @@ class PostTrafficPorts:
 
 
 def evaluate_post_traffic(run: HookRun, ports: PostTrafficPorts, *, stage: Stage, clock: Clock) -> Evaluation:
-    deployment_id = run.ids.deployment_id
-    deployment = ports.codedeploy.resolve(deployment_id)
+    deployment = ports.codedeploy.resolve(run.ids.deployment_id)
     target = deployment.target
-    found = guard_function(ports.policy.load(stage), target.function_name, deployment_id=deployment_id)
+    if deployment.status in TERMINAL_STATUSES:
+        return deployment_ended(deployment)
+    found = guard_function(
+        ports.policy.load(stage), target.function_name, deployment_id=deployment.deployment_id
+    )
     if not isinstance(found, Guarded):
         return unchecked_evaluation(found, target)
-    entry = found.entry
+    redactor = version_redactor(
+        ports.functions, target.function_name, [target.target_version, target.current_version]
+    )
+    with redacting(redactor):
+        return _watch(run, ports, found, deployment, stage=stage, clock=clock, redactor=redactor)
+
+
+def deployment_ended(deployment: Deployment) -> Evaluation:
+    """CodeDeploy takes no status for a deployment that has ended (a rollback stopped it, or it
+    failed): report nothing, run nothing, and say so in the record."""
+    status = deployment.status
+    return Evaluation(
+        checks=[CheckResult(name="deployment", result=Result.SKIPPED, message=f"the deployment is {status}")],
+        target=deployment.target,
+        defer=True,  # NOTE: no status is reported: not later either (CodeDeploy takes none now)
+        reason=f"the deployment is {status}: no status reported (CodeDeploy takes none once it has ended)",
+        actions=[Action(kind=ActionKind.NO_ACTION, detail=f"deployment {status}")],
+    )
+
+
+def _watch(
+    run: HookRun,
+    ports: PostTrafficPorts,
+    found: Guarded,
+    deployment: Deployment,
+    *,
+    stage: Stage,
+    clock: Clock,
+    redactor: Redactor,
+) -> Evaluation:
+    target, entry = deployment.target, found.entry
     smoke = (
         run_smoke(
             entry.smoke,
             lambda payload: ports.functions.invoke(
-                target.function_name, target.alias, payload, deployment_id=deployment_id
+                target.function_name, target.alias, payload, deployment_id=deployment.deployment_id
             ),
             concurrency=entry.smoke_concurrency,
             deadline=run.deadline,
+            redactor=redactor,
         )
         if entry.post_traffic_smoke
         else []
     )
     checks = [found.policy_check, *smoke]
     if any(check.blocking for check in smoke):
-        return Evaluation(checks=checks, target=target)
+        return Evaluation(checks=checks, target=target, redactor=redactor)
 
     now = clock()
     window = open_window(now, entry.bake)
-    started_at = deployment.create_time or now
-    selected: list[AlarmSelection] = []
-
-    def first_selection() -> AlarmSelection:
-        assert entry.alarms is not None
-        selected.append(select_alarms(ports.watch.alarms, entry.alarms.select))
-        return selected[-1]
-
-    checks += poll_checks(
-        entry,
-        ports.watch,
-        target=target,
-        deployment_started_at=started_at,
-        alarms=first_selection,
-        now=now,
-        final=window.is_final(now),
-    )
+    checks += poll_checks(entry, ports.watch, deployment=deployment, now=now, final=window.is_final(now))
     outcome = decide_poll(window, checks, now)
     if outcome.verdict is Verdict.DONE:
-        return Evaluation(checks=checks, target=target)
+        return Evaluation(checks=checks, target=target, redactor=redactor)
 
     if ports.bake is None:
         raise SettingsError(
             f"the policy bakes {target.function_name} for {entry.bake.minutes} minutes but "
             "DEPLOYGUARD_BAKE_STATE_MACHINE_ARN is not set: set it to the bake state machine in template.yaml"
         )
+    execution_id = run.ids.lifecycle_event_hook_execution_id
     state = BakeState(
-        deployment_id=deployment_id,
-        lifecycle_event_hook_execution_id=run.ids.lifecycle_event_hook_execution_id,
-        stage=stage.value,
-        target=target,
-        deployment_started_at=started_at,
+        deployment_id=deployment.deployment_id,
+        lifecycle_event_hook_execution_id=execution_id,
         window=window,
-        alarm_names=selected[-1].names if selected else [],
         # NOTE: the execution's input shows in the Step Functions console: redacted like a record
-        prior_checks=OutcomeRecord(role=Role.POST_TRAFFIC, checks=smoke).redacted(Redactor()).checks,
+        prior_checks=OutcomeRecord(role=Role.POST_TRAFFIC, checks=smoke).redacted(redactor).checks,
     )
     execution = ports.bake.start(
-        execution_name(deployment_id, run.ids.lifecycle_event_hook_execution_id), state.output(outcome)
+        execution_name(deployment.deployment_id, execution_id), output(state, outcome)
     )
     until = window.until.isoformat(timespec="seconds")
     return Evaluation(
@@ -105,4 +125,5 @@ def evaluate_post_traffic(run: HookRun, ports: PostTrafficPorts, *, stage: Stage
         defer=True,
         reason=f"first poll passed; baking {entry.bake.minutes} minute(s) until {until}, the bake workflow reports the status",
         actions=[Action(kind=ActionKind.BAKE_STARTED, detail=execution)],
+        redactor=redactor,
     )

@@ -1,7 +1,13 @@
 """Smoke tests: invoke the new version (or the live alias) and check its answers and latency.
 
 Cases run concurrently on a bounded pool; each has its own timeout, and the whole run stops at
-the hook's deadline. An invocation is always marked synthetic (see ``aws.lambda_functions``).
+the hook's deadline. The run returns at once then: it never waits for a case still stuck in its
+invocation (the caller's invoke client bounds how long that thread lives: its read timeout). An
+invocation is always marked synthetic (see ``aws.lambda_functions``).
+
+What the function answered is quoted into findings redacted first, then clipped (a clip must never
+split a secret the redactor would have found whole); without the invocation's redactor the quote is
+kept whole, for the record to redact and clip.
 """
 
 from __future__ import annotations
@@ -21,16 +27,22 @@ from deployguard.snapshot import InvocationResult
 
 if TYPE_CHECKING:
     from deployguard.policy import Expectation, SmokeCase
+    from deployguard.secrets import Redactor
 
 Invoker = Callable[[bytes], InvocationResult]
 """Invokes one fixed function qualifier (a version or an alias) synchronously with a payload."""
 
 _SHOWN = 80
+ERROR_MESSAGE_SHOWN = 200
 
 
-def _show(value: Any) -> str:
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+def _quote(text: str, limit: int, redactor: Redactor | None) -> str:
+    """Function output as a finding quotes it: redacted, then clipped to ``limit``."""
+    return redactor.clip(text, limit) if redactor is not None else text
+
+
+def _show(value: Any, redactor: Redactor | None = None) -> str:
+    return _quote(json.dumps(value, sort_keys=True), _SHOWN, redactor)
 
 
 def json_kind(value: Any) -> str:
@@ -64,8 +76,13 @@ def _matches_type(value: Any, expected: str) -> bool:
     return json_kind(value) == expected
 
 
-def check_expectation(answer: Any, expectation: Expectation) -> str | None:
-    """None when the answer meets the expectation, else what is wrong and how it differs."""
+def check_expectation(answer: Any, expectation: Expectation, redactor: Redactor | None = None) -> str | None:
+    """None when the answer meets the expectation, else what is wrong and how it differs (the
+    answer's values quoted through ``redactor``)."""
+
+    def show(value: Any) -> str:
+        return _show(value, redactor)
+
     path = expectation.path
     value = find(answer, path)
     fields = expectation.model_fields_set
@@ -74,20 +91,20 @@ def check_expectation(answer: Any, expectation: Expectation) -> str | None:
             return None
         return f"{path} is missing from the answer"
     if "exists" in fields and expectation.exists is False:
-        return f"{path} should not be in the answer but is {_show(value)}"
+        return f"{path} should not be in the answer but is {show(value)}"
     if "equals" in fields and not json_equal(value, expectation.equals):
         expected = expectation.equals
         if json_kind(value) != json_kind(expected):
             return (
-                f"{path} is the {json_kind(value)} {_show(value)} but the {json_kind(expected)} "
-                f"{_show(expected)} was expected: return a {json_kind(expected)}, not a {json_kind(value)}"
+                f"{path} is the {json_kind(value)} {show(value)} but the {json_kind(expected)} "
+                f"{show(expected)} was expected: return a {json_kind(expected)}, not a {json_kind(value)}"
             )
-        return f"{path} is {_show(value)} but {_show(expected)} was expected"
+        return f"{path} is {show(value)} but {show(expected)} was expected"
     if expectation.type is not None and not _matches_type(value, expectation.type):
-        return f"{path} is the {json_kind(value)} {_show(value)} but a(n) {expectation.type} was expected"
+        return f"{path} is the {json_kind(value)} {show(value)} but a(n) {expectation.type} was expected"
     if expectation.regex is not None:
         if not isinstance(value, str):
-            return f"{path} is the {json_kind(value)} {_show(value)}; the pattern needs a string"
+            return f"{path} is the {json_kind(value)} {show(value)}; the pattern needs a string"
         if len(value) > MAX_MATCHED_CHARS:
             # NOTE: fail rather than match a prefix: '$' would match at the cut, and a check
             # that read part of the answer must not pass it.
@@ -96,12 +113,12 @@ def check_expectation(answer: Any, expectation: Expectation) -> str | None:
                 f"{MAX_MATCHED_CHARS:,}: expect on a shorter field, or use 'equals' or 'type'"
             )
         if not search(expectation.regex, value):
-            return f"{path} is {_show(value)}, which does not match '{expectation.regex}'"
+            return f"{path} is {show(value)}, which does not match '{expectation.regex}'"
     return None
 
 
-def evaluate(case: SmokeCase, result: InvocationResult) -> list[Finding]:
-    """Everything wrong with one invocation's result."""
+def evaluate(case: SmokeCase, result: InvocationResult, redactor: Redactor | None = None) -> list[Finding]:
+    """Everything wrong with one invocation's result (what it quotes redacted with ``redactor``)."""
     problems: list[str] = []
     answer: Any = MISSING
     try:
@@ -111,10 +128,10 @@ def evaluate(case: SmokeCase, result: InvocationResult) -> list[Finding]:
     if result.function_error and not case.allow_function_error:
         error = answer if isinstance(answer, dict) else {}
         kind = error.get("errorType", result.function_error)
-        message = str(error.get("errorMessage", ""))[:200]
+        message = _quote(str(error.get("errorMessage", "")), ERROR_MESSAGE_SHOWN, redactor)
         problems.append(f"the function raised {kind}: {message}".rstrip(": "))
     elif answer is not MISSING:
-        problems += [p for e in case.expect if (p := check_expectation(answer, e)) is not None]
+        problems += [p for e in case.expect if (p := check_expectation(answer, e, redactor)) is not None]
     if case.max_latency_ms is not None and result.latency_ms > case.max_latency_ms:
         problems.append(f"took {result.latency_ms:.0f} ms; the budget is {case.max_latency_ms} ms")
     return [Finding(code="SMK001", severity=Severity.ERROR, subject=case.name, message=p) for p in problems]
@@ -130,11 +147,17 @@ def case_payload(case: SmokeCase) -> bytes:
 
 
 def run_smoke(
-    cases: list[SmokeCase], invoker: Invoker, *, concurrency: int, deadline: float | None = None
+    cases: list[SmokeCase],
+    invoker: Invoker,
+    *,
+    concurrency: int,
+    deadline: float | None = None,
+    redactor: Redactor | None = None,
 ) -> list[CheckResult]:
     """Run every case; one CheckResult per case, in the policy's order. Never raises for a case.
 
-    ``deadline`` is a ``time.monotonic()`` instant after which unfinished cases fail.
+    ``deadline`` is a ``time.monotonic()`` instant after which unfinished cases fail. Returns as
+    soon as every case has an answer or has timed out, without waiting for stuck invocations.
     """
     if not cases:
         return []
@@ -151,7 +174,7 @@ def run_smoke(
             return CheckResult(
                 name=f"smoke:{case.name}", result=Result.ERROR, message=str(exc), duration_ms=_ms(begin)
             )
-        findings = evaluate(case, result)
+        findings = evaluate(case, result, redactor)
         return CheckResult(
             name=f"smoke:{case.name}",
             result=Result.FAILED if findings else Result.PASSED,
@@ -194,6 +217,8 @@ def run_smoke(
                         ],
                     )
     finally:
+        # NOTE: no wait (and no `with`, which waits): a case stuck in its invocation is already
+        # reported; its thread ends when the invoke client's read timeout does.
         pool.shutdown(wait=False, cancel_futures=True)
     return [results[i] for i in range(len(cases))]
 

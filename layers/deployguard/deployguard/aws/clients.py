@@ -28,18 +28,28 @@ if TYPE_CHECKING:
 
 # NOTE: short connect/read timeouts and bounded standard retries: a hook must always keep enough
 # time to report its status, so no single call may hang for botocore's default 60 s x 5 attempts.
-CONTROL_PLANE = Config(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3, "mode": "standard"})
-# Smoke invocations: the per-case timeout is enforced by the smoke engine; no retries (a retried
-# invocation would hide a failure and double the latency).
-INVOKE = Config(connect_timeout=3, read_timeout=900, retries={"max_attempts": 1, "mode": "standard"})
+# `total_max_attempts` counts the first attempt; botocore's `max_attempts` counts retries only
+# (max_attempts 1 is two attempts).
+CONTROL_PLANE = Config(
+    connect_timeout=3, read_timeout=10, retries={"total_max_attempts": 3, "mode": "standard"}
+)
+# Smoke invocations: the per-case timeout is enforced by the smoke engine; one attempt (a retried
+# invocation would hide a failure, invoke the version twice and double the latency, a read timeout
+# included). The read timeout is Lambda's longest run
+# (900 s) unless the caller knows its cases' timeouts: `deployguard check` passes them, so a stuck
+# invocation cannot hold its thread (and the process's exit) past the case's timeout.
+INVOKE = Config(connect_timeout=3, read_timeout=900, retries={"total_max_attempts": 1, "mode": "standard"})
 
 _lock = threading.Lock()
 
 
 @cache
-def _client(service: str, invoke: bool = False) -> Any:
+def _client(service: str, invoke: bool = False, read_timeout: float | None = None) -> Any:
+    config = INVOKE if invoke else CONTROL_PLANE
+    if read_timeout is not None:
+        config = config.merge(Config(read_timeout=read_timeout))
     with _lock:  # boto3's default session is not thread-safe while it creates clients
-        return boto3.client(service, config=INVOKE if invoke else CONTROL_PLANE)  # type: ignore[call-overload]
+        return boto3.client(service, config=config)  # type: ignore[call-overload]
 
 
 def reset() -> None:
@@ -55,8 +65,9 @@ def lambda_client() -> LambdaClient:
     return _client("lambda")  # type: ignore[no-any-return]
 
 
-def lambda_invoke_client() -> LambdaClient:
-    return _client("lambda", True)  # type: ignore[no-any-return]
+def lambda_invoke_client(read_timeout: float | None = None) -> LambdaClient:
+    """The client of synchronous invocations; ``read_timeout`` (seconds) replaces the 900 s wait."""
+    return _client("lambda", True, read_timeout)  # type: ignore[no-any-return]
 
 
 def ssm_client() -> SSMClient:

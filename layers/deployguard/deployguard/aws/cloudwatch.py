@@ -42,7 +42,7 @@ class TaggingClient(Protocol):
 
 class Alarms:
     """DescribeAlarms (metric and composite alarms alike), alarm tags, and alarms by tag: the
-    ``AlarmSource`` and ``AlarmTags`` ports."""
+    ``AlarmSource`` and ``AlarmLookup`` ports."""
 
     def __init__(self, client: CloudWatchClient, tagging: Callable[[], TaggingClient] | None = None) -> None:
         # NOTE: the tagging client is made on first use: only policies that select alarms by tag need it.
@@ -55,6 +55,11 @@ class Alarms:
         for chunk in batched(dict.fromkeys(names), MAX_NAMES_PER_CALL):
             found += self._describe_pages(AlarmNames=chunk)
         return found
+
+    def alarm(self, name: str) -> AlarmState | None:
+        """One alarm, metric or composite, as CloudWatch has it now (one DescribeAlarms call); None
+        when no alarm has that name."""
+        return next((alarm for alarm in self.describe([name]) if alarm.name == name), None)
 
     def describe_prefix(self, prefix: str) -> list[AlarmState]:
         """Every alarm whose name starts with ``prefix`` (paginated, 100 per call)."""
@@ -176,5 +181,6 @@ def _alarm(item: Mapping[str, Any], kind: Literal["metric", "composite"]) -> Ala
         kind=kind,
         state=item.get("StateValue", "INSUFFICIENT_DATA"),
         entered_at=entered,
+        updated_at=item.get("StateUpdatedTimestamp"),
         dimensions=dimensions,
     )

@@ -46,6 +46,8 @@ class CodeDeploy:
             status=info.get("status", "Unknown"),
             create_time=info.get("createTime"),
             target=target,
+            complete_time=info.get("completeTime"),
+            rollback_of=info.get("rollbackInfo", {}).get("rollbackTriggeringDeploymentId"),
         )
 
     def _target_from_revision(self, application: str, revision: dict[str, Any]) -> DeploymentTarget | None:

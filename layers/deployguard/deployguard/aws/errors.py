@@ -9,8 +9,13 @@ from typing import TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deployguard.errors import AwsCallError
+from deployguard.secrets import Redactor
 
 T = TypeVar("T")
+
+# An AWS error message is kept whole up to this many characters, after a formats-only redaction:
+# the record redacts it again with the invocation's redactor, and only then clips it.
+AWS_MESSAGE_MAX = 4096
 
 
 def error_code(exc: ClientError) -> str:
@@ -21,13 +26,16 @@ def error_code(exc: ClientError) -> str:
 def aws_call(operation: str) -> Iterator[None]:
     """Run one AWS call; a failure becomes AwsCallError naming the operation and the error code.
 
-    Only the error code and botocore's message travel on: AWS error messages name resources, not
-    the values of parameters or secrets.
+    Only the error code and botocore's message travel on. An AWS message can echo a parameter's
+    value (a ValidationException quoting what it rejected), and no redactor that knows the
+    function's values exists yet here: the message is redacted with the key formats first, then
+    bounded to AWS_MESSAGE_MAX (never clipped short before redaction: the invocation's redactor
+    masks it whole when the record is written, then clips it).
     """
     try:
         yield
     except ClientError as exc:
-        message = str(exc.response.get("Error", {}).get("Message", ""))[:300]
+        message = Redactor().clip(str(exc.response.get("Error", {}).get("Message", "")), AWS_MESSAGE_MAX)
         raise AwsCallError(operation, error_code(exc), message) from exc
     except BotoCoreError as exc:  # timeouts, connection errors, retries exhausted
         raise AwsCallError(operation, type(exc).__name__, "no answer from AWS") from exc
