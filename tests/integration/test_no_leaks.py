@@ -1,4 +1,4 @@
-"""No piece of a secret reaches any output, through the real pre-traffic hook on moto and the CLI.
+"""No piece of a secret reaches any output, through the real hooks and functions on moto and the CLI.
 
 Generated secrets of every kind (tests/support/secrets.py) are planted at any offset of (a) the
 function's error text or answer that a smoke case quotes, (b) an AWS error message, (c) an
@@ -10,18 +10,25 @@ lines (the crash log and its traceback included), its EMF, its return value, the
 CLI's stdout and stderr (text and ``--json``). And what a function writes cannot drive the terminal
 the CLI prints to.
 
+After traffic shifts, the same secrets go through the post-traffic hook (a smoke case quoting them),
+the bake step's final poll (the smoke results it carries, a crashing poll), the alarm rollback (the
+alarm's reason, a failing AWS call's error, the error raised for a retry) and ``deployguard
+rollback`` (a failing AWS call's error).
+
 moto is set up once per test; each example publishes a new version and starts a new deployment.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import textwrap
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -33,24 +40,46 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from deployguard import entrypoints
 from deployguard.appspec import DeploymentTarget, render_appspec
+from deployguard.bake import execution_name
+from deployguard.findings import CheckResult, Result
+from deployguard.outcome import OutcomeRecord, Role
+from deployguard.redaction import version_redactor
+from deployguard_cli.localaws import moto_cloudwatch, moto_lambda_alias
 from deployguard_cli.main import main
 from tests.support.aws import (
     Version,
     deployment_group,
     function_with_versions,
     publish_policy,
+    put_metric_alarm,
     start_deployment,
 )
 from tests.support.handlers import FakeLambdaContext, load_handler
 from tests.support.outcomes import captured_output, outcome_lines
-from tests.support.release import APPLICATION, GOOD_ENV, GROUP, HOOK_ENV, POLICY, POLICY_PARAMETER
+from tests.support.release import (
+    APPLICATION,
+    GOOD_ENV,
+    GROUP,
+    HOOK_ENV,
+    POLICY,
+    POLICY_PARAMETER,
+    alarm_event,
+    post_traffic_policy,
+)
 from tests.support.secrets import B62, SEPARATORS, Planted, assert_no_piece, messages, place, planted
 
 pytestmark = pytest.mark.usefixtures("aws")
 
 EXAMPLES = settings(
     max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+# The paths after traffic shifts: fewer examples each (the whole file stays well under a minute).
+AFTER_TRAFFIC = settings(
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
@@ -413,3 +442,316 @@ def test_escape_sequences_in_a_functions_error_text_never_reach_the_terminal(wor
     for printed in (check_out, report_out):
         assert "\x1b" not in printed and "\x07" not in printed and "\x9b" not in printed
         assert "\\x1b]0;pwned\\x07\\x1b[2J\\x9b31m" in printed
+
+
+# --- after traffic shifts: the post-traffic hook, the bake step, the alarm rollback, `rollback` ----------
+
+
+def quote_case(smoke_payload: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"name": "quote", "payload": smoke_payload, "expect": [{"path": "$.total", "equals": 12}]}]
+
+
+def deploy(environment: dict[str, str], policy: dict[str, Any]) -> tuple[str, str]:
+    """Publish a version of 'orders' with ``environment`` and ``policy``, and start its deployment
+    (1 -> it): the version and the deployment's id."""
+    lam = boto3.client("lambda")
+    lam.update_function_configuration(FunctionName="orders", Environment={"Variables": environment})
+    version = str(lam.publish_version(FunctionName="orders")["Version"])
+    publish_policy(POLICY_PARAMETER, policy)
+    target = DeploymentTarget(
+        function_name="orders", alias="live", current_version="1", target_version=version
+    )
+    return version, start_deployment(APPLICATION, GROUP, render_appspec(target))
+
+
+def traffic_shifted(deployment_id: str, version: str) -> str:
+    """live -> ``version`` alone; the AfterAllowTraffic hook's execution id."""
+    from deployguard_cli.localaws import moto_codedeploy
+
+    moto_codedeploy.set_lifecycle_event_status(deployment_id, "BeforeAllowTraffic", "Succeeded")
+    moto_codedeploy.set_lifecycle_event_status(deployment_id, "AllowTraffic", "Succeeded")
+    moto_codedeploy.set_target_version_weight(deployment_id, 1.0)
+    point_alias(version)
+    return moto_codedeploy.start_lifecycle_event(deployment_id, "AfterAllowTraffic")
+
+
+def mid_canary(deployment_id: str, version: str) -> None:
+    """live -> 1 with 10% on ``version``."""
+    from deployguard_cli.localaws import moto_codedeploy
+
+    moto_codedeploy.set_lifecycle_event_status(deployment_id, "BeforeAllowTraffic", "Succeeded")
+    moto_codedeploy.set_target_version_weight(deployment_id, 0.1)
+    point_alias("1", {version: 0.1})
+
+
+def point_alias(version: str, weights: dict[str, float] | None = None) -> None:
+    boto3.client("lambda").update_alias(
+        FunctionName="orders",
+        Name="live",
+        FunctionVersion=version,
+        RoutingConfig={"AdditionalVersionWeights": weights or {}},
+    )
+
+
+def done_with(deployment_id: str) -> None:
+    """The next example starts from live on 1 alone and no deployment in flight."""
+    from deployguard_cli.localaws import moto_codedeploy
+
+    status = boto3.client("codedeploy").get_deployment(deploymentId=deployment_id)["deploymentInfo"]["status"]
+    if status not in ("Succeeded", "Failed", "Stopped"):
+        moto_codedeploy.set_deployment_status(deployment_id, "Stopped")
+    point_alias("1")
+
+
+def run_handler(function: str, event: dict[str, Any], outputs: Outputs) -> None:
+    """Run a function's handler: what it logged, and what it returned or raised (the message Lambda
+    logs for a raised error)."""
+    with captured_output() as out:
+        try:
+            outputs.hook_answer = load_handler(function).handler(event, FakeLambdaContext())
+        except Exception as exc:  # raised for Lambda's retry: its text is an output too
+            outputs.hook_answer = {
+                "raised": f"{type(exc).__name__}: {exc}",
+                "args": [str(a) for a in exc.args],
+            }
+    outputs.hook_log = out.getvalue()
+
+
+@pytest.fixture
+def shifted(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    """The world, with moto's Lambda alias routing and CloudWatch extensions and a bake state machine."""
+    moto_cloudwatch.install()
+    moto_lambda_alias.install()
+    role = boto3.client("iam").create_role(
+        RoleName="bake-role", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []})
+    )["Role"]["Arn"]
+    machine = boto3.client("stepfunctions").create_state_machine(
+        name="deployguard-staging-bake",
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn=role,
+    )["stateMachineArn"]
+    monkeypatch.setenv("DEPLOYGUARD_BAKE_STATE_MACHINE_ARN", machine)
+    return world
+
+
+def test_no_piece_of_a_secret_quoted_after_traffic_shifted_reaches_any_output_of_the_post_traffic_hook(
+    shifted: World,
+) -> None:
+    def release(secret: Planted, before: str, after: str, how: str) -> Outputs:
+        from deployguard_cli.localaws import moto_codedeploy
+
+        payload: dict[str, Any] = {"how": how, "before": before, "after": after}
+        payload |= {"variable": secret.variable} if secret.variable else {"literal": secret.value}
+        policy = post_traffic_policy(smoke=quote_case(payload))  # bake.minutes: 0, decided at once
+        version, deployment_id = deploy({**GOOD_ENV, **secret.environment}, policy)
+        execution_id = traffic_shifted(deployment_id, version)
+        outputs = Outputs()
+        event = {"DeploymentId": deployment_id, "LifecycleEventHookExecutionId": execution_id}
+        run_handler("post_traffic", event, outputs)
+        assert [r.status for r in moto_codedeploy.hook_reports(deployment_id)] == ["Failed"]
+        outputs.alerts = shifted.alerts()
+        done_with(deployment_id)
+        return outputs
+
+    noise = noise_of(
+        *(
+            lambda value, how=how: release(Planted("", "", value, None), "the order failed: ", "", how)
+            for how in ("raise", "answer")
+        )
+    )
+
+    assert "<the secret>" in noise  # the text reaches the outputs: masking it is what is proven
+
+    @AFTER_TRAFFIC
+    @given(
+        secret=planted(),
+        message=messages,
+        at=st.one_of(st.integers(0, 400), st.integers(160, 199), st.integers(40, 78)),
+        separators=st.tuples(SEPARATORS, SEPARATORS),
+        how=st.sampled_from(["raise", "answer"]),
+    )
+    def example(secret: Planted, message: str, at: int, separators: tuple[str, str], how: str) -> None:
+        # GIVEN a new version, 100% of the traffic, whose error text or answer quotes the secret
+        padded = (message + " the order failed" * 30)[:at]
+        before, after = padded + separators[0], separators[1] + message
+
+        # WHEN the AfterAllowTraffic hook smoke-tests it (and fails it at once)
+        outputs = release(secret, before, after, how)
+
+        # THEN no log line, EMF, return value or alert holds 8 characters of the secret
+        assert_clean(secret.secret, outputs, noise, message)
+
+    example()
+
+
+def test_no_piece_of_a_secret_in_the_smoke_results_or_a_crash_reaches_any_output_of_the_bake_step(
+    shifted: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deployguard.watch import poll_checks as real_poll
+
+    def release(secret: Planted, text: str, crash: bool) -> Outputs:
+        from deployguard_cli.localaws import moto_codedeploy
+
+        policy = post_traffic_policy(bake={"minutes": 10, "poll_seconds": 60})
+        version, deployment_id = deploy({**GOOD_ENV, **secret.environment}, policy)
+        execution_id = traffic_shifted(deployment_id, version)
+        time.sleep(0.01)  # NOTE: the window opens strictly after the deployment was created
+        # GIVEN the bake's last poll: its window ends now; the hook's smoke result quotes the version
+        now = datetime.now(UTC).isoformat()
+        # NOTE: as the hook writes them into the workflow's input: redacted with the versions'
+        # environments (the bake step echoes its state back to the workflow as it is)
+        redactor = version_redactor(entrypoints.lambda_adapter(), "orders", [version, "1"])
+        quoted = CheckResult(name="smoke:quote", result=Result.FAILED, message=f"the function raised: {text}")
+        (smoke,) = OutcomeRecord(role=Role.POST_TRAFFIC, checks=[quoted]).redacted(redactor).checks
+        state = {
+            "deployment_id": deployment_id,
+            "lifecycle_event_hook_execution_id": execution_id,
+            "window": {"started_at": now, "until": now, "poll_seconds": 60},
+            "polls": 10,
+            "prior_checks": [dataclasses.asdict(smoke)],
+        }
+        document = {"state": state, "verdict": "continue", "wait_seconds": 60}
+        event = {"input": document, "execution_name": execution_name(deployment_id, execution_id)}
+
+        def crashing(*_args: Any, **_kwargs: Any) -> Any:
+            raise RuntimeError(f"the poll tripped over {text}")
+
+        monkeypatch.setattr("deployguard.bake_step.poll_checks", crashing if crash else real_poll)
+        outputs = Outputs()
+        run_handler("bake_step", event, outputs)
+        assert [r.status for r in moto_codedeploy.hook_reports(deployment_id)] == ["Failed"]
+        outputs.alerts = shifted.alerts()
+        done_with(deployment_id)
+        return outputs
+
+    noise = noise_of(
+        *(
+            lambda value, crash=crash: release(Planted("", "", value, None), value, crash)
+            for crash in (False, True)
+        )
+    )
+
+    assert "<the secret>" in noise  # the text reaches the outputs: masking it is what is proven
+
+    @AFTER_TRAFFIC
+    @given(
+        secret=planted(),
+        message=messages,
+        at=st.integers(0, 600),
+        separators=st.tuples(SEPARATORS, SEPARATORS),
+        crash=st.booleans(),
+    )
+    def example(secret: Planted, message: str, at: int, separators: tuple[str, str], crash: bool) -> None:
+        outputs = release(secret, place(message, secret.value, at, *separators), crash)
+
+        assert_clean(secret.secret, outputs, noise, message)
+
+    example()
+
+
+# Calls of the alarm rollback once the release is found (the AppSpec names its versions): their
+# errors reach the record, the alert and the error raised for a retry.
+ROLLBACK_CALLS = [("lambda", "GetAlias"), ("codedeploy", "StopDeployment"), ("lambda", "UpdateAlias")]
+# Calls of `deployguard rollback` after its plan named the versions. NOTE: its first call, GetAlias,
+# fails before any version is known: its error is redacted by the key formats only (the fallback).
+CLI_ROLLBACK_CALLS = [("codedeploy", "StopDeployment"), ("lambda", "UpdateAlias")]
+
+
+def test_no_piece_of_a_secret_in_an_alarm_or_an_aws_error_reaches_any_output_of_the_alarm_rollback(
+    shifted: World,
+) -> None:
+    def release(secret: Planted, text: str, call: tuple[str, str]) -> Outputs:
+        version, deployment_id = deploy({**GOOD_ENV, **secret.environment}, post_traffic_policy())
+        mid_canary(deployment_id, version)
+        # GIVEN the new version's alarm fires, its StateReason quoting the secret
+        name = f"orders-new-version-errors-{version}"
+        dimensions = {"FunctionName": "orders", "Resource": "orders:live", "ExecutedVersion": version}
+        put_metric_alarm(name, dimensions=dimensions, treat_missing_data="notBreaching")
+        time.sleep(0.01)  # NOTE: CloudWatch's timestamps are in milliseconds: after the deployment
+        cloudwatch = boto3.client("cloudwatch")
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="ALARM", StateReason=text[:1023])
+        event = alarm_event(name, dimensions=dimensions)
+        event["detail"]["state"]["reason"] = text
+        outputs = Outputs()
+        # WHEN it rolls back, and an AWS call fails with a message echoing the secret
+        with failing(*call, text):
+            run_handler("alarm_rollback", event, outputs)
+        outputs.alerts = shifted.alerts()
+        cloudwatch.set_alarm_state(AlarmName=name, StateValue="OK", StateReason="recovered")
+        done_with(deployment_id)
+        return outputs
+
+    noise = noise_of(
+        *(
+            lambda value, call=call: release(Planted("", "", value, None), value, call)
+            for call in ROLLBACK_CALLS
+        )
+    )
+
+    assert "<the secret>" in noise  # the text reaches the outputs: masking it is what is proven
+
+    @AFTER_TRAFFIC
+    @given(
+        secret=planted(),
+        message=messages,
+        at=st.integers(0, 600),
+        separators=st.tuples(SEPARATORS, SEPARATORS),
+        call=st.sampled_from(ROLLBACK_CALLS),
+    )
+    def example(
+        secret: Planted, message: str, at: int, separators: tuple[str, str], call: tuple[str, str]
+    ) -> None:
+        outputs = release(secret, place(message, secret.value, at, *separators), call)
+
+        # THEN no log line, EMF, return value, raised error or alert holds 8 characters of it
+        assert_clean(secret.secret, outputs, noise, message)
+
+    example()
+
+
+def test_no_piece_of_a_secret_in_an_aws_error_reaches_the_output_of_deployguard_rollback(
+    shifted: World,
+) -> None:
+    def release(secret: Planted, text: str, call: tuple[str, str], as_json: bool) -> Outputs:
+        version, deployment_id = deploy({**GOOD_ENV, **secret.environment}, post_traffic_policy())
+        mid_canary(deployment_id, version)
+        outputs = Outputs()
+        json_flag = ["--json"] if as_json else []
+        with failing(*call, text):
+            outputs.cli += cli("rollback", "--function", "orders", "--alias", "live", "--yes", *json_flag)
+        done_with(deployment_id)
+        return outputs
+
+    noise = noise_of(
+        *(
+            lambda value, call=call: release(Planted("", "", value, None), value, call, False)
+            for call in CLI_ROLLBACK_CALLS
+        )
+    )
+
+    assert "<the secret>" in noise  # the text reaches the outputs: masking it is what is proven
+
+    @AFTER_TRAFFIC
+    @given(
+        secret=planted(),
+        message=messages,
+        at=st.integers(0, 600),
+        separators=st.tuples(SEPARATORS, SEPARATORS),
+        call=st.sampled_from(CLI_ROLLBACK_CALLS),
+        as_json=st.booleans(),
+    )
+    def example(
+        secret: Planted,
+        message: str,
+        at: int,
+        separators: tuple[str, str],
+        call: tuple[str, str],
+        as_json: bool,
+    ) -> None:
+        # GIVEN an AWS call of the rollback that fails with a message echoing the version's secret
+        outputs = release(secret, place(message, secret.value, at, *separators), call, as_json)
+
+        # THEN neither stdout nor stderr holds 8 characters of it
+        assert_clean(secret.secret, outputs, noise, message)
+
+    example()

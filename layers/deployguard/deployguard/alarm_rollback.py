@@ -712,7 +712,9 @@ def _roll_back(
     try:
         state = ports.functions.alias(name, target.alias)
     except DeployGuardError as exc:
-        attempt.fail(_summary(alarm, deployment, f"the alias could not be read: {exc}"), exc)
+        _alias_unreadable(
+            attempt, exc, ports.functions, name=name, alarm=alarm, deployment=deployment, deadline=deadline
+        )
         return
     shape = alias_shape(state, target)
     stop = deployment.deployment_id if located.in_flight else None
@@ -766,6 +768,22 @@ def _roll_back(
     _read_redactor(attempt, ports.functions, name, deployment, deadline)
     attempt.record = replace(attempt.record, reason=_reason(alarm, deployment, done.actions, located))
     attempt.error = done.error
+
+
+def _alias_unreadable(
+    attempt: _Attempt,
+    exc: DeployGuardError,
+    functions: LambdaPort,
+    *,
+    name: str,
+    alarm: VerifiedAlarm,
+    deployment: Deployment,
+    deadline: Deadline,
+) -> None:
+    """GetAlias failed: the deployment names both versions, so their environments redact the error
+    the record quotes (an AWS message can echo a value)."""
+    _read_redactor(attempt, functions, name, deployment, deadline)
+    attempt.fail(_summary(alarm, deployment, f"the alias could not be read: {exc}"), exc)
 
 
 def _read_redactor(
