@@ -301,6 +301,37 @@ def failing(service: str, operation: str, message: str) -> Iterator[None]:
 # and the smoke invocation.
 AFTER_THE_REDACTOR = [("ssm", "DescribeParameters"), ("lambda", "Invoke")]
 
+Release = Callable[[Planted, str, tuple[str, str], bool], Outputs]
+
+
+def prove_aws_messages_never_leak(
+    release: Release, calls: list[tuple[str, str]], noise: str, examples: settings
+) -> None:
+    """The property: whichever of ``calls`` fails with a long AWS message that echoes the secret
+    anywhere (``release`` runs the guard with that failure), no 8 characters of it reach an output."""
+
+    @examples
+    @given(
+        secret=planted(),
+        message=messages,
+        at=st.integers(0, 600),  # the old clip: 300 characters of an AWS message
+        separators=st.tuples(SEPARATORS, SEPARATORS),
+        call=st.sampled_from(calls),
+        as_json=st.booleans(),
+    )
+    def example(
+        secret: Planted,
+        message: str,
+        at: int,
+        separators: tuple[str, str],
+        call: tuple[str, str],
+        as_json: bool,
+    ) -> None:
+        outputs = release(secret, place(message, secret.value, at, *separators), call, as_json)
+        assert_clean(secret.secret, outputs, noise, message)
+
+    example()
+
 
 def test_no_piece_of_a_secret_in_an_aws_error_message_reaches_any_output(world: World) -> None:
     def release(secret: Planted, text: str, call: tuple[str, str], as_json: bool) -> Outputs:
@@ -314,29 +345,7 @@ def test_no_piece_of_a_secret_in_an_aws_error_message_reaches_any_output(world: 
         )
     )
 
-    @EXAMPLES
-    @given(
-        secret=planted(),
-        message=messages,
-        at=st.integers(0, 600),  # the old clip: 300 characters of an AWS message
-        separators=st.tuples(SEPARATORS, SEPARATORS),
-        call=st.sampled_from(AFTER_THE_REDACTOR),
-        as_json=st.booleans(),
-    )
-    def example(
-        secret: Planted,
-        message: str,
-        at: int,
-        separators: tuple[str, str],
-        call: tuple[str, str],
-        as_json: bool,
-    ) -> None:
-        # GIVEN an AWS call that fails with a message echoing the secret, anywhere in a long message
-        outputs = release(secret, place(message, secret.value, at, *separators), call, as_json)
-
-        assert_clean(secret.secret, outputs, noise, message)
-
-    example()
+    prove_aws_messages_never_leak(release, AFTER_THE_REDACTOR, noise, EXAMPLES)
 
 
 # --- (c) an environment value the configuration check reports on ------------------------------------------
@@ -731,27 +740,4 @@ def test_no_piece_of_a_secret_in_an_aws_error_reaches_the_output_of_deployguard_
 
     assert "<the secret>" in noise  # the text reaches the outputs: masking it is what is proven
 
-    @AFTER_TRAFFIC
-    @given(
-        secret=planted(),
-        message=messages,
-        at=st.integers(0, 600),
-        separators=st.tuples(SEPARATORS, SEPARATORS),
-        call=st.sampled_from(CLI_ROLLBACK_CALLS),
-        as_json=st.booleans(),
-    )
-    def example(
-        secret: Planted,
-        message: str,
-        at: int,
-        separators: tuple[str, str],
-        call: tuple[str, str],
-        as_json: bool,
-    ) -> None:
-        # GIVEN an AWS call of the rollback that fails with a message echoing the version's secret
-        outputs = release(secret, place(message, secret.value, at, *separators), call, as_json)
-
-        # THEN neither stdout nor stderr holds 8 characters of it
-        assert_clean(secret.secret, outputs, noise, message)
-
-    example()
+    prove_aws_messages_never_leak(release, CLI_ROLLBACK_CALLS, noise, AFTER_TRAFFIC)
