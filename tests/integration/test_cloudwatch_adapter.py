@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 import pytest
 
-from deployguard.alarms import describe_selected, select_alarms
+from deployguard.alarms import select_alarms
 from deployguard.appspec import DeploymentTarget
 from deployguard.aws.cloudwatch import Alarms, Metrics
 from deployguard.findings import Result
@@ -41,10 +41,10 @@ def test_k_named_alarms_cost_k_over_100_describe_calls(cloudwatch: Alarms, count
         put_metric_alarm(name)
     made = calls_of(cloudwatch)
 
-    selection = describe_selected(cloudwatch, names)
+    alarms = cloudwatch.describe(names)
 
     assert made == ["DescribeAlarms"] * calls
-    assert selection.names == names and selection.missing == []
+    assert [alarm.name for alarm in alarms] == names
 
 
 def test_metric_and_composite_alarms_by_name_prefix_and_tag(cloudwatch: Alarms) -> None:

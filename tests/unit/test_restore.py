@@ -61,9 +61,6 @@ class FakeCodeDeploy:
     def resolve(self, deployment_id: str) -> Deployment:
         raise AssertionError("not called")
 
-    def status(self, deployment_id: str) -> str:
-        raise AssertionError("not called")
-
     def deployments(
         self,
         *,

@@ -8,7 +8,7 @@ that was already in ALARM before is pre-existing, reported, and blocks only when
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -68,13 +68,6 @@ def select_alarms(source: AlarmSource, selector: AlarmSelector) -> AlarmSelectio
         if tagged:
             found.update((alarm.name, alarm) for alarm in source.describe(tagged))
     return AlarmSelection(alarms=sorted(found.values(), key=lambda a: a.name), missing=missing)
-
-
-def describe_selected(source: AlarmSource, names: Sequence[str]) -> AlarmSelection:
-    """A later poll of alarms selected before: ⌈len(names)/100⌉ DescribeAlarms calls."""
-    alarms = source.describe(names)
-    seen = {alarm.name for alarm in alarms}
-    return AlarmSelection(alarms=alarms, missing=[name for name in names if name not in seen])
 
 
 def selects(selector: AlarmSelector, alarm_name: str, tags: Callable[[], Mapping[str, str]]) -> bool:

@@ -48,10 +48,6 @@ class CodeDeployPort(HookStatusPort, Protocol):
         """The deployment with its function and versions (ResolutionError when it names none)."""
         ...
 
-    def status(self, deployment_id: str) -> str:
-        """The deployment's status, without resolving its AppSpec."""
-        ...
-
     def stop(self, deployment_id: str, *, auto_rollback: bool = True) -> bool:
         """Stop the deployment; False when it had already completed."""
         ...

@@ -148,9 +148,3 @@ class CodeDeploy:
             token = answer.get("nextToken")
             if not token:
                 return found
-
-    def status(self, deployment_id: str) -> str:
-        """The deployment's status (GetDeployment, without resolving its AppSpec)."""
-        with aws_call("GetDeployment"):
-            info = self._client.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
-        return str(info.get("status", "Unknown"))
