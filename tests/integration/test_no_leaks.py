@@ -663,9 +663,9 @@ def test_no_piece_of_a_secret_in_the_smoke_results_or_a_crash_reaches_any_output
 # Calls of the alarm rollback once the release is found (the AppSpec names its versions): their
 # errors reach the record, the alert and the error raised for a retry.
 ROLLBACK_CALLS = [("lambda", "GetAlias"), ("codedeploy", "StopDeployment"), ("lambda", "UpdateAlias")]
-# Calls of `deployguard rollback` after its plan named the versions. NOTE: its first call, GetAlias,
-# fails before any version is known: its error is redacted by the key formats only (the fallback).
-CLI_ROLLBACK_CALLS = [("codedeploy", "StopDeployment"), ("lambda", "UpdateAlias")]
+# Calls of `deployguard rollback`. Its first, GetAlias, fails before any version is known: its error
+# is redacted with $LATEST's environment (what the release under way published).
+CLI_ROLLBACK_CALLS = [("lambda", "GetAlias"), ("codedeploy", "StopDeployment"), ("lambda", "UpdateAlias")]
 
 
 def test_no_piece_of_a_secret_in_an_alarm_or_an_aws_error_reaches_any_output_of_the_alarm_rollback(

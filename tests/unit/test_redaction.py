@@ -26,6 +26,7 @@ from deployguard.policy import ConfigRules
 from deployguard.secrets import (
     Redactor,
     Reference,
+    _known_values,
     detect_key_formats,
     has_random_token,
     is_secret_name,
@@ -542,3 +543,53 @@ def test_the_heuristic_catches_random_keys_at_the_documented_rates_and_flags_no_
         ),
     ]
     assert [i for i in ids if has_random_token(i)] == []
+
+
+def _every_occurrence(secret: str, text: str) -> list[tuple[int, int]]:
+    """The reference: the stretches covered by any occurrence, overlapping ones included, of the
+    secret or of any of its 8-character pieces (what a naive matcher that tries every position
+    finds, at a cost of text x secret)."""
+    strings = {secret, *(secret[i : i + Redactor.PIECE] for i in range(len(secret) - Redactor.PIECE + 1))}
+    covered = [False] * (len(text) + 1)
+    for s in strings:
+        start = text.find(s)
+        while start != -1:
+            covered[start : start + len(s)] = [True] * len(s)
+            start = text.find(s, start + 1)
+    stretches: list[tuple[int, int]] = []
+    for i in range(len(text)):
+        if covered[i] and (i == 0 or not covered[i - 1]):
+            end = covered.index(False, i)
+            stretches.append((i, end))
+    return stretches
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    secret=st.text(alphabet="ab", min_size=Redactor.PIECE, max_size=40),
+    fragments=st.lists(
+        st.tuples(st.integers(0, 40), st.integers(0, 40), st.text(alphabet="ab ", max_size=12))
+    ),
+)
+def test_known_values_are_found_exactly_where_any_occurrence_of_a_piece_lies(
+    secret: str, fragments: list[tuple[int, int, str]]
+) -> None:
+    # GIVEN text made of pieces of the secret, cut anywhere and run together, and noise of the same
+    # two letters (so occurrences overlap and repeat: the hard case for a matcher)
+    text = "".join(secret[start : start + length] + noise for start, length, noise in fragments)
+
+    # THEN the one-pass matcher (RE2 runs, then pieces that run past a run's end) finds exactly
+    # the stretches that trying every position finds
+    redactor = Redactor([secret])
+    found = _known_values(redactor.values, redactor.whole_values, Redactor.PIECE).spans(text)
+    assert _merged(found) == _every_occurrence(secret, text)

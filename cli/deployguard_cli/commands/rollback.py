@@ -6,8 +6,8 @@ Without ``--to`` the previous version is the alias's main version while it carri
 (mid-shift), else the CurrentVersion of the last deployment that moved it to the version it serves.
 The alias's RevisionId guards the change: an alias changed after it was read is not overwritten
 (unless it went exactly where the rollback would put it: then nothing is left to do). The record
-is redacted with the two versions' environments (key formats only when they cannot be read) and
-printed terminal-safe. Asks for confirmation unless ``--yes``. Exit 0 rolled back (or nothing to do), 1 declined, 2 could
+is redacted with the two versions' environments (key formats only when they cannot be read; an
+error of the first GetAlias, before any version is known, with $LATEST's) and printed terminal-safe. Asks for confirmation unless ``--yes``. Exit 0 rolled back (or nothing to do), 1 declined, 2 could
 not run (or the alias went back but the deployment could not be stopped).
 """
 
@@ -22,6 +22,7 @@ from deployguard.deployment import FINISHED_STATUSES, IN_FLIGHT_STATUSES, Deploy
 from deployguard.errors import DeployGuardError
 from deployguard.outcome import OutcomeRecord, Role
 from deployguard.ports import CodeDeployPort, LambdaPort
+from deployguard.redaction import RedactedError
 from deployguard.restore import Aim, Restore, plan_restore, redactor_for, stop_and_restore
 from deployguard.snapshot import AliasState
 from deployguard_cli import adapters
@@ -80,7 +81,7 @@ def roll_back(
 ) -> int:
     """Show the plan, ask (unless ``confirmed``), then stop the deployment in flight and put the
     alias back as it was shown."""
-    state = functions.alias(target.function, target.alias)
+    state = _read_alias(functions, target)
     in_flight = deployments_of(codedeploy, target, IN_FLIGHT_STATUSES)
     plan = _plan(codedeploy, target, state, in_flight, to=to, since_days=since_days)
     if plan.version == state.function_version and not state.additional_version_weights and in_flight is None:
@@ -129,6 +130,16 @@ def roll_back(
     else:
         print_record(record)
     return EXIT_OK if done.stop_error is None else EXIT_ERROR
+
+
+def _read_alias(functions: LambdaPort, target: AliasTarget) -> AliasState:
+    """The alias now. Its error is redacted with the environment of the function's newest code
+    ($LATEST, what the last release published): no version is known yet."""
+    try:
+        return functions.alias(target.function, target.alias)
+    except DeployGuardError as exc:
+        redactor, _ = redactor_for(functions, target.function, ["$LATEST"])
+        raise RedactedError(exc, redactor) from None
 
 
 def _plan(

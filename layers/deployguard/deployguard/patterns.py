@@ -16,6 +16,7 @@ policy bounds the sum (``MAX_PATTERN_INSTRUCTIONS``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from typing import Any, Final
 
@@ -83,3 +84,25 @@ def search(pattern: str, value: str) -> bool:
     # the text without that newline too keeps the meaning patterns had with 're' (a deny rule on
     # '\.prod\.example\.com$' still catches a value that ends in a newline).
     return text.endswith("\n") and regexp.search(text[:-1].encode("utf-8", "surrogatepass")) is not None
+
+
+LITERALS_MAX_BYTES: Final = 64 * 1024 * 1024
+"""RE2's ``max_mem`` for :func:`literal_runs`: room for the pieces of every secret a 4 KB
+environment can hold, so RE2 keeps its DFA (linear, fast) rather than falling back to its NFA."""
+
+
+def literal_runs(literals: Iterable[bytes]) -> Any:
+    """An RE2 program matching, at the leftmost position, the longest run of ``literals`` back to
+    back (``(?:l1|l2|…)+``, longest-match semantics), on UTF-8 bytes. Each ``search`` is one pass
+    in C over the text, whatever the literals and however the text repeats them."""
+    re2, _ = _engine()
+    options = re2.Options()
+    options.max_mem = LITERALS_MAX_BYTES
+    options.log_errors = False
+    options.longest_match = True
+    # NOTE: Latin-1 matches byte by byte: the literals are UTF-8 (lone surrogates passed through),
+    # which RE2's UTF-8 mode would refuse; a literal made of whole characters can only match at a
+    # character boundary of UTF-8 text (a lead byte is never a continuation byte).
+    options.encoding = re2.Options.Encoding.LATIN1
+    body = b"|".join(b"".join(b"\\x%02x" % byte for byte in literal) for literal in literals)
+    return re2.compile(b"(?:" + body + b")+", options)

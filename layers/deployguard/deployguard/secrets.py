@@ -7,7 +7,7 @@ names, formats and random-looking tokens count as secrets, what is masked, and w
 
 Every pattern runs in time linear in the text: each starts with a literal or a character set (so
 the search skips ahead in C), its runs are possessive or bounded, and no run can cross the start of
-another attempt. An environment's known values are matched with one trie per first character,
+another attempt. An environment's known values are matched by one RE2 program over them all,
 never value by value. Patterns compile at first use, not at import: every hook imports this module
 during its cold start.
 """
@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import ClassVar
 from urllib.parse import quote, quote_plus
 
+from deployguard.patterns import literal_runs
 from deployguard.records import datarecord
 
 MASK = "***"
@@ -508,27 +509,62 @@ def _mask_spans(text: str, spans: list[tuple[int, int]]) -> str:
 
 
 class _KnownValues:
-    """Every occurrence of any of a set of strings, in time linear in the text.
+    """Where any of a set of strings occurs, in time linear in the text, however it repeats them.
 
-    One pattern per first character ``c``: ``c(?=(<trie of the rests>))``. The literal ``c`` lets
-    the search skip ahead in C; the lookahead finds overlapping occurrences too (their union is
-    masked); and the trie tries each next character once, so a position costs at most the length
-    of the longest string."""
+    One RE2 program (:func:`deployguard.patterns.literal_runs`) finds each leftmost, longest run of
+    strings back to back, and the search resumes where a run ends: no occurrence of a string can
+    lie wholly outside the runs found (the search would have found it first), so no piece of a
+    secret survives. Then a run is extended by any piece that starts inside it and ends past it
+    (a set lookup per length), so a secret cut short is masked to its last character, not to the
+    last whole piece.
+    """
 
-    __slots__ = ("_patterns",)
+    __slots__ = ("_bytes", "_pieces", "_runs")
 
-    def __init__(self, strings: Iterable[str]) -> None:
-        rests: dict[str, list[str]] = {}
-        for s in strings:
-            rests.setdefault(s[0], []).append(s[1:])
-        self._patterns = [
-            re.compile(f"{re.escape(first)}(?=({_trie(rest)}))") for first, rest in rests.items()
-        ]
+    def __init__(self, pieces: Iterable[str], wholes: Iterable[str]) -> None:
+        # NOTE: 'surrogatepass': text may hold a lone surrogate (decoded JSON); encoded the same
+        # way on both sides, it matches as itself.
+        encoded_pieces = {piece.encode("utf-8", "surrogatepass") for piece in pieces}
+        encoded = encoded_pieces | {whole.encode("utf-8", "surrogatepass") for whole in wholes}
+        self._runs = literal_runs(sorted(encoded))
+        by_length: dict[int, set[bytes]] = {}
+        for piece in encoded_pieces:
+            by_length.setdefault(len(piece), set()).add(piece)
+        self._pieces = tuple((length, frozenset(group)) for length, group in sorted(by_length.items()))
+        self._bytes = frozenset(byte for piece in encoded_pieces for byte in piece)
 
     def spans(self, text: str) -> list[tuple[int, int]]:
-        return [
-            (match.start(), match.end(1)) for pattern in self._patterns for match in pattern.finditer(text)
-        ]
+        data = text.encode("utf-8", "surrogatepass")
+        found: list[tuple[int, int]] = []
+        for run in self._runs.finditer(data):
+            start, end = run.span()
+            found.append((start, self._extend(data, start, end)))
+        return found if len(data) == len(text) else _character_spans(data, found)
+
+    def _extend(self, data: bytes, start: int, end: int) -> int:
+        """``end`` moved past every piece that starts after ``start`` and before ``end``."""
+        extended = True
+        while extended and end < len(data) and data[end] in self._bytes:
+            extended = False
+            for length, pieces in self._pieces:
+                for reach in range(min(length - 1, len(data) - end), 0, -1):
+                    if end + reach - length > start and data[end + reach - length : end + reach] in pieces:
+                        end, extended = end + reach, True
+                        break
+        return end
+
+
+def _character_spans(data: bytes, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``spans`` (sorted byte offsets into UTF-8 ``data``) as offsets into the decoded text."""
+    characters: list[tuple[int, int]] = []
+    byte, char = 0, 0
+    for start, end in spans:
+        char += len(data[byte:start].decode("utf-8", "surrogatepass"))
+        first = char
+        char += len(data[start:end].decode("utf-8", "surrogatepass"))
+        characters.append((first, char))
+        byte = end
+    return characters
 
 
 # A secret longer than this (a key block, a JSON blob) is matched whole, not piece by piece.
@@ -538,23 +574,22 @@ _PIECES_UP_TO = 256
 @lru_cache(maxsize=8)
 def _known_values(values: frozenset[str], whole_values: frozenset[str], piece: int) -> _KnownValues:
     """Built once per environment (warm invocations reuse it). A secret is matched by its
-    ``piece``-character pieces as written and as JSON writes it (the pieces cover the whole value
-    too); every other encoding of it, and every other value, is matched whole.
+    ``piece``-character pieces as written and as JSON writes it, and whole in every encoding;
+    every other value is matched whole.
 
     NOTE: the pieces of a secret longer than ``_PIECES_UP_TO`` would cost a pattern eight times its
     length, and a fragment of such a value is base64 or a key block, which the random-token
     heuristic and the key formats catch."""
-    strings: set[str] = set()
+    pieces: set[str] = set()
+    wholes: set[str] = set()
     for value in values:
-        forms = _encoded_forms(value)
+        wholes.update(_encoded_forms(value))
         if piece <= len(value) <= _PIECES_UP_TO:
             pieced = {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
-            strings.update(form[i : i + piece] for form in pieced for i in range(len(form) - piece + 1))
-            forms -= pieced
-        strings.update(forms)
+            pieces.update(form[i : i + piece] for form in pieced for i in range(len(form) - piece + 1))
     for value in whole_values:
-        strings.update(_encoded_forms(value))
-    return _KnownValues(strings)
+        wholes.update(_encoded_forms(value))
+    return _KnownValues(pieces, wholes)
 
 
 def _encoded_forms(value: str) -> set[str]:
@@ -571,23 +606,3 @@ def _encoded_forms(value: str) -> set[str]:
         quote(value),
         quote_plus(value),
     }
-
-
-def _trie(strings: list[str]) -> str:
-    """A regular expression matching the longest of ``strings`` at a position: a radix trie (one
-    alternative per next character, so the engine never tries two; shared prefixes written once,
-    so nesting grows with the branch points, not with the strings' length)."""
-    low, high = min(strings), max(strings)  # the prefix they share is the one all share
-    length = 0
-    while length < len(low) and low[length] == high[length]:
-        length += 1
-    shared, rests = low[:length], [s[length:] for s in strings]
-    children: dict[str, list[str]] = {}
-    for rest in rests:
-        if rest:
-            children.setdefault(rest[0], []).append(rest[1:])
-    if not children:
-        return re.escape(shared)
-    branches = [re.escape(first) + _trie(tails) for first, tails in sorted(children.items())]
-    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-    return re.escape(shared) + (f"(?:{body})?" if "" in rests else body)
