@@ -119,6 +119,13 @@ stage-template: stage-tools
 .PHONY: bench
 bench: $(STAMP) ## benchmarks, printed as ratios
 	$(BIN)/python -m scripts.bench
+	$(BIN)/python -m scripts.bench_policy --store
+	$(BIN)/python -m scripts.bench_rehearsal
+
+# A reduced fleet (10 deployments, 20 alarm events) runs in the integration tier: tests/integration/test_load.py.
+.PHONY: load
+load: $(STAMP) ## load test: 100 deployments at once and a 1,000-event alarm storm through AWS's API quotas
+	$(BIN)/python -m scripts.load $(LOAD_FLAGS)
 
 # --- SAM / CloudFormation tools --------------------------------------------------------------------
 # Each tool lives in a virtual environment of its own, installed from its own lock
@@ -268,6 +275,10 @@ template: $(STAMP) ## everything about template.yaml: validation, checkov, IAM l
 .PHONY: render
 render: $(STAMP) ## regenerate the dashboard and saved queries embedded in template.yaml
 	$(BIN)/python scripts/render_template_parts.py
+
+.PHONY: runtimes
+runtimes: $(STAMP) ## regenerate the layer's runtime deprecation table from the pinned cfn-lint's data
+	$(BIN)/python scripts/generate_runtimes.py
 
 .PHONY: clean
 clean: ## remove what make made in this clone (the cached tools stay: make clean-tools)

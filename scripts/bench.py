@@ -14,7 +14,8 @@
    1980-01-01 as SAM's zips date them, bytecode never written (``/opt`` is read-only), with the
    layer's unchecked-hash bytecode vs the timestamp-checked bytecode pip writes (what a bare
    ``sam build`` ships, stale on Lambda: every module is compiled again).
-2. N smoke cases of equal latency L run concurrently: elapsed / L (sequential would be N).
+2. N smoke cases of equal latency L at the policy's default ``smoke_concurrency``: elapsed / L
+   (sequential would be N), and at the settings shipped before (8 by default, 4 in the shipped policies).
 
 Run from the repository root: .venv/bin/python -m scripts.bench [--no-instructions] (``make bench``)
 """
@@ -56,7 +57,7 @@ SETTINGS_AND_CLIENTS = textwrap.dedent(
     from deployguard.settings import HookSettings
     settings = HookSettings.from_environ(os.environ)
     entrypoints.codedeploy_adapter(); entrypoints.lambda_adapter(); entrypoints.references_adapter()
-    entrypoints.policy_store(settings.policy_parameter, settings.policy_cache_seconds)
+    entrypoints.policy_store(settings.policy_bucket, settings.policy_cache_seconds)
     """
 )
 ELAPSED = "print((time.perf_counter() - t) * 1000)\n"
@@ -76,22 +77,25 @@ HOOK = (
 )
 
 
-# The hook's init, then what its first invocation adds beyond AWS calls: parsing the stage's policy
-# (published to SSM as JSON, so no YAML parser is involved).
-def _published_policy() -> str:
+# The hook's init, then what its first invocation adds beyond AWS calls: parsing the stage's
+# baseline and the function's application document, and validating the function's entry (stored
+# in the policy bucket as JSON, so no YAML parser is involved).
+def _published(path: str) -> str:
     import json
 
     import yaml
 
-    return json.dumps(yaml.safe_load((ROOT / "policies" / "prod.yaml").read_text()))
+    return json.dumps(yaml.safe_load((ROOT / "policies" / path).read_text()))
 
 
 FIRST_PARSE = HOOK.removesuffix(ELAPSED) + textwrap.dedent(
     f"""
     t2 = time.perf_counter()
-    from deployguard.policy import load_policy
+    from deployguard.policy import application_document, effective_policy, load_baseline
     from deployguard.stages import Stage
-    load_policy({_published_policy()!r}, "ssm", stage=Stage.PROD)
+    baseline = load_baseline({_published("prod/baseline.yaml")!r}, "s3", stage=Stage.PROD)
+    document = application_document({_published("prod/apps/orders.yaml")!r}, "s3")
+    effective_policy(baseline, document, "s3", application="orders", stage=Stage.PROD, function_name="deployguard-prod-orders")
     print((time.perf_counter() - t2) * 1000)
     """
 )
@@ -116,7 +120,7 @@ ENV = {
     "AWS_ACCESS_KEY_ID": "bench",
     "AWS_SECRET_ACCESS_KEY": "bench",
     "DEPLOYGUARD_STAGE": "prod",
-    "DEPLOYGUARD_POLICY_PARAMETER": "/deployguard/prod/policy",
+    "DEPLOYGUARD_POLICY_BUCKET": "deployguard-prod-policies-123456789012-us-east-1",
     "PATH": "/usr/bin:/bin",
 }
 
@@ -189,14 +193,14 @@ def cold_init_instructions() -> None:
 FIRST_INVOCATION = """
 import json, os, sys, time
 from tests.support.aws import FAKE_CREDENTIALS, REAL_AWS_VARIABLES, local_aws, publish_policy, start_deployment
-from tests.support.release import APPLICATION, GROUP, HOOK_ENV, POLICY_PARAMETER, empty_release, watch_policy
+from tests.support.release import APPLICATION, GROUP, HOOK_ENV, POLICY_BUCKET, empty_release, watch_policy
 os.environ.update({{**FAKE_CREDENTIALS, **HOOK_ENV}})
 for key in REAL_AWS_VARIABLES:
     os.environ.pop(key, None)
 with local_aws():
     from deployguard_cli.localaws import moto_codedeploy
     empty_release()
-    publish_policy(POLICY_PARAMETER, watch_policy(["orders-errors"]))
+    publish_policy(POLICY_BUCKET, watch_policy(["orders-errors"]))
     properties = {{"Name": "orders", "Alias": "live", "CurrentVersion": "1", "TargetVersion": "2"}}  # the AppSpec SAM writes
     content = json.dumps({{"version": 0.0, "Resources": [{{"orders": {{"Type": "AWS::Lambda::Function", "Properties": properties}}}}]}})
     deployment = start_deployment(APPLICATION, GROUP, content)
@@ -218,7 +222,7 @@ with local_aws():
         PolicyStore.prepare = lambda self: None
     def network(**_kwargs):
         time.sleep({latency} / 1000)
-    for client in (clients.codedeploy_client(), clients.lambda_client(), clients.lambda_invoke_client(), clients.ssm_client()):
+    for client in (clients.codedeploy_client(), clients.lambda_client(), clients.lambda_invoke_client(), clients.ssm_client(), clients.s3_client()):
         client.meta.events.register("before-call.*.*", network)
     class Context:
         function_name = "CodeDeployHook_bench"
@@ -335,7 +339,9 @@ def deployed_init(runs: int = 9) -> None:
 
 
 def smoke_concurrency(n: int = 10, latency_ms: float = 200.0) -> None:
-    from deployguard.policy import SmokeCase
+    """N cases at the policy's own default setting (a policy that sets no ``smoke_concurrency``), and
+    at the settings shipped before (8 by default, 4 in the shipped policies) for the ratio."""
+    from deployguard.policy import FunctionPolicy, SmokeCase
     from deployguard.smoke import run_smoke
     from deployguard.snapshot import InvocationResult
 
@@ -346,11 +352,20 @@ def smoke_concurrency(n: int = 10, latency_ms: float = 200.0) -> None:
         )
 
     cases = [SmokeCase(name=f"case{i}") for i in range(n)]
-    started = time.perf_counter()
-    run_smoke(cases, invoker, concurrency=n)
-    elapsed = (time.perf_counter() - started) * 1000
-    print(f"smoke: {n} cases of {latency_ms:.0f} ms each finished in {elapsed:.0f} ms")
-    print(f"  ratio {elapsed / latency_ms:.2f}x L (target <= 1.50x; sequential would be {n}x)")
+    default = FunctionPolicy(smoke=cases).smoke_concurrency  # what a policy gets when it sets none
+
+    def elapsed_ms(concurrency: int | None) -> float:
+        started = time.perf_counter()
+        run_smoke(cases, invoker, concurrency=concurrency)
+        return (time.perf_counter() - started) * 1000
+
+    now, before, shipped = elapsed_ms(default), elapsed_ms(8), elapsed_ms(4)
+    print(f"smoke: {n} cases of {latency_ms:.0f} ms each, at the policy's default setting: {now:.0f} ms")
+    print(f"  ratio {now / latency_ms:.2f}x L (target <= 1.50x; sequential would be {n}x)")
+    print(
+        f"  before: default 8 {before / latency_ms:.2f}x L, the shipped policies' 4 {shipped / latency_ms:.2f}x L "
+        f"({shipped / now:.1f}x slower than now)"
+    )
 
 
 if __name__ == "__main__":

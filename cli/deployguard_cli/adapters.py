@@ -7,7 +7,7 @@ adapters it needs here and passes them to the command's logic, which takes ports
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from deployguard import entrypoints
 from deployguard.aws import clients
@@ -41,3 +41,8 @@ def outcome_logs() -> OutcomeLogs:
 
 def ssm() -> SSMClient:
     return clients.ssm_client()
+
+
+def s3() -> Any:
+    """The policy bucket's client (the layer's, as the hooks read with)."""
+    return clients.s3_client()

@@ -152,7 +152,7 @@ def test_each_outcome_is_recorded_where_deployguard_users_look(
         assert recorded["outcome_records"] >= 1, name
         assert "/aws/lambda/CodeDeployHook_deployguard-staging-pre-traffic" in recorded["log_groups"], name
         assert "DeployGuard/Decisions" in recorded["metrics"], name
-        assert recorded["policy"] == "policies/staging.yaml", name
+        assert recorded["policy"] == "policies/staging/apps/orders.yaml", name
     assert by_scenario["failure-under-traffic"]["recorded"]["lambda_datapoints"] > 0
     assert any("rolled back" in alert for alert in by_scenario["failure-under-traffic"]["recorded"]["alerts"])
 

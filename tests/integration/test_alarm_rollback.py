@@ -97,7 +97,7 @@ def rollback(handler: Handler) -> Rollback:
             codedeploy=entrypoints.codedeploy_adapter(),
             functions=entrypoints.lambda_adapter(),
             alarms=entrypoints.alarms_adapter(),
-            policy=entrypoints.policy_store(HOOK_ENV["DEPLOYGUARD_POLICY_PARAMETER"], 0),
+            policy=entrypoints.policy_store(HOOK_ENV["DEPLOYGUARD_POLICY_BUCKET"], 0),
         )
         alerts, records, error = RecordingPublisher(), [], None
         with captured_output() as out:
@@ -200,17 +200,20 @@ def test_the_canary_hot_path_reads_the_alarm_and_the_release_before_it_acts(invo
     with counted_calls() as calls:
         invoke(fire())
 
-    assert calls == [
+    # NOTE: the redactor's reads (both versions' environments) run on a thread of their own, and the
+    # function's deployguard:stage tag (its scope: ListTags) on another while the release is looked up
+    redactor = [c for c in calls if c == "GetFunctionConfiguration"]
+    assert calls.count("ListTags") == 1 and calls.index("ListTags") < calls.index("GetAlias")
+    assert [c for c in calls if c not in ("GetFunctionConfiguration", "ListTags")] == [
         "DescribeAlarms",  # the event is not trusted: the alarm is read back
-        "ListDeployments",
+        "ListDeployments",  # the policy's deployment_group: one group, not the account
         "GetDeployment",  # the release's versions (AppSpec): the alias must still have its shape
         "GetApplicationRevision",
         "GetAlias",
         "StopDeployment",
         "UpdateAlias",
-        "GetFunctionConfiguration",  # the redactor, from both versions, once the alias is back
-        "GetFunctionConfiguration",
     ]
+    assert redactor == ["GetFunctionConfiguration"] * 2
 
 
 def test_a_duplicate_event_takes_no_second_action(invoke: Invoke) -> None:
@@ -287,7 +290,7 @@ def test_an_alarm_unrelated_to_any_guarded_function_takes_no_action(invoke: Invo
     assert outcome_lines(output) == []
     assert answer["rolled_back"] == []
     assert [
-        c for c in calls if c != "GetParameter"
+        c for c in calls if c not in ("GetObject", "ListObjectsV2")
     ] == []  # not even read back: no policy entry could select it
 
 
@@ -505,15 +508,15 @@ def test_invalid_settings_leave_a_record_naming_the_variable_and_raise_for_a_ret
     handler: Handler, lambda_context: FakeLambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = GuardedRelease().create().mid_canary(0.1)
-    monkeypatch.setenv("DEPLOYGUARD_POLICY_PARAMETER", "no-leading-slash")
+    monkeypatch.setenv("DEPLOYGUARD_POLICY_BUCKET", "Not_A_Bucket")
 
-    with captured_output() as out, pytest.raises(DeployGuardError, match="DEPLOYGUARD_POLICY_PARAMETER"):
+    with captured_output() as out, pytest.raises(DeployGuardError, match="DEPLOYGUARD_POLICY_BUCKET"):
         handler(fire(), lambda_context)
 
     assert release.stops() == []
     record = the_record(out.getvalue())
     assert (record["role"], record["stage"]) == ("alarm_rollback", "staging")
-    assert "DEPLOYGUARD_POLICY_PARAMETER" in record["reason"]
+    assert "DEPLOYGUARD_POLICY_BUCKET" in record["reason"]
     assert [(c["name"], c["result"]) for c in record["checks"]] == [("SettingsError", "error")]
     assert kinds(record) == [("no_action", False)]
 
@@ -617,7 +620,7 @@ def test_stop_and_restore_both_failing_is_recorded_alerted_and_raised(rollback: 
 @pytest.mark.parametrize(
     ("service", "operation", "subject"),
     [
-        ("ssm", "GetParameter", f"DeployGuard: function (staging) alarm rollback FAILED ({ERRORS_ALARM})"),
+        ("s3", "GetObject", f"DeployGuard: function (staging) alarm rollback FAILED ({ERRORS_ALARM})"),
         (
             "cloudwatch",
             "DescribeAlarms",
@@ -794,7 +797,7 @@ def test_unreadable_environments_fall_back_to_key_formats_and_say_so(rollback: R
 # --- every AWS call failing in turn ---------------------------------------------------------------
 
 CALLS = [
-    ("ssm", "GetParameter"),
+    ("s3", "GetObject"),
     ("cloudwatch", "DescribeAlarms"),
     ("codedeploy", "ListDeployments"),
     ("codedeploy", "GetDeployment"),

@@ -26,7 +26,7 @@ import pytest
 from deployguard import entrypoints
 from deployguard.bake import execution_name
 from deployguard_cli.localaws import lambda_runner, moto_cloudwatch, moto_codedeploy, moto_lambda_alias
-from tests.support.aws import FAILURES, ROLE_POLICY, counted_calls, fail
+from tests.support.aws import FAILURES, ROLE_POLICY, counted_calls, deployguard_clients, fail
 from tests.support.handlers import ROOT, FakeLambdaContext, load_event, load_handler
 from tests.support.outcomes import captured_output, json_lines, outcome_lines
 from tests.support.release import (
@@ -106,11 +106,13 @@ class Bake:
 
 def start_bake(release: GuardedRelease, context: FakeLambdaContext) -> Bake:
     """Run the post-traffic hook; the bake workflow it started, as the workflow's input shows it."""
-    with captured_output():
-        load_handler("post_traffic").handler(release.event, context)
+    with captured_output() as output:
+        answer = load_handler("post_traffic").handler(release.event, context)
     sfn = boto3.client("stepfunctions")
     (machine,) = sfn.list_state_machines()["stateMachines"]
-    (execution,) = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    executions = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+    assert len(executions) == 1, f"the hook started {len(executions)} bakes: {answer}\n{output.getvalue()}"
+    (execution,) = executions
     document = json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
     return Bake(execution_name=execution["name"], document=document)
 
@@ -178,6 +180,30 @@ def test_a_healthy_bake_polls_until_the_window_ends_then_reports_succeeded(
     assert record["checks"][-1]["result"] == "passed"
 
 
+def test_a_bake_that_ends_succeeded_prunes_old_versions_after_the_report(
+    clock: Clock, bake_step: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    # GIVEN a baked release 1 -> 2 whose policy keeps 1 version (no rollback window)
+    release = GuardedRelease(policy=post_traffic_policy(bake=BAKE, prune={"keep": 1}))
+    release.create().at_after_allow_traffic()
+    put_version_metrics("2", invocations=3)
+    bake = start_bake(release, lambda_context)
+    assert len(boto3.client("lambda").list_versions_by_function(FunctionName="orders")["Versions"]) == 3
+
+    # WHEN the bake ends Succeeded
+    _final, output, _polls = bake_until_done(
+        bake_step, bake, clock, lambda_context, each=lambda n: put_version_metrics("2", invocations=5)
+    )
+
+    # THEN only after the report is version 1 deleted, and the record says so
+    assert release.reports() == ["Succeeded"]
+    (record,) = outcome_lines(output)
+    assert record["checks"][-1] == {**record["checks"][-1], "name": "prune", "result": "passed"}
+    assert record["checks"][-1]["message"] == "deleted version(s) 1"
+    versions = boto3.client("lambda").list_versions_by_function(FunctionName="orders")["Versions"]
+    assert [v["Version"] for v in versions] == ["$LATEST", "2"]
+
+
 def test_inconclusive_polls_keep_baking_and_the_policy_settles_the_last(
     clock: Clock, bake_step: Handler, lambda_context: FakeLambdaContext
 ) -> None:
@@ -215,6 +241,30 @@ def test_an_alarm_mid_bake_fails_at_the_next_poll(
     assert "ALM001" in json.dumps(outcome_lines(output)[0]["checks"])
 
 
+def test_in_observe_mode_an_alarm_mid_bake_is_reported_succeeded_and_recorded_as_would_have_failed(
+    clock: Clock, bake_step: Handler, lambda_context: FakeLambdaContext
+) -> None:
+    policy = post_traffic_policy(bake=BAKE, mode="observe")
+    release = GuardedRelease(policy=policy).create().at_after_allow_traffic()
+    put_version_metrics("2", invocations=3)
+    bake = start_bake(release, lambda_context)
+
+    def fire_at_the_second_poll(n: int) -> None:
+        if n == 1:
+            set_alarm(ERRORS_ALARM, "ALARM")
+
+    final, output, polls = bake_until_done(
+        bake_step, bake, clock, lambda_context, each=fire_at_the_second_poll
+    )
+
+    assert polls == 2
+    assert release.reports() == ["Succeeded"]
+    assert final["decision"] == "Succeeded"
+    (record,) = outcome_lines(output)
+    assert (record["role"], record["mode"], record["would_have"]) == ("bake", "observe", "Failed")
+    assert "ALM001" in json.dumps(record["checks"])
+
+
 def test_an_alarm_created_mid_bake_is_watched_from_the_next_poll(
     baking: tuple[GuardedRelease, Bake],
     bake_step: Handler,
@@ -243,11 +293,21 @@ def test_each_poll_resolves_the_deployment_and_reads_environments_only_to_write_
     with counted_calls() as calls:
         bake.document, _ = step(bake_step, bake.event(), lambda_context)
 
-    # a poll that continues: the deployment from CodeDeploy, the alarms, the metrics; no Lambda call
+    # a poll that continues: the deployment from CodeDeploy (its AppSpec from the warm environment's
+    # memory, keyed by the revision's hash), the function's scope tag, the alarms, the metrics; no
+    # environment read
     assert bake.document["verdict"] == "continue"
-    assert sorted(calls) == ["DescribeAlarms", "GetApplicationRevision", "GetDeployment", "GetMetricData"]
+    assert sorted(calls) == [
+        "DescribeAlarms",
+        "GetDeployment",
+        "GetMetricData",
+        "ListTags",
+    ]
 
-    clock.advance(600)  # the last poll writes the record: the versions' environments for its redactor
+    # the last poll writes the record: the versions' environments for its redactor, read once per
+    # warm environment (a published version never changes): here the bake step's own, cold one
+    clock.advance(600)
+    entrypoints.reset()
     with counted_calls() as calls:
         step(bake_step, bake.event(), lambda_context)
     assert calls.count("GetFunctionConfiguration") == 2
@@ -547,7 +607,7 @@ def test_a_crash_mid_poll_is_reported_failed_and_its_text_redacted(
     [
         ("codedeploy", "GetDeployment"),
         ("codedeploy", "GetApplicationRevision"),
-        ("ssm", "GetParameter"),
+        ("s3", "GetObject"),
         ("cloudwatch", "DescribeAlarms"),
         ("cloudwatch", "GetMetricData"),
         ("lambda", "GetFunctionConfiguration"),
@@ -563,7 +623,8 @@ def test_each_aws_call_of_a_poll_failing_ends_in_exactly_one_failed(
     failure: str,
 ) -> None:
     release, bake = baking
-    entrypoints.policy_store.cache_clear()  # a cold start: the policy is read again
+    # a cold start: nothing is remembered (the policy, the AppSpec, the versions' environments)
+    entrypoints.reset()
     fail(service, operation, failure)
 
     _final, output, _ = bake_until_done(bake_step, bake, clock, lambda_context)
@@ -780,3 +841,37 @@ def test_the_definition_stays_within_the_hook_deadline() -> None:
     for task in ("Poll", "ReportFailed"):  # the execution's name comes from the context object
         assert definition["States"][task]["Parameters"]["Payload"]["execution_name.$"] == "$$.Execution.Name"
         assert definition["States"][task]["Parameters"]["Payload"]["input.$"] == "$"
+
+
+def test_a_poll_throttled_to_its_end_is_inconclusive_and_the_bake_goes_on(
+    baking: tuple[GuardedRelease, Bake],
+    bake_step: Handler,
+    clock: Clock,
+    lambda_context: FakeLambdaContext,
+) -> None:
+    # GIVEN a bake whose second poll finds DescribeAlarms throttled on every attempt
+    release, bake = baking
+    throttled = [False]
+
+    def throttle(**_kwargs: Any) -> None:
+        if throttled[0]:
+            raise FAILURES["Throttling"]("DescribeAlarms")
+
+    for client in deployguard_clients():
+        client.meta.events.register("before-call.cloudwatch.DescribeAlarms", throttle)
+
+    # WHEN the workflow bakes to the end
+    logged: list[str] = []
+    while bake.document["verdict"] == "continue":
+        clock.advance(bake.document["wait_seconds"])
+        put_version_metrics("2", invocations=5)
+        throttled[0] = len(logged) == 1
+        bake.document, output = step(bake_step, bake.event(), lambda_context)
+        logged.append(output)
+
+    # THEN that poll was inconclusive, saying why (AWS001), the next checked again, and the bake passed
+    polls = [line for line in json_lines(logged[1]) if line.get("message") == "bake poll"]
+    assert polls and polls[0]["checks"]["AwsCallError"] == "inconclusive"
+    assert len(logged) == 10
+    assert release.reports() == ["Succeeded"]
+    assert bake.document["decision"] == "Succeeded"

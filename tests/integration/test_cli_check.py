@@ -16,8 +16,9 @@ import pytest
 import yaml
 
 from deployguard_cli.main import main
+from deployguard_cli.policy_store import split_policy
 from tests.support.handlers import ROOT
-from tests.support.release import GOOD_ENV, POLICY, Release
+from tests.support.release import GOOD_ENV, POLICY, POLICY_BUCKET, Release
 
 POLICY_YAML = yaml.safe_dump(POLICY)
 
@@ -65,30 +66,105 @@ def test_policy_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> Non
     assert "SmokeCase" in schema["$defs"]
 
 
+def split_files(folder: Path, document: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """A whole-stage policy as policies/<stage>/baseline.yaml and apps/orders.yaml."""
+    baseline, application = split_policy(document or POLICY, "orders")
+    (folder / "apps").mkdir(exist_ok=True)
+    (folder / "baseline.yaml").write_text(yaml.safe_dump(baseline))
+    (folder / "apps" / "orders.yaml").write_text(yaml.safe_dump(application))
+    return folder / "baseline.yaml", folder / "apps" / "orders.yaml"
+
+
+@pytest.fixture
+def bucket(monkeypatch: pytest.MonkeyPatch) -> str:
+    boto3.client("s3").create_bucket(Bucket=POLICY_BUCKET)
+    monkeypatch.setenv("DEPLOYGUARD_POLICY_BUCKET", POLICY_BUCKET)
+    return POLICY_BUCKET
+
+
 @pytest.mark.usefixtures("aws")
-def test_policy_publish_stores_the_inlined_policy_where_the_hook_reads_it(tmp_path: Path) -> None:
-    (tmp_path / "quote.json").write_text('{"action": "quote"}')
+def test_policy_publish_stores_the_inlined_policy_where_the_hook_reads_it(
+    tmp_path: Path, bucket: str
+) -> None:
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "quote.json").write_text('{"action": "quote"}')
     document = json.loads(json.dumps(POLICY))
     document["functions"]["orders"]["smoke"][0].pop("payload")
     document["functions"]["orders"]["smoke"][0]["payload_file"] = "quote.json"
-    path = tmp_path / "staging.yaml"
-    path.write_text(yaml.safe_dump(document))
+    baseline, application = split_files(tmp_path, document)
 
-    assert main(["policy", "publish", "--stage", "staging", str(path)]) == 0
+    assert main(["policy", "publish", "--stage", "staging", "--baseline", str(baseline)]) == 0
+    assert main(["policy", "publish", "--stage", "staging", "--app", "orders", str(application)]) == 0
 
-    stored = json.loads(
-        boto3.client("ssm").get_parameter(Name="/deployguard/staging/policy")["Parameter"]["Value"]
-    )
+    s3 = boto3.client("s3")
+    stored = json.loads(s3.get_object(Bucket=bucket, Key="staging/apps/orders.json")["Body"].read())
     assert stored["functions"]["orders"]["smoke"][0]["payload"] == {"action": "quote"}
     assert "payload_file" not in stored["functions"]["orders"]["smoke"][0]
+    assert (
+        json.loads(s3.get_object(Bucket=bucket, Key="staging/baseline.json")["Body"].read())["stage"]
+        == "staging"
+    )
 
 
 @pytest.mark.usefixtures("aws")
-def test_policy_publish_refuses_another_stages_policy(
-    policy_file: Path, capsys: pytest.CaptureFixture[str]
+def test_policy_publish_refuses_another_stages_document(
+    tmp_path: Path, bucket: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["policy", "publish", "--stage", "prod", str(policy_file)]) == 2
-    assert "staging policy but the guard runs in prod" in capsys.readouterr().err
+    baseline, _ = split_files(tmp_path)
+
+    assert main(["policy", "publish", "--stage", "prod", "--baseline", str(baseline)]) == 2
+    assert "this is a staging document but the guard runs in prod" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("aws")
+def test_policy_publish_without_baseline_or_app_explains_the_store(
+    policy_file: Path, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["policy", "publish", "--stage", "staging", str(policy_file)]) == 2
+    assert "say what FILE is: --baseline" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("aws")
+def test_policy_show_prints_the_effective_policy_and_each_values_origin(
+    tmp_path: Path, bucket: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    baseline, application = split_files(tmp_path)
+    main(["policy", "publish", "--stage", "staging", "--baseline", str(baseline)])
+    main(["policy", "publish", "--stage", "staging", "--app", "orders", str(application)])
+    capsys.readouterr()
+
+    assert main(["policy", "show", "--stage", "staging", "--app", "orders"]) == 0
+    text = capsys.readouterr().out
+    assert 'unguarded: "fail"  (baseline)' in text
+    assert 'functions.orders.config.references.required: ["DB_PASSWORD_PARAM"]  (application)' in text
+    assert "functions.orders.bake.minutes: 0  (built-in default)" in text
+
+    assert main(["policy", "show", "--stage", "staging", "--app", "orders", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["policy"]["functions"]["orders"]["config"]["required"] == ["DATABASE_URL"]
+
+    assert main(["policy", "show", "--stage", "staging", "--app", "payments"]) == 2
+    assert "application payments has no staging policy" in capsys.readouterr().err
+
+
+def test_policy_check_checks_an_application_against_its_baselines_floors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    baseline, application = split_files(tmp_path)
+    document = yaml.safe_load(baseline.read_text())
+    document["floors"] = {"config.plaintext_secrets": "error"}
+    baseline.write_text(yaml.safe_dump(document))
+    weak = yaml.safe_load(application.read_text())
+    weak["functions"]["orders"]["config"]["plaintext_secrets"] = "ignore"
+    application.write_text(yaml.safe_dump(weak))
+
+    assert main(["policy", "check", "--json", str(baseline), str(application)]) == 1
+
+    ok, bad = json.loads(capsys.readouterr().out)
+    assert (ok["kind"], ok["valid"]) == ("baseline", True)
+    assert bad["kind"] == "application"
+    assert bad["errors"][0]["path"] == "functions.orders.config.plaintext_secrets"
+    assert "weaker than the baseline's floor config.plaintext_secrets: 'error'" in bad["errors"][0]["problem"]
 
 
 @pytest.mark.usefixtures("aws")
@@ -115,6 +191,56 @@ def test_check_passes_a_good_version(policy_file: Path, capsys: pytest.CaptureFi
     assert code == 0, out
     assert "orders (staging) 1 -> 2: Succeeded" in out
     assert "[PASS] smoke:quote" in out
+
+
+@pytest.mark.usefixtures("aws")
+def test_check_without_a_policy_file_reads_the_functions_policy_from_the_store(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Release().create()  # the baseline and the orders document in the bucket; orders tagged orders
+
+    command = [
+        "check",
+        "--stage",
+        "staging",
+        "--function",
+        "orders",
+        "--version",
+        "2",
+        "--bucket",
+        POLICY_BUCKET,
+    ]
+    code = main(command)
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "[PASS] smoke:quote" in out
+
+
+@pytest.mark.usefixtures("aws")
+def test_check_takes_an_application_file_with_the_baseline_beside_its_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Release().create()
+    _, application = split_files(tmp_path)
+
+    code = main(
+        [
+            "check",
+            "--stage",
+            "staging",
+            "--policy",
+            str(application),
+            "--function",
+            "orders",
+            "--version",
+            "2",
+        ]
+    )
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "guarded by functions.orders" in out or "[PASS] smoke:quote" in out
 
 
 @pytest.mark.usefixtures("aws")
@@ -171,7 +297,12 @@ def test_check_that_cannot_reach_the_function_exits_2(
     )
 
     assert code == 2
-    assert "GetFunctionConfiguration failed with ResourceNotFoundException" in capsys.readouterr().err
+    (line,) = capsys.readouterr().err.splitlines()  # one line, no traceback
+    assert line == (
+        "deployguard: orders has no version 9 to check (GetFunctionConfiguration: ResourceNotFoundException): "
+        "for a function's first release, check its template instead: "
+        "deployguard check --stage staging --function orders --template template.yaml"
+    )
 
 
 # --- a smoke case that hangs: the case timeout bounds the whole command --------------------------

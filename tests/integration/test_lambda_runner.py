@@ -9,8 +9,11 @@ import base64
 import importlib.util
 import io
 import json
+import os
+import signal
 import textwrap
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -424,6 +427,143 @@ def test_layers_are_importable(lam: LambdaClient, role: str) -> None:
     )
 
     assert payload_of(lam.invoke(FunctionName="uses-layer", Payload=b"{}")) == 42
+
+
+# --- the worker pool: isolation -------------------------------------------------------------
+
+# Module state set at init and changed by each invocation; the process ids that served it.
+STATEFUL = textwrap.dedent(
+    """
+    import os, time, uuid
+
+    INIT_TOKEN = uuid.uuid4().hex
+    SEEN = []
+
+    def handler(event, context):
+        if event.get("exit"):
+            os._exit(event["exit"])
+        time.sleep(event.get("sleep", 0))
+        SEEN.append(event.get("n"))
+        os.environ["SET_BY_HANDLER"] = "yes"
+        return {
+            "init_token": INIT_TOKEN,
+            "seen": list(SEEN),
+            "env": {k: v for k, v in os.environ.items() if k.startswith(("ONLY_", "SET_BY"))},
+            "server_pid": os.getppid(),
+        }
+    """
+)
+
+
+@pytest.fixture(params=["pool", "fresh"])
+def mode(request: pytest.FixtureRequest) -> Iterator[str]:
+    previous = lambda_runner.set_mode(request.param)
+    yield request.param
+    lambda_runner.set_mode(previous)
+
+
+def stateful_versions(lam: LambdaClient, role: str) -> None:
+    """Version 1 with ONLY_V1, version 2 with ONLY_V2 and one edit of the code."""
+    lam.create_function(
+        FunctionName="stateful",
+        Runtime="python3.12",
+        Role=role,
+        Handler="app.handler",
+        Code={"ZipFile": zip_of({"app.py": STATEFUL})},
+        # NOTE: a variable of its own per test, so that no test meets an environment another warmed
+        Environment={"Variables": {"ONLY_V1": "one", "TEST_RUN": uuid.uuid4().hex}},
+        Timeout=1,
+    )
+    lam.publish_version(FunctionName="stateful")
+    lam.update_function_code(FunctionName="stateful", ZipFile=zip_of({"app.py": STATEFUL + "\nV = 2\n"}))
+    lam.update_function_configuration(FunctionName="stateful", Environment={"Variables": {"ONLY_V2": "two"}})
+    lam.publish_version(FunctionName="stateful")
+
+
+def stateful(lam: LambdaClient, version: str, event: dict[str, Any]) -> Any:
+    return payload_of(
+        lam.invoke(FunctionName="stateful", Qualifier=version, Payload=json.dumps(event).encode())
+    )
+
+
+def test_each_version_sees_only_its_own_environment_and_module_state(
+    lam: LambdaClient, role: str, mode: str
+) -> None:
+    # GIVEN two versions with different variables and code
+    stateful_versions(lam, role)
+
+    # WHEN they are invoked in turn, each invocation changing its module state and os.environ
+    one_a, two, one_b = (
+        stateful(lam, "1", {"n": "1a"}),
+        stateful(lam, "2", {"n": "2"}),
+        stateful(lam, "1", {"n": "1b"}),
+    )
+
+    # THEN each sees its own variables only, and none sees what another invocation changed
+    assert one_a["env"] == one_b["env"] == {"ONLY_V1": "one", "SET_BY_HANDLER": "yes"}
+    assert two["env"] == {"ONLY_V2": "two", "SET_BY_HANDLER": "yes"}
+    assert [one_a["seen"], two["seen"], one_b["seen"]] == [["1a"], ["2"], ["1b"]]
+    # ... and the versions never share an initialized module
+    assert one_a["init_token"] != two["init_token"]
+    if mode == "pool":  # one init per version; every invocation starts from it
+        assert one_a["init_token"] == one_b["init_token"]
+        assert one_a["server_pid"] == one_b["server_pid"] != two["server_pid"]
+    else:  # every invocation is a cold start
+        assert one_a["init_token"] != one_b["init_token"]
+
+
+def test_a_crashed_or_timed_out_invocation_does_not_poison_the_pool(lam: LambdaClient, role: str) -> None:
+    # GIVEN a version already warm in the pool
+    stateful_versions(lam, role)
+    first = stateful(lam, "1", {"n": 1})
+
+    # WHEN one invocation kills its process (os._exit)
+    crashed = lam.invoke(FunctionName="stateful", Qualifier="1", Payload=b'{"exit": 3}')
+
+    # ... and another outlives its 1 s timeout
+    timed_out = stateful(lam, "1", {"n": 2, "sleep": 3})
+
+    # THEN each answers as Lambda does, and the next one runs from the same init
+    assert crashed["FunctionError"] == "Unhandled"
+    error = payload_of(crashed)
+    assert error["errorType"] == "Runtime.ExitError"
+    assert "exit status 3" in error["errorMessage"]
+    assert timed_out["errorType"] == "Sandbox.Timedout"
+    after = stateful(lam, "1", {"n": 3})
+    assert after["seen"] == [3] and after["init_token"] == first["init_token"]
+
+
+def test_a_warm_invocation_logs_no_init_in_its_environments_stream(
+    lam: LambdaClient, role: str, session: boto3.session.Session
+) -> None:
+    # GIVEN a version invoked twice in pool mode (the default)
+    stateful_versions(lam, role)
+    cold, warm = (
+        base64.b64decode(
+            lam.invoke(FunctionName="stateful", Qualifier="1", Payload=b"{}", LogType="Tail")["LogResult"]
+        ).decode()
+        for _ in range(2)
+    )
+
+    # THEN the first REPORT carries Init Duration, the second (a warm start) does not
+    assert "Init Duration" in cold
+    assert "REPORT RequestId" in warm and "Init Duration" not in warm
+    # ... and both went to the one log stream of that execution environment
+    streams = session.client("logs").describe_log_streams(logGroupName="/aws/lambda/stateful")["logStreams"]
+    assert len(streams) == 1 and "[1]" in streams[0]["logStreamName"]
+
+
+def test_a_dead_fork_server_is_replaced(lam: LambdaClient, role: str) -> None:
+    # GIVEN a warm version whose fork server is then killed from outside
+    stateful_versions(lam, role)
+    first = stateful(lam, "1", {"n": 1})
+    os.kill(first["server_pid"], signal.SIGKILL)
+
+    # WHEN it is invoked again  THEN a new server runs it, with a new init
+    after = stateful(lam, "1", {"n": 2})
+    assert after["seen"] == [2]
+    assert after["server_pid"] != first["server_pid"]
+    assert after["init_token"] != first["init_token"]
 
 
 # --- invocation types, records, fallbacks ---------------------------------------------------

@@ -64,7 +64,7 @@ from tests.support.release import (
     GROUP,
     HOOK_ENV,
     POLICY,
-    POLICY_PARAMETER,
+    POLICY_BUCKET,
     alarm_event,
     post_traffic_policy,
 )
@@ -137,7 +137,7 @@ class World:
         policy["functions"]["orders"]["smoke"] = [
             {"name": "quote", "payload": smoke_payload, "expect": [{"path": "$.total", "equals": 12}]}
         ]
-        publish_policy(POLICY_PARAMETER, policy)
+        publish_policy(POLICY_BUCKET, policy)
         self.policy_file.write_text(json.dumps(policy))
         outputs = Outputs()
 
@@ -468,7 +468,7 @@ def deploy(environment: dict[str, str], policy: dict[str, Any]) -> tuple[str, st
     lam = boto3.client("lambda")
     lam.update_function_configuration(FunctionName="orders", Environment={"Variables": environment})
     version = str(lam.publish_version(FunctionName="orders")["Version"])
-    publish_policy(POLICY_PARAMETER, policy)
+    publish_policy(POLICY_BUCKET, policy)
     target = DeploymentTarget(
         function_name="orders", alias="live", current_version="1", target_version=version
     )

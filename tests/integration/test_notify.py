@@ -233,7 +233,10 @@ def test_the_subject_fits_sns_whatever_the_function_name() -> None:
     ],
 )
 def test_the_topic_setting_is_optional(value: str | None, expected: str | None) -> None:
-    environ = {"DEPLOYGUARD_STAGE": "prod", "DEPLOYGUARD_POLICY_PARAMETER": "/deployguard/prod/policy"}
+    environ = {
+        "DEPLOYGUARD_STAGE": "prod",
+        "DEPLOYGUARD_POLICY_BUCKET": "deployguard-prod-policies-123456789012-us-east-1",
+    }
     if value is not None:
         environ["DEPLOYGUARD_ALERT_TOPIC_ARN"] = value
 
@@ -244,7 +247,7 @@ def test_the_topic_setting_is_optional(value: str | None, expected: str | None) 
 def test_a_malformed_topic_setting_names_the_variable() -> None:
     environ = {
         "DEPLOYGUARD_STAGE": "prod",
-        "DEPLOYGUARD_POLICY_PARAMETER": "/deployguard/prod/policy",
+        "DEPLOYGUARD_POLICY_BUCKET": "deployguard-prod-policies-123456789012-us-east-1",
         "DEPLOYGUARD_ALERT_TOPIC_ARN": "deployguard-alerts",
     }
 

@@ -13,9 +13,11 @@ import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 
 from deployguard.aws import clients
+from deployguard_cli.policy_store import split_policy
+from tests.support.aws import publish_policy
 from tests.support.handlers import FakeLambdaContext, load_handler
 from tests.support.outcomes import captured_output, json_lines, outcome_lines
-from tests.support.release import GOOD_ENV, HOOK_ENV, POLICY_PARAMETER, Release
+from tests.support.release import GOOD_ENV, HOOK_ENV, POLICY, POLICY_BUCKET, Release
 
 pytestmark = pytest.mark.usefixtures("aws")
 
@@ -131,11 +133,20 @@ def test_a_crashing_version_fails_with_the_error_type(run: Run) -> None:
 
 
 def test_a_missing_policy_fails_with_the_fix(run: Run) -> None:
+    boto3.client("s3").create_bucket(Bucket=POLICY_BUCKET)  # the stack's bucket, nothing published yet
     release, _answer, record = run(policy=None)
 
     assert release.reports() == ["Failed"]
-    assert f"could not be read from SSM parameter {POLICY_PARAMETER}" in record["reason"]
-    assert "deployguard policy publish --stage staging" in record["reason"]
+    assert f"baseline s3://{POLICY_BUCKET}/staging/baseline.json is not published" in record["reason"]
+    assert "deployguard policy publish --stage staging --baseline FILE" in record["reason"]
+
+
+def test_a_missing_policy_bucket_fails_naming_the_setting(run: Run) -> None:
+    release, _answer, record = run(policy=None)
+
+    assert release.reports() == ["Failed"]
+    assert f"could not be read from s3://{POLICY_BUCKET}/staging/baseline.json" in record["reason"]
+    assert "NoSuchBucket" in record["reason"] and "DEPLOYGUARD_POLICY_BUCKET" in record["reason"]
 
 
 def test_an_invalid_policy_fails_naming_the_path(run: Run) -> None:
@@ -150,15 +161,17 @@ def test_an_invalid_policy_fails_naming_the_path(run: Run) -> None:
     assert "did you mean 'equals'" in record["reason"]
 
 
-def test_the_prod_policy_in_the_staging_parameter_is_refused(run: Run) -> None:
-    release = Release()
-    assert release.policy is not None
-    release.policy["stage"] = "prod"
+def test_the_prod_policy_in_the_staging_store_is_refused(run: Run) -> None:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=POLICY_BUCKET)
+    baseline, application = split_policy({**POLICY, "stage": "prod"}, "orders")
+    s3.put_object(Bucket=POLICY_BUCKET, Key="staging/baseline.json", Body=json.dumps(baseline).encode())
+    s3.put_object(Bucket=POLICY_BUCKET, Key="staging/apps/orders.json", Body=json.dumps(application).encode())
 
-    release, _answer, record = run(release)
+    release, _answer, record = run(Release(policy=None))
 
     assert release.reports() == ["Failed"]
-    assert "prod policy but the guard runs in staging" in record["reason"]
+    assert "a prod document but the guard runs in staging" in record["reason"]
 
 
 def test_an_unguarded_function_fails_by_default(run: Run) -> None:
@@ -180,9 +193,7 @@ def test_a_bypass_is_explicit_and_audited(
         "reason": "hot fix for INC-42 while the error alarm fires",
         "approved_by": "oncall@example.com",
     }
-    boto3.client("ssm").put_parameter(
-        Name=POLICY_PARAMETER, Value=json.dumps(policy), Type="String", Overwrite=True
-    )
+    publish_policy(POLICY_BUCKET, policy)
 
     _answer, record = call(handler, release.event, lambda_context)
 
@@ -249,12 +260,12 @@ def test_a_lifecycle_id_of_the_wrong_type_is_logged_never_reported_nor_retried(
 def test_invalid_settings_still_report_failed_naming_the_variable(
     run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DEPLOYGUARD_POLICY_PARAMETER", "no-leading-slash")
+    monkeypatch.setenv("DEPLOYGUARD_POLICY_BUCKET", "Not_A_Bucket")
 
     release, _answer, record = run()
 
     assert release.reports() == ["Failed"]
-    assert "DEPLOYGUARD_POLICY_PARAMETER" in record["reason"]
+    assert "DEPLOYGUARD_POLICY_BUCKET" in record["reason"]
 
 
 def test_a_retried_invocation_does_not_rerun_checks_or_report_twice(
@@ -301,9 +312,11 @@ CALLS = [
     ("codedeploy", "GetDeploymentTarget"),
     ("codedeploy", "GetDeployment"),
     ("codedeploy", "GetApplicationRevision"),
-    ("ssm", "GetParameter"),
+    ("s3", "GetObject"),
+    ("lambda", "ListTags"),  # the function's scope: deployguard:stage
     ("lambda", "GetFunctionConfiguration"),
-    ("lambda", "GetFunctionEventInvokeConfig"),
+    # NOTE: not GetFunctionEventInvokeConfig: made only when the policy's on_failure_destination rule is
+    # on, which this release's policy leaves off (tests/integration/test_throttling.py covers it)
     ("ssm", "DescribeParameters"),
     ("lambda", "Invoke"),
 ]
@@ -328,6 +341,7 @@ def failing() -> Iterator[Callable[[str, str, str], None]]:
             clients.lambda_invoke_client(),
             clients.ssm_client(),
             clients.secretsmanager_client(),
+            clients.s3_client(),
         ):
             client.meta.events.register(f"before-call.{service}.{operation}", raise_it)
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from deployguard_cli.rehearsal.alarms import AlarmEvaluator, evaluate_expression, matches_pattern
+from deployguard_cli.rehearsal.alarms import AlarmEvaluator, evaluate_expression
 from deployguard_cli.rehearsal.clock import Scheduler, VirtualClock, human_duration
 from deployguard_cli.rehearsal.engine import (
     HOOK_DEADLINE,
@@ -32,7 +32,6 @@ from deployguard_cli.rehearsal.engine import (
     appspec_hooks,
     traffic_schedule,
 )
-from deployguard_cli.rehearsal.stepfunctions import TaskError, Workflows
 from deployguard_cli.rehearsal.wiring import load_template, read_wiring
 from tests.support.aws import Version, deployment_group, function_with_versions, put_metric_alarm
 
@@ -546,7 +545,7 @@ def test_without_auto_rollback_the_alias_is_left_where_the_failure_found_it(
     assert rollback_deployments() == []
 
 
-# --- the parts: AppSpec hooks, alarms, EventBridge, the bake workflow --------------------------------
+# --- the parts: AppSpec hooks, alarms, EventBridge, the clock -----------------------------------
 def test_appspec_hooks_are_read_in_any_key_case_and_as_yaml() -> None:
     yaml_content = (
         "version: 0.0\nresources: []\nhooks:\n  - beforeallowtraffic: pre\n  - AfterAllowTraffic: post\n"
@@ -626,68 +625,9 @@ def test_the_alarm_rollback_rule_of_the_template_matches_only_alarm_state_change
     }
     ok = {**alarm, "detail": {"state": {"value": "OK"}}}
 
-    assert matches_pattern(rule.pattern, alarm)
-    assert not matches_pattern(rule.pattern, ok)
-
-
-def test_the_bake_workflow_waits_on_the_clock_polls_and_stops_when_done() -> None:
-    # GIVEN the template's bake workflow and a bake step that says "continue" twice, then "done"
-    wiring = read_wiring(ROOT / "template.yaml", stage="staging")
-    if not wiring.state_machines:
-        pytest.skip("statemachine/bake.asl.json is not in this tree")
-    (machine,) = wiring.state_machines.values()
-    scheduler = Scheduler(VirtualClock())
-    polls: list[datetime] = []
-
-    def bake_step(function: str, payload: Any) -> Any:
-        polls.append(scheduler.clock.now())
-        verdict = "continue" if len(polls) < 3 else "done"
-        return {**payload, "verdict": verdict, "wait_seconds": 60}
-
-    started = scheduler.clock.now()
-    workflows = Workflows(
-        scheduler=scheduler,
-        definitions={"arn:sm": machine.definition},
-        invoke=bake_step,
-        list_running=lambda arn: [("arn:exec", "exec", {"wait_seconds": 60, "verdict": "continue"}, started)],
-    )
-
-    # WHEN it is discovered and the clock runs
-    (execution,) = workflows.discover()
-    scheduler.run_until(started + minutes(10))
-
-    # THEN it polled once a minute (virtual) and succeeded after the third poll
-    assert [round((p - started).total_seconds() / 60) for p in polls] == [1, 2, 3]
-    assert execution.status == "SUCCEEDED"
-
-
-def test_a_failing_bake_step_is_caught_and_reports_failed() -> None:
-    wiring = read_wiring(ROOT / "template.yaml", stage="staging")
-    if not wiring.state_machines:
-        pytest.skip("statemachine/bake.asl.json is not in this tree")
-    (machine,) = wiring.state_machines.values()
-    scheduler = Scheduler(VirtualClock())
-    calls: list[Any] = []
-
-    def bake_step(function: str, payload: Any) -> Any:
-        calls.append(payload)
-        if payload.get("action") != "fail":
-            raise TaskError("RuntimeError", "boom")
-        return {"verdict": "done"}
-
-    workflows = Workflows(
-        scheduler=scheduler,
-        definitions={"arn:sm": machine.definition},
-        invoke=bake_step,
-        list_running=lambda arn: [("arn:exec", "exec", {"wait_seconds": 1}, scheduler.clock.now())],
-    )
-    (execution,) = workflows.discover()
-    scheduler.run_until(scheduler.clock.now() + minutes(5))
-
-    assert calls[-1]["action"] == "fail"
-    assert calls[-1]["input"]["error"]["Error"] == "RuntimeError"
-    assert calls[-1]["execution_name"] == "exec"  # from the context object, for the step's check
-    assert execution.status == "SUCCEEDED"
+    pattern = Rule(name=rule.name, pattern=rule.pattern, function_name="f").event_pattern()
+    assert pattern.matches_event(alarm)  # type: ignore[arg-type]
+    assert not pattern.matches_event(ok)  # type: ignore[arg-type]
 
 
 def test_the_virtual_clock_skips_waits_but_runs_at_real_speed_between_them() -> None:

@@ -8,6 +8,7 @@ DeployGuard's cold start in a process that builds its world with this module fir
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -20,7 +21,11 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from deployguard.stages import APP_TAG, STAGE_TAG
 from tests.support.handlers import REGION
+
+POLICY_APPLICATION = "orders"
+"""The application (``deployguard:app`` tag, policy document) the tests' functions belong to."""
 
 # Credentials that reach no account, and the variables that could point a client at a real one.
 FAKE_CREDENTIALS = {
@@ -39,9 +44,15 @@ def local_aws() -> Iterator[None]:
     (each ``install`` is idempotent). Set FAKE_CREDENTIALS first."""
     from moto import mock_aws
 
-    from deployguard_cli.localaws import lambda_runner, moto_cloudwatch, moto_codedeploy, moto_lambda_alias
+    from deployguard_cli.localaws import (
+        lambda_runner,
+        moto_cloudwatch,
+        moto_codedeploy,
+        moto_lambda_alias,
+        moto_s3_limits,
+    )
 
-    for extension in (moto_codedeploy, moto_cloudwatch, moto_lambda_alias, lambda_runner):
+    for extension in (moto_codedeploy, moto_cloudwatch, moto_lambda_alias, moto_s3_limits, lambda_runner):
         extension.install()
     # NOTE: moto replaces boto3's default session at every start unless told not to; a new session
     # loads each service's model again at its first client, about 30 ms a client and a third of the
@@ -87,9 +98,13 @@ def function_with_versions(
     alias: str = "live",
     alias_version: str = "1",
     timeout: int = 3,
+    stage: str | None = "staging",
+    application: str | None = POLICY_APPLICATION,
 ) -> str:
-    """Function ``name`` with versions 1, 2, … as ``versions`` say and ``alias`` on ``alias_version``;
-    returns the ARN of the role it runs as.
+    """Function ``name`` with versions 1, 2, … as ``versions`` say and ``alias`` on ``alias_version``,
+    tagged ``deployguard:stage=<stage>`` (the guard's scope; None: untagged) and
+    ``deployguard:app=<application>`` (which policy document guards it); returns the ARN of the
+    role it runs as.
 
     NOTE: every version after the first updates the configuration, so each one is published even
     when it holds what the previous one held (Lambda publishes nothing for an unchanged function).
@@ -109,6 +124,7 @@ def function_with_versions(
         Timeout=timeout,
         Environment={"Variables": dict(first.environment)},
         Description=first.description,
+        Tags={**({STAGE_TAG: stage} if stage else {}), **({APP_TAG: application} if application else {})},
     )
     lam.publish_version(FunctionName=name)
     for version in later:
@@ -156,11 +172,45 @@ def start_deployment(application: str, group: str, appspec: str) -> str:
     return deployment_id
 
 
-def publish_policy(parameter: str, document: Mapping[str, Any]) -> None:
-    """``document`` as a stage's guard policy, JSON in SSM parameter ``parameter``."""
-    boto3.client("ssm").put_parameter(
-        Name=parameter, Value=json.dumps(document), Type="String", Overwrite=True
+def deployment_records_table() -> str:
+    """The deployment records' table as template.yaml defines it (keys, billing, TTL); its name."""
+    from tests.tools.transform import load_template
+
+    properties = load_template()["Resources"]["DeploymentRecordsTable"]["Properties"]
+    name = "deployguard-staging-deployments"
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=properties["AttributeDefinitions"],
+        KeySchema=properties["KeySchema"],
+        BillingMode=properties["BillingMode"],
     )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification=properties["TimeToLiveSpecification"]
+    )
+    return name
+
+
+def publish_policy(bucket: str, document: Mapping[str, Any], application: str = POLICY_APPLICATION) -> None:
+    """``document``, a whole-stage policy, as the stage's baseline and ``application``'s document in
+    the policy bucket ``bucket`` (made if missing); every function an entry names literally that
+    exists is tagged ``deployguard:app=<application>``."""
+    from deployguard_cli.policy_store import store_split
+
+    s3 = boto3.client("s3")
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
+        s3.create_bucket(Bucket=bucket)
+    store_split(s3, bucket, document, application)
+    lam = boto3.client("lambda")
+    for key, entry in (document.get("functions") or {}).items():
+        name = (entry or {}).get("match") or key
+        if any(c in name for c in "*?["):
+            continue
+        try:
+            arn = lam.get_function_configuration(FunctionName=name)["FunctionArn"]
+        except lam.exceptions.ResourceNotFoundException:
+            continue
+        lam.tag_resource(Resource=arn, Tags={APP_TAG: application})
 
 
 # --- CloudWatch ----------------------------------------------------------------------------------
@@ -215,6 +265,7 @@ def deployguard_clients() -> list[Any]:
         clients.cloudwatch_client(),
         clients.stepfunctions_client(),
         clients.tagging_client(),
+        clients.dynamodb_client(),
     ]
 
 
@@ -224,7 +275,11 @@ def fail(service: str, operation: str, failure: str) -> None:
     def raise_it(**_kwargs: Any) -> None:
         raise FAILURES[failure](operation)
 
-    for client in deployguard_clients():
+    from deployguard.aws import clients
+
+    # NOTE: the policy store's client fails too, but is not counted by counted_calls: its reads
+    # are conditional (a 304 when nothing changed) and warm within DEPLOYGUARD_POLICY_CACHE_SECONDS
+    for client in [*deployguard_clients(), clients.s3_client()]:
         client.meta.events.register(f"before-call.{service}.{operation}", raise_it)
 
 

@@ -61,6 +61,7 @@ POLICY: dict[str, Any] = {
     "functions": {
         "orders": {
             "config": {
+                "stage_variable": "STAGE",
                 "required": ["DATABASE_URL"],
                 "rules": [
                     {
@@ -93,8 +94,8 @@ POLICY: dict[str, Any] = {
     },
 }
 
-POLICY_PARAMETER = "/deployguard/staging/policy"
-HOOK_ENV = {"DEPLOYGUARD_STAGE": "staging", "DEPLOYGUARD_POLICY_PARAMETER": POLICY_PARAMETER}
+POLICY_BUCKET = "deployguard-staging-policies-123456789012-us-east-1"
+HOOK_ENV = {"DEPLOYGUARD_STAGE": "staging", "DEPLOYGUARD_POLICY_BUCKET": POLICY_BUCKET}
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Release:
     target_code: str = APP_CODE
     policy: dict[str, Any] | None = field(default_factory=lambda: copy.deepcopy(POLICY))
     function_name: str = "orders"
+    function_stage: str | None = "staging"  # its deployguard:stage tag (None: untagged, out of scope)
     deployment_id: str = ""
     execution_id: str = ""
 
@@ -116,12 +118,13 @@ class Release:
             [Version(APP_CODE, GOOD_ENV), Version(self.target_code, self.target_env)],
             alias=ALIAS,
             timeout=10,
+            stage=self.function_stage,
         )
         boto3.client("ssm").put_parameter(
             Name="/orders/staging/db-password", Value="not-read", Type="SecureString"
         )
         if self.policy is not None:
-            publish_policy(POLICY_PARAMETER, self.policy)
+            publish_policy(POLICY_BUCKET, self.policy)
         deployment_group(
             APPLICATION, GROUP, deploymentConfigName="CodeDeployDefault.LambdaCanary10Percent5Minutes"
         )
@@ -287,7 +290,7 @@ class GuardedRelease(Release):
 
     def publish_policy(self, policy: dict[str, Any]) -> None:
         self.policy = policy
-        publish_policy(POLICY_PARAMETER, policy)
+        publish_policy(POLICY_BUCKET, policy)
 
     def stops(self) -> list[bool | None]:
         from deployguard_cli.localaws import moto_codedeploy

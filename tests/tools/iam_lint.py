@@ -20,7 +20,10 @@ supports resource-level permissions, malformed ARNs and conditions, …) that is
 ``SUPPRESSED`` below, where each suppression says why; a suppression that no longer matches
 anything (stale); and a **wildcard write** — an Allow of an action whose access level is not Read
 or List on ``*`` or on an ARN whose resource part is all wildcards (``function:*``), unless the
-action supports no resource-level permissions at all (then ``*`` is the only possible resource).
+action supports no resource-level permissions at all (then ``*`` is the only possible resource), or
+the statement is bounded by a tag instead: a ``StringEquals`` on ``aws:ResourceTag/<key>`` and every
+resource type the action takes supports that condition key (attribute-based access: the guard
+roles' Lambda actions on ``function:*`` tagged ``deployguard:stage=<stage>``).
 
 Before the template, a canary policy with one known defect per check must be caught, so a broken
 install or an empty data file cannot pass silently.
@@ -49,27 +52,13 @@ READ_LEVELS = {"Read", "List"}
 
 # (parliament issue, action) → why the finding is not a defect. Each must still match something
 # (a stale suppression fails the lint), and docs/deploying.md#iam-lint lists them.
-SUPPRESSED: dict[tuple[str, str], str] = {
-    (
-        "RESOURCE_MISMATCH",
-        "codedeploy:PutLifecycleEventHookExecutionStatus",
-    ): (
-        "parliament's data (the Service Authorization Reference) lists no resource type, so it wants "
-        "Resource '*'; CodeDeploy's permissions reference gives the deployment group ARN for this "
-        "action, and AWS CDK's LambdaDeploymentGroup.grantPutLifecycleEventHookExecutionStatus grants "
-        "it on the group. Scoped to the stage's deployment groups, a hook cannot report on (approve) "
-        "another team's deployments; '*' would let it."
-    ),
-    (
-        "RESOURCE_MISMATCH",
-        "codedeploy:StopDeployment",
-    ): (
-        "parliament's data lists no resource type, so it wants Resource '*'; CodeDeploy's "
-        "permissions reference gives the deployment group ARN for StopDeployment. Scoped to the "
-        "stage's deployment groups, the alarm rollback cannot stop another team's deployments; '*' "
-        "would let it."
-    ),
-}
+SUPPRESSED: dict[tuple[str, str], str] = {}
+# NOTE: none today. PutLifecycleEventHookExecutionStatus and StopDeployment used to be scoped to the
+# stage's deployment groups by name (suppressing parliament's RESOURCE_MISMATCH); they are now on
+# Resource "*", as the Service Authorization Reference says (no resource type): a hook must be able
+# to report a status for any lifecycle event it is invoked for, whatever the application's name.
+
+SCOPE_TAG_KEY = "aws:resourcetag/"  # condition keys are case-insensitive
 
 
 @dataclass(frozen=True)
@@ -133,6 +122,26 @@ def unbounded(arn: str) -> bool:
     return re.fullmatch(r"[*?:/]*", name) is not None
 
 
+def resource_tag_conditions(statement: dict[str, Any]) -> list[str]:
+    """The ``aws:ResourceTag/<key>`` keys the statement requires a value of (``StringEquals``)."""
+    equals = statement.get("Condition", {}).get("StringEquals", {})
+    return [key for key, value in equals.items() if key.lower().startswith(SCOPE_TAG_KEY) and value]
+
+
+def tag_bounds(service: str, resource_type: str) -> bool:
+    """The service's ``resource_type`` (``function*``) supports the aws:ResourceTag condition key."""
+    from parliament import iam_definition
+
+    name = resource_type.rstrip("*")
+    for definition in iam_definition:
+        if definition["prefix"] != service:
+            continue
+        for resource in definition["resources"]:
+            if resource["resource"] == name:
+                return any(k.lower().startswith(SCOPE_TAG_KEY) for k in resource.get("condition_keys", []))
+    return False
+
+
 def wildcard_writes(policy: Policy) -> list[Finding]:
     """Allowed non-read actions on unbounded resources, where the action could be scoped."""
     from parliament import expand_action
@@ -145,11 +154,14 @@ def wildcard_writes(policy: Policy) -> list[Finding]:
         wide = [r for r in _as_list(statement.get("Resource", [])) if unbounded(str(r))]
         if not wide:
             continue
+        tag_keys = resource_tag_conditions(statement)
         for action in _as_list(statement["Action"]):
             for expanded in expand_action(action, raise_exceptions=False):
                 info = get_privilege_info(expanded["service"], expanded["action"])
                 types = [t["resource_type"] for t in info["resource_types"] if t["resource_type"]]
                 if info["access_level"] in READ_LEVELS or not types:
+                    continue
+                if tag_keys and all(tag_bounds(expanded["service"], t) for t in types):
                     continue
                 name = f"{expanded['service']}:{expanded['action']}"
                 findings.append(
@@ -207,6 +219,15 @@ CANARY: list[tuple[str, dict[str, Any]]] = [
     (
         "WILDCARD_WRITE",
         {"Effect": "Allow", "Action": "lambda:UpdateAlias", "Resource": _arn("lambda", "function:*")},
+    ),
+    (  # a tag condition bounds nothing where the resource type has no aws:ResourceTag (S3 objects)
+        "WILDCARD_WRITE",
+        {
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": "arn:aws:s3:::*",
+            "Condition": {"StringEquals": {"aws:ResourceTag/deployguard:stage": "prod"}},
+        },
     ),
 ]
 

@@ -57,6 +57,10 @@ class Resolver:
             return self._name(name, properties, "FunctionName")
         if kind == "AWS::Logs::LogGroup":
             return self._name(name, properties, "LogGroupName")
+        if kind == "AWS::DynamoDB::Table":
+            return self._name(name, properties, "TableName")
+        if kind == "AWS::S3::Bucket":
+            return self._name(name, properties, "BucketName")
         return name
 
     def _name(self, logical_id: str, properties: Mapping[str, Any], *keys: str) -> str:
@@ -89,6 +93,10 @@ class Resolver:
         if kind == "AWS::IAM::Role":
             role = self._name(name, item.get("Properties", {}), "RoleName")
             return f"{base}:iam::{ACCOUNT}:role/{role}"
+        if kind == "AWS::DynamoDB::Table":
+            return f"{base}:dynamodb:{REGION}:{ACCOUNT}:table/{self.ref(name)}"
+        if kind == "AWS::S3::Bucket":
+            return f"{base}:s3:::{self.ref(name)}"  # S3 ARNs name no region or account
         return None
 
     def __call__(self, value: Any) -> Any:

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -199,7 +200,10 @@ class StaticPolicy:
 
     def prepare(self) -> None: ...
 
-    def load(self, stage: Stage) -> Policy:
+    def load(self, stage: Stage, application: str | None, function_name: str | None = None) -> Policy:
+        return self.policy
+
+    def load_all(self, stage: Stage) -> Policy:
         return self.policy
 
 
@@ -298,3 +302,47 @@ def test_a_failed_rollback_alerts_even_before_any_deployment_was_found() -> None
     assert alert.subject == "DeployGuard: function (prod) alarm rollback FAILED (orders-errors)"
     assert "FAILED to act (no_action): GetParameter failed with ThrottlingException" in alert.message
     assert "nothing was rolled back" in alert.message and "deployguard report" not in alert.message
+
+
+# --- the deadline reaches the rollback's threads -----------------------------------------------------
+
+
+@dataclass
+class DeadlineWitness:
+    """Lambda and CodeDeploy ports that note the deadline each call sees (the AWS adapters' retries
+    stop at it), then fail: nothing is rolled back."""
+
+    seen: list[tuple[str, float | None]] = field(default_factory=list)
+
+    def tags(self, function_name: str) -> dict[str, str]:
+        return self._fail("ListTags")
+
+    def deployments(self, **_filters: Any) -> list[str]:
+        return self._fail("ListDeployments")
+
+    def _fail(self, call: str) -> NoReturn:
+        from deployguard import deadlines
+        from deployguard.errors import DeployGuardError
+
+        self.seen.append((call, deadlines.seconds_left()))
+        raise DeployGuardError(f"{call} refused")
+
+
+def test_every_call_the_rollback_makes_on_its_threads_sees_the_invocations_deadline() -> None:
+    from deployguard.alarm_rollback import RollbackError
+    from deployguard.deadlines import deadline_at
+
+    witness = DeadlineWitness()
+    ports = RollbackPorts(
+        codedeploy=witness,  # type: ignore[arg-type]
+        functions=witness,  # type: ignore[arg-type]
+        alarms=FakeAlarms({NAME: in_alarm(dimensions={"FunctionName": "orders"})}),
+        policy=StaticPolicy(POLICY),
+    )
+
+    with captured_output(), deadline_at(time.monotonic() + 30), pytest.raises(RollbackError):
+        handle_alarm_event(SAMPLE, ports, stage=Stage.STAGING, clock=lambda: NOW)
+
+    # the worker (ListDeployments) and the scope's reader (ListTags) both ran within the deadline
+    assert sorted(call for call, _left in witness.seen) == ["ListDeployments", "ListTags"]
+    assert all(left is not None and 0 < left <= 30 for _call, left in witness.seen), witness.seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from deployguard.bake import (
     WorkflowDocument,
     decide_poll,
     execution_name,
+    first_wait,
     open_window,
     output,
 )
@@ -179,3 +181,18 @@ def test_the_execution_name_is_stable_short_and_allowed() -> None:
     assert name == execution_name("d-ABCDEF123", "eyJlbmNyeXB0ZWREYXRhIjoi" * 10)
     assert name != execution_name("d-ABCDEF123", "another execution")
     assert len(name) <= 80 and name.replace("-", "").isalnum()
+
+
+def test_bakes_started_in_the_same_second_poll_at_different_seconds_of_the_interval() -> None:
+    # GIVEN 100 deployments whose bakes open in the same second (a fleet deployed at once)
+    opened = window(minutes=30, poll_seconds=60)
+    waits = [first_wait(opened, T0, f"d-{index:09d}") for index in range(100)]
+
+    # THEN their first polls (and every later one, a poll interval apart) spread over the minute:
+    # no second holds more than DescribeAlarms' 9 calls per second
+    per_second = Counter(wait % 60 for wait in waits)
+    assert all(60 <= wait < 120 for wait in waits)  # one interval, and the phase: never sooner
+    assert len(per_second) >= 40
+    assert max(per_second.values()) <= 9
+    # AND a retried hook starts the same schedule
+    assert first_wait(opened, T0, "d-000000007") == waits[7]

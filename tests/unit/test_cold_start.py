@@ -16,7 +16,7 @@ ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
     "DEPLOYGUARD_STAGE": "prod",
-    "DEPLOYGUARD_POLICY_PARAMETER": "/deployguard/prod/policy",
+    "DEPLOYGUARD_POLICY_BUCKET": "deployguard-prod-policies-123456789012-us-east-1",
     "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
 }
 
@@ -88,7 +88,7 @@ def test_an_invocation_builds_the_parser_in_the_background() -> None:
         HOOK_INIT,
         """
     import threading
-    entrypoints.policy_store(settings.policy_parameter, settings.policy_cache_seconds).prepare()
+    entrypoints.policy_store(settings.policy_bucket, settings.policy_cache_seconds).prepare()
     for thread in threading.enumerate():
         if thread.name == "deployguard-policy-parser":
             thread.join()

@@ -29,6 +29,7 @@ GOOD_ENV = {
     "DB_PASSWORD_PARAM": "/orders/staging/db-password",
 }
 RULES = ConfigRules(
+    stage_variable="STAGE",
     required=["DATABASE_URL"],
     rules=[ValueRule(variable="DATABASE_URL", part="host", allow=[r"\.staging\."], deny=[r"\.prod\."])],
     references=ReferenceRules(required=["DB_PASSWORD_PARAM"]),
@@ -140,6 +141,95 @@ def test_drift_severity_comes_from_the_policy() -> None:
     findings = validate_config(snapshot(), current, rules, Stage.STAGING, reference_exists=None, today=TODAY)
 
     assert [(f.code, f.severity) for f in findings] == [("DRF002", Severity.WARNING)]
+
+
+@pytest.mark.parametrize(
+    ("current_runtime", "target_runtime", "why"),
+    [
+        ("python3.9", "python3.12", "python3.9 is deprecated since 2025-12-15"),
+        ("nodejs20.x", "nodejs24.x", "nodejs24.x is the successor of nodejs20.x"),
+        ("python3.11", "python3.12", "python3.12 is supported until 2028-10-31, python3.11 until 2027-06-30"),
+    ],
+)
+def test_an_upgrade_to_a_supported_runtime_is_never_a_drift_error(
+    current_runtime: str, target_runtime: str, why: str
+) -> None:
+    current = snapshot(version="3", runtime=current_runtime)
+
+    findings = validate_config(
+        snapshot(runtime=target_runtime), current, RULES, Stage.STAGING, reference_exists=None, today=TODAY
+    )
+
+    assert RULES.drift.runtime == "error"
+    assert [(f.code, f.severity) for f in findings] == [("DRF002", Severity.WARNING)]
+    assert f"an upgrade to a supported runtime ({why})" in findings[0].message
+
+
+@pytest.mark.parametrize(
+    ("current_runtime", "target_runtime", "codes"),
+    [
+        ("python3.12", "python3.11", ["DRF002"]),  # a downgrade: supported for less long
+        ("nodejs16.x", "nodejs20.x", ["DRF002", "SET001"]),  # onto a runtime deprecated already
+        ("python3.12", "nodejs22.x", ["DRF002"]),  # another language: supported less long
+    ],
+)
+def test_a_change_that_is_no_upgrade_to_a_supported_runtime_stays_a_drift_error(
+    current_runtime: str, target_runtime: str, codes: list[str]
+) -> None:
+    current = snapshot(version="3", runtime=current_runtime)
+
+    findings = validate_config(
+        snapshot(runtime=target_runtime), current, RULES, Stage.STAGING, reference_exists=None, today=TODAY
+    )
+
+    assert sorted((f.code, f.severity) for f in findings) == [(code, Severity.ERROR) for code in codes]
+
+
+def test_the_live_version_on_a_deprecated_runtime_does_not_block_the_release_that_upgrades_it() -> None:
+    """SET001 judges the target version's runtime only."""
+    current = snapshot(version="3", runtime="nodejs20.x")
+
+    codes = check(snapshot(runtime="nodejs24.x"), current)
+
+    assert "SET001" not in codes
+
+
+def test_a_runtime_deprecated_later_than_today_is_not_deprecated_yet() -> None:
+    """python3.10's date (2026-10-31 in cfn-lint 1.58.0) against two days."""
+    before = validate_config(
+        snapshot(runtime="python3.10"),
+        None,
+        RULES,
+        Stage.STAGING,
+        reference_exists=None,
+        today=date(2026, 10, 30),
+    )
+    after = validate_config(
+        snapshot(runtime="python3.10"),
+        None,
+        RULES,
+        Stage.STAGING,
+        reference_exists=None,
+        today=date(2026, 10, 31),
+    )
+
+    assert before == []
+    (finding,) = after
+    assert finding.code == "SET001"
+    assert finding.message.startswith(
+        "runtime python3.10 is deprecated since 2026-10-31; Lambda blocks updating"
+    )
+    assert "move to python3.14 or another supported runtime" in finding.message
+
+
+def test_the_stage_variable_is_not_checked_unless_the_policy_sets_it() -> None:
+    """Existing apps have no STAGE variable (and adding one trips checkov CKV_AWS_173)."""
+    env = {k: v for k, v in GOOD_ENV.items() if k != "STAGE"}
+    rules = RULES.model_copy(update={"stage_variable": None})
+
+    assert ConfigRules().stage_variable is None
+    assert check(snapshot(environment=env), rules=rules) == {}
+    assert "CFG002" in check(snapshot(environment=env))  # RULES sets stage_variable: STAGE
 
 
 @pytest.mark.parametrize(

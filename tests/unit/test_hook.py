@@ -6,9 +6,11 @@ from __future__ import annotations
 import threading
 import time
 
-from deployguard.findings import CheckResult, Decision, Result
+from deployguard import deadlines
+from deployguard.errors import AwsCallError
+from deployguard.findings import THROTTLED, CheckResult, Decision, Result
 from deployguard.hook import Evaluate, Evaluation, HookRun
-from deployguard.outcome import OutcomeRecord
+from deployguard.outcome import OutcomeRecord, failed_codes
 from tests.support.outcomes import FakeCodeDeploy, captured_output, guard_event
 
 
@@ -60,3 +62,44 @@ def test_a_retried_hook_runs_no_checks_and_reports_nothing() -> None:
 
     assert ran == [] and codedeploy.reports == []
     assert record.decision is None and "already has status Succeeded" in record.reason
+
+
+def test_the_checks_see_the_hooks_deadline_so_their_aws_calls_end_by_it() -> None:
+    seen: list[float | None] = []
+
+    def checks(run: HookRun) -> Evaluation:
+        seen.append(deadlines.seconds_left())
+        return Evaluation(checks=[CheckResult(name="config", result=Result.PASSED)])
+
+    guard(checks, FakeCodeDeploy(), remaining_ms=30_000)  # 1 s kept in reserve
+
+    assert seen and seen[0] is not None and 27 < seen[0] <= 29
+
+
+def test_a_check_throttled_until_the_deadline_fails_with_its_own_finding_code() -> None:
+    # GIVEN a check whose AWS call was throttled until its last retry would pass the deadline
+    codedeploy = FakeCodeDeploy()
+
+    def throttled(run: HookRun) -> Evaluation:
+        raise AwsCallError(
+            "GetFunctionConfiguration",
+            "TooManyRequestsException",
+            "Rate exceeded",
+            throttled=True,
+            out_of_time=True,
+            attempts=6,
+        )
+
+    # WHEN the hook runs
+    record = guard(throttled, codedeploy)
+
+    # THEN it fails closed, and the record says the cause is throttling (AWS001), not the release
+    assert codedeploy.reports == [("d-ABCDEF123", "exec-1", Decision.FAILED)]
+    (check,) = record.checks
+    assert check.result is Result.ERROR
+    assert [(f.code, f.subject) for f in check.findings] == [(THROTTLED, "GetFunctionConfiguration")]
+    assert (
+        "throttled (rate exceeded) until the hook's deadline, after 6 attempt(s)" in check.findings[0].message
+    )
+    assert failed_codes(check) == [THROTTLED]
+    assert "throttled on 6 attempt(s) until the deadline" in record.reason

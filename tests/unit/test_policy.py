@@ -36,7 +36,7 @@ def test_a_valid_policy_loads_with_defaults() -> None:
     policy = load_policy(VALID, stage=Stage.STAGING)
 
     orders = policy.functions["orders"]
-    assert orders.config.stage_variable == "STAGE"
+    assert orders.config.stage_variable is None  # off unless set: existing apps have no STAGE variable
     assert orders.config.drift.removed_variables == "error"
     assert orders.smoke[0].expect[0].equals == 12
     assert policy.unguarded == "fail"

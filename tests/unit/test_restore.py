@@ -58,7 +58,7 @@ class FakeCodeDeploy:
         self.stopped.append(deployment_id)
         return True
 
-    def resolve(self, deployment_id: str) -> Deployment:
+    def resolve(self, deployment_id: str, *, appspec: str | None = None) -> Deployment:
         raise AssertionError("not called")
 
     def deployments(
@@ -103,7 +103,7 @@ class FakeLambda:
         )
         return self.alias_state
 
-    def snapshot(self, function_name: str, version: str) -> FunctionSnapshot:
+    def snapshot(self, function_name: str, version: str, *, destinations: bool = True) -> FunctionSnapshot:
         raise AssertionError("not called")
 
     def environment(self, function_name: str, version: str) -> dict[str, str]:
@@ -115,6 +115,9 @@ class FakeLambda:
     def invoke(
         self, function_name: str, qualifier: str, payload: bytes, *, deployment_id: str | None = None
     ) -> InvocationResult:
+        raise AssertionError("not called")
+
+    def tags(self, function_name: str) -> dict[str, str]:
         raise AssertionError("not called")
 
 

@@ -7,13 +7,14 @@ import pytest
 from deployguard.settings import HookSettings, SettingsError
 from deployguard.stages import Stage
 
-REQUIRED = {"DEPLOYGUARD_STAGE": "staging", "DEPLOYGUARD_POLICY_PARAMETER": "/deployguard/staging/policy"}
+BUCKET = "deployguard-staging-policies-123456789012-us-east-1"
+REQUIRED = {"DEPLOYGUARD_STAGE": "staging", "DEPLOYGUARD_POLICY_BUCKET": BUCKET}
 
 
-def test_only_the_stage_and_the_policy_parameter_are_required() -> None:
+def test_only_the_stage_and_the_policy_bucket_are_required() -> None:
     settings = HookSettings.from_environ({**REQUIRED, "PATH": "/usr/bin", "DEPLOYGUARD_UNKNOWN": "x"})
 
-    assert settings == HookSettings(stage=Stage.STAGING, policy_parameter="/deployguard/staging/policy")
+    assert settings == HookSettings(stage=Stage.STAGING, policy_bucket=BUCKET)
     assert (settings.policy_cache_seconds, settings.time_reserve_seconds) == (300, 10.0)
     assert settings.bake_state_machine_arn is None and settings.alert_topic_arn is None
 
@@ -50,9 +51,9 @@ def test_an_empty_optional_variable_keeps_its_default() -> None:
         ("DEPLOYGUARD_STAGE", "production", "must be one of 'dev', 'staging', 'prod', not 'production'"),
         ("DEPLOYGUARD_STAGE", "", "required, but not set"),
         (
-            "DEPLOYGUARD_POLICY_PARAMETER",
-            "deployguard/prod/policy",
-            "must be an SSM parameter name starting with '/'",
+            "DEPLOYGUARD_POLICY_BUCKET",
+            "/deployguard/prod/policy",
+            "must be an S3 bucket name",
         ),
         ("DEPLOYGUARD_POLICY_CACHE_SECONDS", "5m", "must be an integer, not '5m'"),
         ("DEPLOYGUARD_POLICY_CACHE_SECONDS", "7200", "must be between 0 and 3600, not 7200"),
@@ -75,5 +76,5 @@ def test_every_bad_variable_is_named_at_once() -> None:
         HookSettings.from_environ({"DEPLOYGUARD_STAGE": "qa", "DEPLOYGUARD_POLICY_CACHE_SECONDS": "-1"})
 
     message = str(raised.value)
-    for variable in ("DEPLOYGUARD_STAGE", "DEPLOYGUARD_POLICY_PARAMETER", "DEPLOYGUARD_POLICY_CACHE_SECONDS"):
+    for variable in ("DEPLOYGUARD_STAGE", "DEPLOYGUARD_POLICY_BUCKET", "DEPLOYGUARD_POLICY_CACHE_SECONDS"):
         assert variable in message

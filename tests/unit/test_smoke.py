@@ -208,3 +208,37 @@ def test_a_secret_across_a_clip_never_survives_in_part(offset: int) -> None:
     # and with the redactor the quotes are bounded: 200 characters of an error, 80 of a value
     assert len(redacted[0].message) <= len("the function raised ConnectError: ") + 200
     assert all(len(f.message) < 300 for f in redacted[1].findings)
+
+
+def _peak_concurrency(cases: int, policy: FunctionPolicy, expected: int) -> int:
+    """How many of ``cases`` slow cases the engine ran at once under ``policy``'s setting.
+
+    Each case holds on until ``expected`` run at once (or 5 s pass), then 50 ms more: on a loaded
+    machine threads start late, and a case that finished before the last one started would hide
+    the concurrency the engine allowed."""
+    running, peak = 0, 0
+    all_in = threading.Condition()
+
+    def invoker(_payload: bytes) -> InvocationResult:
+        nonlocal running, peak
+        with all_in:
+            running += 1
+            peak = max(peak, running)
+            all_in.notify_all()
+            all_in.wait_for(lambda: peak >= expected, timeout=5)
+        time.sleep(0.05)
+        with all_in:
+            running -= 1
+        return answer({})
+
+    run_smoke([case(name=f"c{i}") for i in range(cases)], invoker, concurrency=policy.smoke_concurrency)
+    return peak
+
+
+@pytest.mark.parametrize(("cases", "expected"), [(1, 1), (10, 10), (40, 32)])
+def test_without_a_setting_every_case_runs_at_once_up_to_32(cases: int, expected: int) -> None:
+    assert _peak_concurrency(cases, FunctionPolicy(), expected) == expected
+
+
+def test_a_policys_smoke_concurrency_holds_the_cases_back() -> None:
+    assert _peak_concurrency(10, FunctionPolicy(smoke_concurrency=3), 3) == 3

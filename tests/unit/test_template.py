@@ -27,9 +27,9 @@ import pytest
 from samtranslator.yaml_helper import yaml_parse
 
 from deployguard.appspec import parse_appspec
-from deployguard.policy import load_policy
+from deployguard.policy import application_document, effective_policy, load_baseline
 from deployguard.settings import HookSettings
-from deployguard.stages import Stage
+from deployguard.stages import APP_TAG, STAGE_TAG, Stage
 from deployguard_cli.dashboard import QUERIES, dashboard_body
 from scripts.locks import LAYER_LOCK, normalize, read_lock
 from tests.tools import iam_lint
@@ -61,10 +61,12 @@ ROLE_ADAPTER_METHODS: dict[str, set[str]] = {
         "CodeDeploy.lifecycle_event_status",
         "CodeDeploy.resolve",
         "CodeDeploy.report",
+        "Lambda.tags",
         "Lambda.snapshot",
         "Lambda.invoke",
         "ReferenceResolver.exists",
         "PolicyStore.load",
+        "DeploymentRecords.record",
         "Sns.publish",
     },
     # post_traffic_hook: hook.py, post_traffic.evaluate_post_traffic (the versions' environments for
@@ -73,6 +75,7 @@ ROLE_ADAPTER_METHODS: dict[str, set[str]] = {
         "CodeDeploy.lifecycle_event_status",
         "CodeDeploy.resolve",
         "CodeDeploy.report",
+        "Lambda.tags",
         "Lambda.environment",
         "Lambda.invoke",
         "PolicyStore.load",
@@ -82,12 +85,17 @@ ROLE_ADAPTER_METHODS: dict[str, set[str]] = {
         "Metrics.sums",
         "BakeWorkflow.start",
         "Sns.publish",
+        "Lambda.version_arn",  # custom checks after traffic
+        "Lambda.versions",  # version pruning
+        "Lambda.aliases",
+        "Lambda.delete_version",
     },
     # bake_step: bake_step.run_bake_step (resolve the deployment each poll, poll, the versions'
     # environments for the record's redactor, report)
     "BakeStepRole": {
         "CodeDeploy.resolve",
         "CodeDeploy.report",
+        "Lambda.tags",
         "Lambda.environment",
         "PolicyStore.load",
         "Alarms.describe",
@@ -95,19 +103,24 @@ ROLE_ADAPTER_METHODS: dict[str, set[str]] = {
         "Alarms.names_tagged",
         "Metrics.sums",
         "Sns.publish",
+        "Lambda.versions",  # version pruning
+        "Lambda.aliases",
+        "Lambda.delete_version",
     },
-    # alarm_rollback: alarm_rollback.handle_alarm_event (re-read the alarm; locate; restore.stop_and_restore;
-    # the versions' environments for the redactor)
+    # alarm_rollback: alarm_rollback.handle_alarm_event (re-read the alarm; locate: the deployment
+    # record, verified; restore.stop_and_restore; the versions' environments for the redactor)
     "AlarmRollbackRole": {
         "CodeDeploy.deployments",
         "CodeDeploy.resolve",
         "CodeDeploy.stop",
+        "Lambda.tags",
         "Lambda.alias",
         "Lambda.point_alias",
         "Lambda.environment",
         "Alarms.alarm",
         "Alarms.tags",
-        "PolicyStore.load",
+        "PolicyStore.load_all",
+        "DeploymentRecords.latest",
         "Sns.publish",
     },
 }
@@ -128,11 +141,15 @@ NO_RESOURCE_LEVEL = {
     "ssm:DescribeParameters",
     "codedeploy:ListDeploymentTargets",
     "codedeploy:GetDeploymentTarget",
+    # No resource type in the Service Authorization Reference: a hook reports a status for any
+    # lifecycle event it is invoked for; the rollback stops only what its own checks verified.
+    "codedeploy:PutLifecycleEventHookExecutionStatus",
+    "codedeploy:StopDeployment",
     "tag:GetResources",
 }
 READ_VERBS = ("Get", "List", "Describe", "BatchGet")
 SERVICE_PREFIX = {"stepfunctions": "states", "resourcegroupstaggingapi": "tag"}
-BOTO_TO_IAM = {("lambda", "Invoke"): "InvokeFunction"}
+BOTO_TO_IAM = {("lambda", "Invoke"): "InvokeFunction", ("s3", "ListObjectsV2"): "ListBucket"}
 CLIENT_SERVICES = {
     "CodeDeployClient": "codedeploy",
     "LambdaClient": "lambda",
@@ -143,10 +160,19 @@ CLIENT_SERVICES = {
     "SFNClient": "stepfunctions",
     "CloudWatchLogsClient": "logs",
     "TaggingClient": "resourcegroupstaggingapi",
+    "DynamoDBClient": "dynamodb",
+    "S3Client": "s3",
     "ResourceGroupsTaggingAPIClient": "resourcegroupstaggingapi",
 }
 # Powertools providers wrap a client: provider method → the API it calls.
-PROVIDER_CALLS = {("SSMProvider", "get"): ("ssm", "get_parameter")}
+PROVIDER_CALLS = {
+    ("SSMProvider", "get"): ("ssm", "get_parameter"),
+    ("S3DocumentProvider", "document"): ("s3", "get_object"),
+}
+# What an action needs besides itself: S3 answers a missing key with 404 (not 403) only to a caller
+# that may list the bucket. (The bucket's SSE-KMS key is aws/s3, whose key policy grants its use
+# through S3 to the account's principals: no kms:Decrypt grant.)
+IMPLIED_ACTIONS = {"s3:GetObject": {"s3:ListBucket"}}
 
 
 # --- loading ----------------------------------------------------------------------------------------
@@ -289,7 +315,7 @@ def test_guard_environments_validate_against_the_settings_model(stage: str) -> N
         variables = resolve(resource(name)["Properties"]["Environment"]["Variables"])
         settings = HookSettings.from_environ(variables)
         assert settings.stage.value == stage
-        assert settings.policy_parameter == f"/deployguard/{stage}/policy"
+        assert settings.policy_bucket == f"deployguard-{stage}-policies-{ACCOUNT}-{REGION}"
         assert settings.alert_topic_arn == f"arn:aws:sns:{REGION}:{ACCOUNT}:deployguard-{stage}-alerts"
         assert variables["POWERTOOLS_SERVICE_NAME"] == "deployguard"
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "DeployGuard"
@@ -600,8 +626,47 @@ def test_no_allow_statement_grants_a_write_action_on_a_wildcard_resource() -> No
             if is_write(action):
                 checked += 1
                 for arn in arns:
-                    assert scoped(arn), f"{role} {statement.get('Sid')}: {action} on {arn}"
+                    assert scoped(arn) or stage_tagged(statement), (
+                        f"{role} {statement.get('Sid')}: {action} on {arn}"
+                    )
     assert checked > 10
+
+
+def stage_tagged(statement: dict[str, Any]) -> bool:
+    """The statement applies only to resources tagged deployguard:stage=<Stage> (attribute-based)."""
+    equals = statement.get("Condition", {}).get("StringEquals", {})
+    return bool(equals.get("aws:ResourceTag/deployguard:stage") == {"Ref": "Stage"})
+
+
+def test_every_lambda_action_on_guarded_functions_requires_the_stage_tag() -> None:
+    """Scope by tag: a guard role reads, invokes or repoints a function only when it is tagged
+    deployguard:stage=<Stage>; ListTags alone is unconditioned (the guard reads the tag to judge
+    scope). Nothing depends on a function's name."""
+    checked = 0
+    for role, statement in statements():
+        arns = resource_strings(statement["Resource"])
+        if statement["Effect"] != "Allow" or not any(":function:*" in arn for arn in arns):
+            continue
+        if as_list(statement["Action"]) == ["lambda:ListTags"]:
+            assert "Condition" not in statement, role
+            continue
+        checked += 1
+        assert stage_tagged(statement), f"{role} {statement.get('Sid')}: no deployguard:stage condition"
+        assert not any("${Stage}" in arn for arn in arns), f"{role}: a name pattern is not the scope"
+    assert checked == 7
+
+
+def test_the_hooks_can_report_a_status_for_any_deployment() -> None:
+    """An application outside any naming pattern still gets its status: CodeDeploy never waits out
+    its hour because the hook's report was denied."""
+    for role in ("PreTrafficHookRole", "PostTrafficHookRole", "BakeStepRole"):
+        (resources,) = [
+            resource_strings(statement["Resource"])
+            for name, statement in statements()
+            if name == role
+            and "codedeploy:PutLifecycleEventHookExecutionStatus" in as_list(statement["Action"])
+        ]
+        assert resources == ["*"], role
 
 
 def test_deployguard_never_invokes_or_repoints_its_own_functions() -> None:
@@ -753,7 +818,8 @@ def test_the_adapter_reader_sees_the_calls_we_know_of() -> None:
     actions = adapter_actions()
     assert actions["CodeDeploy.report"] == {"codedeploy:PutLifecycleEventHookExecutionStatus"}
     assert actions["Lambda.invoke"] == {"lambda:InvokeFunction"}
-    assert actions["PolicyStore.load"] == {"ssm:GetParameter"}
+    assert actions["PolicyStore.load"] == {"s3:GetObject"}
+    assert actions["PolicyStore.load_all"] == {"s3:GetObject", "s3:ListBucket"}
     assert {"codedeploy:GetDeployment", "codedeploy:GetApplicationRevision"} <= actions["CodeDeploy.resolve"]
 
 
@@ -763,6 +829,7 @@ def test_each_role_grants_exactly_what_its_adapters_call(role: str) -> None:
     unknown = sorted(m for m in ROLE_ADAPTER_METHODS[role] if m not in actions)
     assert not unknown, f"{role}: no such adapter method {unknown} in {ADAPTERS}"
     needed = set().union(*(actions[m] for m in ROLE_ADAPTER_METHODS[role]))
+    needed |= set().union(*(IMPLIED_ACTIONS.get(a, set()) for a in needed))
     assert granted(role) - INFRASTRUCTURE_ACTIONS == needed
 
 
@@ -799,6 +866,8 @@ def test_the_iam_lint_sees_every_policy_as_concrete_arns() -> None:
             for arn in as_list(statement.get("Resource", [])):
                 assert isinstance(arn, str), f"{policy.where}: unresolved {arn}"
                 concrete = arn.startswith(f"arn:{PARTITION}:") and f":{ACCOUNT}:" in arn and "${" not in arn
+                # an S3 ARN names no account: the stage's policy bucket has the account in its name
+                concrete |= arn.startswith(f"arn:{PARTITION}:s3:::deployguard-") and f"-{ACCOUNT}-" in arn
                 assert arn == "*" or concrete, f"{policy.where}: {arn}"
 
 
@@ -886,10 +955,14 @@ def test_samconfig_deploys_each_stage_as_its_own_stack() -> None:
 
 @pytest.mark.parametrize("stage", STAGES)
 def test_the_stage_policy_is_valid_and_names_this_templates_resources(stage: str) -> None:
-    path = ROOT / "policies" / f"{stage}.yaml"
-    policy = load_policy(path.read_text(), str(path), stage=Stage(stage))
+    baseline = load_baseline((ROOT / "policies" / stage / "baseline.yaml").read_text(), stage=Stage(stage))
+    properties = raw()["Resources"]["OrdersFunction"]["Properties"]
+    application = properties["Tags"][APP_TAG]  # the document the hooks read for the function
+    path = ROOT / "policies" / stage / "apps" / f"{application}.yaml"
+    document = application_document(path.read_text(), str(path))
+    policy = effective_policy(baseline, document, str(path), application=application, stage=Stage(stage))
     resolve = Resolver(stage, raw())
-    orders = resolve(raw()["Resources"]["OrdersFunction"]["Properties"]["FunctionName"])
+    orders = resolve(properties["FunctionName"])
     assert policy.for_function(orders) is not None, f"{path} does not guard {orders}"
     alarms = {
         resolve(a["Properties"]["AlarmName"]) for a in resources("AWS::CloudWatch::Alarm", raw()).values()
@@ -943,6 +1016,61 @@ def test_the_sam_snippet_puts_the_imported_hooks_on_its_alias(name: str) -> None
         assert outputs[output]["Value"] == {"Ref": output.replace("Name", "Function")}
 
 
+@pytest.mark.parametrize("name", ["sam-quickstart", "sam-app", "cloudformation"])
+def test_every_attach_snippet_tags_its_function_with_the_stage(name: str) -> None:
+    """The scope is the tag: a snippet without it would attach a function DeployGuard then
+    treats as unguarded."""
+    template = (
+        transformed(yaml_parse(snippets()[name])) if name.startswith("sam") else yaml_parse(snippets()[name])
+    )
+    (function,) = resources("AWS::Lambda::Function", template).values()
+    tags = {tag["Key"]: tag["Value"] for tag in function["Properties"]["Tags"]}
+    assert tags[STAGE_TAG] == "prod"
+    assert tags["deployguard:app"] == "payments"
+
+
+def test_the_example_app_is_tagged_for_the_stack_stage() -> None:
+    tags = raw()["Resources"]["OrdersFunction"]["Properties"]["Tags"]
+    assert tags == {STAGE_TAG: {"Ref": "Stage"}, "deployguard:app": "orders"}
+
+
+@pytest.mark.parametrize(
+    ("parameters", "deployed"),
+    [
+        ({}, True),  # dev, auto
+        ({"Stage": "prod"}, False),
+        ({"Stage": "staging"}, False),
+        ({"Stage": "prod", "ExampleApp": "true"}, True),
+        ({"ExampleApp": "false"}, False),
+    ],
+)
+def test_the_example_app_deploys_in_dev_only_unless_told(parameters: dict[str, str], deployed: bool) -> None:
+    """Every resource of the example app (function, alias, version, alarms, roles, log group, its
+    CodeDeploy application and group, its output) is behind DeployExampleApp, and nothing else
+    refers to one of them."""
+    template = cfn()
+    example = {name for name, r in template["Resources"].items() if r.get("Condition") == "DeployExampleApp"}
+    assert {"OrdersFunction", "OrdersFunctionAliaslive", "OrdersNewVersionErrorRateAlarm"} <= example
+    assert {"ServerlessDeploymentApplication", "OrdersFunctionDeploymentGroup"} <= example
+    assert {r["Type"] for name, r in template["Resources"].items() if name in example} >= {
+        "AWS::Lambda::Function",
+        "AWS::Lambda::Version",
+        "AWS::Lambda::Alias",
+        "AWS::CloudWatch::Alarm",
+        "AWS::IAM::Role",
+        "AWS::Logs::LogGroup",
+        "AWS::CodeDeploy::Application",
+        "AWS::CodeDeploy::DeploymentGroup",
+    }
+    for name, r in template["Resources"].items():
+        if name not in example:
+            text = json.dumps(r)
+            assert not any(f'"{other}"' in text or f"${{{other}" in text for other in example), name
+    assert template["Outputs"]["OrdersLiveAlias"]["Condition"] == "DeployExampleApp"
+    resolve = Resolver(parameters.get("Stage", "dev"), template, parameters)
+    assert resolve.condition("DeployExampleApp") is deployed
+
+
 def test_the_cloudformation_snippet_passes_cfn_lint() -> None:
     matches = cfnlint.api.lint(snippets()["cloudformation"], regions=[REGION])
     assert not matches, "\n".join(str(m) for m in matches)
@@ -975,9 +1103,14 @@ def test_the_release_pipeline_tests_then_deploys_each_stage_after_publishing_its
         runs = [step.get("run", "") for step in job["steps"]]
         # the CLI and aws-sam-cli, each installed from its hash lock by `make release-tools`
         install = runs.index("make release-tools")
-        publish = runs.index(
-            f".tools/cli/bin/deployguard policy publish --stage {stage} policies/{stage}.yaml"
+        baseline = runs.index(
+            f".tools/cli/bin/deployguard policy publish --stage {stage} --baseline policies/{stage}/baseline.yaml"
         )
+        publish = runs.index(
+            f".tools/cli/bin/deployguard policy publish --stage {stage} --app orders "
+            f"policies/{stage}/apps/orders.yaml"
+        )
+        assert baseline < publish, "the application's document is checked against the baseline's floors"
         deploy = next(
             i for i, run in enumerate(runs) if f".tools/sam/bin/sam deploy --config-env {stage}" in run
         )

@@ -7,8 +7,10 @@ the code on ``sys.path``, load the ``Handler`` (``module.function``), tell the r
 ready pipe that init is over and how much it logged, call the handler with the event from stdin
 and a context shaped like the Python runtime's, and write the answer (or the runtime's error
 payload) to the result file. Shapes and error types follow awslambdaric, the Python runtime client.
+In the runner's pool mode the spec says ``serve``: after init the process becomes the version's
+fork server (:func:`serve`) and each invocation runs in a worker forked from it (:func:`worker`).
 
-Standard library only, and nothing heavy at import: this runs on every (cold) invocation. It is not
+Standard library only, and nothing heavy at import: this runs on every cold start. It is not
 imported by DeployGuard; it is a module so that ruff and mypy check it.
 """
 
@@ -179,35 +181,25 @@ def write_result(path: str, result: dict[str, Any]) -> None:
         json.dump(result, out)
 
 
-def main() -> None:
-    """Run one invocation. ``sys.argv[1]`` is the runner's spec: ``request_id``, ``handler``,
-    ``invoked_function_arn``, ``client_context``, ``timeout_ms``, ``task_root``, ``result_path``
-    and ``ready_fd`` (the pipe that gets init's logged byte count once the handler is loaded)."""
-    spec: dict[str, Any] = json.loads(sys.argv[1])
-    request_id = spec["request_id"]
+def init(spec: dict[str, Any]) -> Callable[[Any, LambdaContext], Any] | None:
+    """Load the handler (Lambda's init phase); on failure, log and write the runtime's error."""
     sys.path[0] = spec["task_root"]
     try:
-        handler = load_handler(spec["handler"])
+        return load_handler(spec["handler"])
     except Fault as fault:
         result = error(fault.message, fault.kind, fault.trace, "")
-        log_error(result)
-        write_result(spec["result_path"], {"error": result})
-        return
     except Exception as exc:
         result = exception_error(exc, "")
-        log_error(result)
-        write_result(spec["result_path"], {"error": result})
-        return
-    sys.stdout.flush()
-    try:
-        logged = os.lseek(1, 0, os.SEEK_CUR)  # what init wrote: stdout and stderr share this file
-    except OSError:
-        logged = -1
-    os.write(spec["ready_fd"], b"%d\n" % logged)
-    os.close(spec["ready_fd"])
+    log_error(result)
+    write_result(spec["result_path"], {"error": result})
+    return None
+
+
+def invoke(handler: Callable[[Any, LambdaContext], Any], spec: dict[str, Any], raw: bytes) -> None:
+    """One invocation: the handler's answer (or the runtime's error) to ``spec["result_path"]``."""
+    request_id = spec["request_id"]
     deadline_ms = int(time.time() * 1000) + spec["timeout_ms"]
     started = time.perf_counter()
-    raw = sys.stdin.buffer.read()
     try:
         context = LambdaContext(request_id, spec["invoked_function_arn"], spec["client_context"], deadline_ms)
         response = handler(json.loads(raw) if raw.strip() else {}, context)
@@ -228,6 +220,130 @@ def main() -> None:
     write_result(
         spec["result_path"], {"error": result, "duration_ms": (time.perf_counter() - started) * 1000}
     )
+
+
+def serve(handler: Callable[[Any, LambdaContext], Any], status_fd: int) -> None:
+    """The worker pool's side: a fork server for one version, its handler loaded (init done).
+
+    Reads one JSON request a line on stdin (``request_id``, ``invoked_function_arn``,
+    ``client_context``, ``timeout_ms``, ``event_path``, ``output_path``, ``result_path``) and forks
+    a worker for each: the worker runs that one invocation from this initialized state and exits,
+    so nothing one invocation does reaches the next. Writes ``started <request id> <pid>`` and,
+    once reaped, ``exit <request id> <exit code>`` to ``status_fd``. Once stdin closes it waits for
+    the running workers and exits.
+    """
+    import select  # noqa: PLC0415 - only the pool's fork server needs these
+    import signal  # noqa: PLC0415
+
+    # NOTE: SIGCHLD through a wakeup pipe, not pidfds: the same code runs on macOS.
+    wake_read, wake_write = os.pipe()
+    os.set_blocking(wake_read, False)
+    os.set_blocking(wake_write, False)
+    signal.signal(signal.SIGCHLD, lambda _signal, _frame: None)
+    signal.set_wakeup_fd(wake_write)
+    running: dict[int, str] = {}
+    pending = b""
+    accepting = True
+    while accepting or running:
+        readable, _, _ = select.select([0, wake_read] if accepting else [wake_read], [], [])
+        if wake_read in readable:
+            drain(wake_read)
+        reap(running, status_fd)
+        if not accepting or 0 not in readable:
+            continue
+        chunk = os.read(0, 65536)
+        if not chunk:
+            accepting = False  # the runner stopped this server: finish the running workers
+            continue
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            request: dict[str, Any] = json.loads(line)
+            pid = os.fork()
+            if pid == 0:
+                worker(handler, request, (status_fd, wake_read, wake_write))
+            running[pid] = request["request_id"]
+            os.write(status_fd, b"started %s %d\n" % (request["request_id"].encode(), pid))
+
+
+def drain(fd: int) -> None:
+    """Read a non-blocking pipe empty."""
+    while True:
+        try:
+            if not os.read(fd, 512):
+                return
+        except BlockingIOError:
+            return
+
+
+def reap(running: dict[int, str], status_fd: int) -> None:
+    """Report every worker that exited (``exit <request id> <exit code>``; -N: killed by signal N)."""
+    while running:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        os.write(status_fd, b"exit %s %d\n" % (running.pop(pid).encode(), code))
+
+
+def worker(
+    handler: Callable[[Any, LambdaContext], Any], request: dict[str, Any], fds: tuple[int, ...]
+) -> None:
+    """A forked worker: its own session (the runner kills the group), its own output, one invocation."""
+    import contextlib  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    code = 1
+    try:
+        os.setsid()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in fds:
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        out = os.open(request["output_path"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(out, 1)
+        os.dup2(out, 2)
+        os.close(null)
+        os.close(out)
+        with open(request["event_path"], "rb") as event:  # noqa: PTH123 - see write_result
+            raw = event.read()
+        invoke(handler, request, raw)
+        code = 0
+    except SystemExit as exc:  # the handler called sys.exit: the runtime exits with its code
+        code = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # exiting anyway
+                stream.flush()
+        os._exit(code)
+
+
+def main() -> None:
+    """``sys.argv[1]`` is the runner's spec: ``handler``, ``task_root``, ``result_path`` and
+    ``ready_fd`` (the pipe that gets init's logged byte count once the handler is loaded); then
+    either ``serve`` (the worker pool: :func:`serve` with ``ready_fd`` as its status pipe) or one
+    invocation: ``request_id``, ``invoked_function_arn``, ``client_context``, ``timeout_ms``, the
+    event on stdin."""
+    spec: dict[str, Any] = json.loads(sys.argv[1])
+    handler = init(spec)
+    if handler is None:
+        return
+    sys.stdout.flush()
+    try:
+        logged = os.lseek(1, 0, os.SEEK_CUR)  # what init wrote: stdout and stderr share this file
+    except OSError:
+        logged = -1
+    os.write(spec["ready_fd"], b"%d\n" % logged)
+    if spec.get("serve"):
+        serve(handler, spec["ready_fd"])
+        return
+    os.close(spec["ready_fd"])
+    invoke(handler, spec, sys.stdin.buffer.read())
 
 
 if __name__ == "__main__":

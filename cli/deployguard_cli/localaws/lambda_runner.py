@@ -29,14 +29,22 @@ What is real:
     ``x-amz-executed-version``;
     ``LogType=Tail`` returns the last 4 KB of the log (``START``/``END``/``REPORT`` lines around
     the subprocess's merged stdout and stderr) in ``x-amz-log-result``; the same log goes to
-    moto's CloudWatch Logs group ``/aws/lambda/<name>``, one stream per invocation.
+    moto's CloudWatch Logs group ``/aws/lambda/<name>``, one stream per execution environment.
 
 What is simulated or left out:
-  * every invocation is a cold start in a fresh execution environment: a new ``sys.executable``
-    process in its own process group, killed with everything it started when the invocation
-    ends (init time is not charged to the timeout, as on Lambda; ``Duration`` is the handler's
-    own time); the interpreter is this one, whatever ``Runtime`` says (only ``python*`` runtimes
-    run here); memory is not limited; there are no concurrency limits or throttles;
+  * execution environments, in pool mode (the default where ``os.fork`` exists): a fork server
+    per version, environment, code and endpoint (a ``sys.executable`` process in its own process
+    group, started as a fresh invocation is) runs init once, then forks one worker per invocation,
+    in a session of its own, killed with everything it started when the invocation ends or times
+    out; each invocation starts from the state init left (no module or ``os.environ`` change
+    carries over, unlike a warm Lambda environment); the first invocation of a server logs init
+    and ``Init Duration``, later ones are warm starts, all in the server's log stream; a crashed
+    worker does not touch the server, a dead server is replaced, a failed init is not kept; at
+    most :data:`POOL_SIZE` servers live at once. In fresh mode (:func:`set_mode`) every invocation
+    is a cold start in a new ``sys.executable`` process and log stream of its own;
+  * init time is not charged to the timeout, as on Lambda; ``Duration`` is the handler's own time;
+    the interpreter is this one, whatever ``Runtime`` says (only ``python*`` runtimes run here);
+    memory is not limited; there are no concurrency limits or throttles;
   * credentials are fake role credentials; ``AWS_ENDPOINT_URL`` points at the moto server
     when the invoke came through one (``ThreadedMotoServer``/``moto_server``) and otherwise at
     a closed local port, so code that calls AWS from an in-process ``mock_aws`` fails fast
@@ -53,6 +61,7 @@ What is simulated or left out:
 
 from __future__ import annotations
 
+import atexit
 import base64
 import binascii
 import contextlib
@@ -74,7 +83,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -82,7 +91,15 @@ from typing import Any, Final
 
 from deployguard_cli.localaws.lambda_names import qualified_function_name
 
-__all__ = ["Invocation", "install", "invocations", "wait_for_events", "zip_directory"]
+__all__ = [
+    "Invocation",
+    "install",
+    "invocations",
+    "set_mode",
+    "shutdown",
+    "wait_for_events",
+    "zip_directory",
+]
 
 LOG_TAIL_BYTES: Final = 4096
 INIT_TIMEOUT_SECONDS: Final = 10.0
@@ -442,6 +459,7 @@ def _run_and_record(
         "timeout_ms": int(target.timeout_seconds * 1000),
     }
     run = _run(target, event, spec=spec, endpoint=endpoint, stream=stream)
+    stream = run.stream
     payload, error = _answer(run, request_id)
     log = _log(target, request_id, run)
     record = Invocation(
@@ -472,9 +490,20 @@ class _Run:
     timed_out: bool
     init_ms: float
     duration_ms: float
+    stream: str
+    """The log stream: one per execution environment (each invocation's own in fresh mode)."""
+    cold: bool = True
+    """Init ran for this invocation (its REPORT line carries ``Init Duration``)."""
 
 
 def _run(target: _Target, event: bytes, *, spec: dict[str, Any], endpoint: str, stream: str) -> _Run:
+    if _mode == "pool":
+        return _pool.run(target, event, spec=spec, endpoint=endpoint)
+    return _run_fresh(target, event, spec=spec, endpoint=endpoint, stream=stream)
+
+
+def _run_fresh(target: _Target, event: bytes, *, spec: dict[str, Any], endpoint: str, stream: str) -> _Run:
+    """One invocation in a fresh interpreter: init, the handler, exit."""
     task_root = _extract(target.code, target.code_sha256)
     layer_roots = [_extract(code, sha) for code, sha in target.layers]
     env = _environment(target, task_root, layer_roots, endpoint=endpoint, stream=stream)
@@ -522,6 +551,7 @@ def _run(target: _Target, event: bytes, *, spec: dict[str, Any], endpoint: str, 
         init_ms=(handler_started - started) * 1000,
         # the handler's own time when it reported one (no process start-up or teardown in it)
         duration_ms=float(result.get("duration_ms", (ended - handler_started) * 1000)),
+        stream=stream,
     )
 
 
@@ -590,7 +620,8 @@ def _log(target: _Target, request_id: str, run: _Run) -> bytes:
     report = (
         f"REPORT RequestId: {request_id}\tDuration: {run.duration_ms:.2f} ms\t"
         f"Billed Duration: {math.ceil(run.duration_ms + run.init_ms)} ms\tMemory Size: {target.memory_size} MB\t"
-        f"Init Duration: {run.init_ms:.2f} ms\t\n"
+        + (f"Init Duration: {run.init_ms:.2f} ms\t" if run.cold else "")
+        + "\n"
     )
     lines = [
         init_part,
@@ -608,7 +639,7 @@ def _log(target: _Target, request_id: str, run: _Run) -> bytes:
 
 
 def _save_logs(target: _Target, stream: str, log: bytes) -> None:
-    """One log stream per invocation (each one is a fresh execution environment here)."""
+    """The invocation's log lines in its execution environment's stream (created on first use)."""
     from moto.core.utils import unix_time_millis  # noqa: PLC0415 - moto's clock, which its retention checks use
 
     logs = target.logs_backend
@@ -616,8 +647,11 @@ def _save_logs(target: _Target, stream: str, log: bytes) -> None:
     events = [
         {"timestamp": now_ms, "message": line} for line in log.decode("utf-8", "replace").split("\n") if line
     ]
+    from moto.logs.exceptions import ResourceAlreadyExistsException  # noqa: PLC0415 - see install()
+
     logs.ensure_log_group(target.log_group)
-    logs.create_log_stream(target.log_group, stream)
+    with contextlib.suppress(ResourceAlreadyExistsException):  # a warm environment's stream
+        logs.create_log_stream(target.log_group, stream)
     logs.put_log_events(target.log_group, stream, events)
 
 
@@ -714,3 +748,303 @@ def _extract(code: bytes, sha256: str) -> Path:
         except OSError:  # another process extracted the same code first
             shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+# --- the worker pool ----------------------------------------------------------------------------
+
+POOL_SIZE: Final = 8
+"""Fork servers kept at once; starting one more stops the least recently used."""
+STOP_TIMEOUT_SECONDS: Final = 2.0
+"""How long a stopped fork server may take to finish its running workers before it is killed."""
+STARTED_TIMEOUT_SECONDS: Final = 60.0
+"""How long a fork server may take to report a worker started (or reaped) before it counts as dead."""
+
+_mode = "pool" if hasattr(os, "fork") else "fresh"
+
+
+def set_mode(mode: str) -> str:
+    """How invocations run: ``"pool"`` (the default where ``os.fork`` exists: each version's
+    initialized environment is forked per invocation) or ``"fresh"`` (a new interpreter per
+    invocation, init included). Returns the previous mode; leaving pool mode stops its servers."""
+    global _mode  # NOTE: one switch for the process, as Invoke is patched process-wide
+    if mode not in ("pool", "fresh"):
+        raise ValueError(f"lambda_runner.set_mode: mode must be 'pool' or 'fresh'; it is {mode!r}")
+    if mode == "pool" and not hasattr(os, "fork"):
+        raise ValueError("lambda_runner.set_mode: pool mode needs os.fork (POSIX); use 'fresh'")
+    previous, _mode = _mode, mode
+    if mode == "fresh":
+        _pool.shutdown()
+    return previous
+
+
+def shutdown() -> None:
+    """Stop every fork server (also run at exit)."""
+    _pool.shutdown()
+
+
+@dataclass
+class _Waiter:
+    """One request to a fork server, as its status lines report it."""
+
+    started: threading.Event = field(default_factory=threading.Event)
+    exited: threading.Event = field(default_factory=threading.Event)
+    pid: int | None = None
+    code: int | None = None
+
+
+class _Server:
+    """One version's execution environment, initialized once, forked for each invocation.
+
+    A ``python -u <bootstrap> <spec>`` process with the version's environment, code folder and
+    process group, exactly as a fresh-mode invocation starts; once the handler is loaded it runs
+    the bootstrap's ``serve``: one forked worker per request, in a session of its own, killed with
+    whatever it started at its end or its timeout (the server and the other workers live on).
+    """
+
+    def __init__(self, target: _Target, env: dict[str, str], task_root: Path, stream: str) -> None:
+        self.stream = stream
+        self.alive = False
+        self._dir = Path(tempfile.mkdtemp(prefix="server-", dir=_cache_root()))
+        self._target = target
+        self._env = env
+        self._task_root = task_root
+        self._waiting: dict[str, _Waiter] = {}
+        self._lock = threading.Lock()
+        self._cold = True
+        self._init_output = b""
+        self._init_ms = 0.0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> _Run | None:
+        """Start the server and run init; None when ready, else the answer to the invocation that
+        asked (init failed or outlived Lambda's init limit plus the invocation's timeout)."""
+        status_read, status_write = os.pipe()
+        log_path = self._dir / "init.log"
+        spec = {
+            "serve": True,
+            "handler": self._target.handler,
+            "task_root": str(self._task_root),
+            "result_path": str(self._dir / "init-result.json"),
+            "ready_fd": status_write,
+        }
+        started = time.monotonic()
+        with log_path.open("wb") as log:
+            try:
+                self._process = subprocess.Popen(  # noqa: S603 - our interpreter, our bootstrap, no shell
+                    [sys.executable, "-u", str(_bootstrap_path()), json.dumps(spec)],
+                    stdin=subprocess.PIPE,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self._task_root,
+                    env=self._env,
+                    pass_fds=(status_write,),
+                    start_new_session=True,
+                )
+            except BaseException:
+                os.close(status_read)
+                raise
+            finally:
+                os.close(status_write)
+        status = os.fdopen(status_read, "rb")
+        ready = select.select([status], [], [], INIT_TIMEOUT_SECONDS + self._target.timeout_seconds)[0]
+        line = status.readline() if ready else b""
+        self._init_ms = (time.monotonic() - started) * 1000
+        produced = log_path.read_bytes()
+        try:
+            logged = int(line)
+        except ValueError:
+            status.close()
+            return self._failed_init(produced, timed_out=not ready)
+        self._init_output = produced[:logged] if logged >= 0 else produced
+        self.alive = True
+        threading.Thread(
+            target=self._read_status, args=(status,), name="lambda-pool-status", daemon=True
+        ).start()
+        return None
+
+    def _failed_init(self, produced: bytes, *, timed_out: bool) -> _Run:
+        assert self._process is not None
+        # a failed init is exiting (its status pipe closed); a slow one is killed now
+        _await_exit(self._process, time.monotonic() + (0.0 if timed_out else STOP_TIMEOUT_SECONDS))
+        result: dict[str, Any] = {}
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            result = json.loads((self._dir / "init-result.json").read_text(encoding="utf-8"))
+        shutil.rmtree(self._dir, ignore_errors=True)
+        return _Run(
+            output=produced,
+            init_output_size=len(produced),
+            result=result,
+            returncode=self._process.returncode,
+            timed_out=timed_out,
+            init_ms=self._init_ms,
+            duration_ms=0.0 if not timed_out else self._target.timeout_seconds * 1000,
+            stream=self.stream,
+        )
+
+    def _read_status(self, status: io.BufferedReader) -> None:
+        with status:
+            for line in status:
+                kind, request_id, number = line.decode().split()
+                waiter = self._waiting.get(request_id)
+                if waiter is None:
+                    continue
+                if kind == "started":
+                    waiter.pid = int(number)
+                    waiter.started.set()
+                else:
+                    waiter.code = int(number)
+                    waiter.exited.set()
+        self.alive = False  # the server exited: every request still waiting has lost its worker
+        for waiter in list(self._waiting.values()):
+            waiter.started.set()
+            waiter.exited.set()
+
+    def run(self, event: bytes, spec: dict[str, Any]) -> _Run | None:
+        """One invocation on a forked worker; None if this server died before it forked one."""
+        assert self._process is not None and self._process.stdin is not None
+        request_id = str(spec["request_id"])
+        waiter = self._waiting[request_id] = _Waiter()
+        with tempfile.TemporaryDirectory(prefix="invoke-", dir=_cache_root()) as scratch:
+            work = Path(scratch)
+            (work / "event.json").write_bytes(event)
+            request = {
+                **spec,
+                "event_path": str(work / "event.json"),
+                "output_path": str(work / "output.log"),
+                "result_path": str(work / "result.json"),
+            }
+            started = time.monotonic()
+            with self._lock:
+                cold, self._cold = self._cold, False
+                try:
+                    self._process.stdin.write(json.dumps(request).encode() + b"\n")
+                    self._process.stdin.flush()
+                except (BrokenPipeError, ValueError):
+                    waiter.started.set()
+                    waiter.exited.set()
+            waiter.started.wait(STARTED_TIMEOUT_SECONDS)  # set early if the server dies
+            if waiter.pid is None:
+                self._waiting.pop(request_id, None)
+                self.stop()
+                return None
+            timed_out = not waiter.exited.wait(spec["timeout_ms"] / 1000)  # this invocation's timeout
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(waiter.pid, signal.SIGKILL)  # the worker's session: all it started
+            waiter.exited.wait(STARTED_TIMEOUT_SECONDS)
+            ended = time.monotonic()
+            self._waiting.pop(request_id, None)
+            output = b""
+            with contextlib.suppress(FileNotFoundError):
+                output = (work / "output.log").read_bytes()
+            result: dict[str, Any] = {}
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                result = json.loads((work / "result.json").read_text(encoding="utf-8"))
+        init_output = self._init_output if cold else b""
+        return _Run(
+            output=init_output + output,
+            init_output_size=len(init_output),
+            result=result,
+            returncode=waiter.code if waiter.code is not None else self._process.poll(),
+            timed_out=timed_out,
+            init_ms=self._init_ms if cold else 0.0,
+            duration_ms=float(result.get("duration_ms", (ended - started) * 1000)),
+            stream=self.stream,
+            cold=cold,
+        )
+
+    def stop(self) -> None:
+        """Close its request pipe (it finishes the running workers and exits); kill it if it lingers."""
+        self.alive = False
+        process = self._process
+        if process is not None:
+            with contextlib.suppress(OSError):
+                if process.stdin is not None:
+                    process.stdin.close()
+            try:
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                _await_exit(process, time.monotonic())
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+_ServerKey = tuple[Any, ...]
+
+
+class _Pool:
+    """The fork servers, one per version and environment: a server never serves another version,
+    another environment or another endpoint (all are in its key)."""
+
+    def __init__(self) -> None:
+        self._servers: dict[_ServerKey, _Server] = {}
+        self._starting: dict[_ServerKey, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def run(self, target: _Target, event: bytes, *, spec: dict[str, Any], endpoint: str) -> _Run:
+        key: _ServerKey = (
+            target.function_name,
+            target.version,
+            target.code_sha256,
+            tuple(sha for _, sha in target.layers),
+            target.handler,
+            target.runtime,
+            tuple(sorted(target.environment.items())),
+            target.memory_size,
+            target.region,
+            target.log_group,
+            endpoint,
+        )
+        for _ in range(2):  # a server that died before it forked a worker is replaced once
+            run = self._run_on_server(key, target, event, spec=spec, endpoint=endpoint)
+            if run is not None:
+                return run
+        return _Run(b"", 0, {}, None, timed_out=False, init_ms=0.0, duration_ms=0.0, stream="")
+
+    def _run_on_server(
+        self, key: _ServerKey, target: _Target, event: bytes, *, spec: dict[str, Any], endpoint: str
+    ) -> _Run | None:
+        with self._lock:
+            starting = self._starting.setdefault(key, threading.Lock())
+        with starting:
+            server = self._live(key)
+            if server is None:
+                task_root = _extract(target.code, target.code_sha256)
+                layer_roots = [_extract(code, sha) for code, sha in target.layers]
+                stream = f"{datetime.now(UTC):%Y/%m/%d}/[{target.version}]{uuid.uuid4().hex}"
+                env = _environment(target, task_root, layer_roots, endpoint=endpoint, stream=stream)
+                server = _Server(target, env, task_root, stream)
+                failed = server.start()
+                if failed is not None:
+                    return failed  # a failed init is not kept: the next invocation tries again
+                self._add(key, server)
+        return server.run(event, spec)
+
+    def _live(self, key: _ServerKey) -> _Server | None:
+        with self._lock:
+            server = self._servers.pop(key, None)
+            if server is not None and server.alive:
+                self._servers[key] = server  # most recently used last
+                return server
+        if server is not None:
+            server.stop()  # it died (killed from outside): replaced by a new one
+        return None
+
+    def _add(self, key: _ServerKey, server: _Server) -> None:
+        with self._lock:
+            self._servers[key] = server
+            evicted = []
+            while len(self._servers) > POOL_SIZE:
+                oldest = next(iter(self._servers))
+                evicted.append(self._servers.pop(oldest))
+        for old in evicted:
+            old.stop()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            servers = list(self._servers.values())
+            self._servers.clear()
+        for server in servers:
+            server.stop()
+
+
+_pool = _Pool()
+atexit.register(shutdown)

@@ -5,7 +5,8 @@ moto 5.2 stores applications, deployment groups and deployments, but has no
 ``ListDeploymentTargets`` or ``GetDeploymentTarget``, no lifecycle events and no hook execution ids;
 its ``GetDeployment`` / ``BatchGetDeployments`` echo an ``AppSpecContent`` revision's ``content`` (AWS
 returns only the ``sha256``; the content comes from ``GetApplicationRevision``), return empty
-structures AWS leaves out, and give Lambda groups the Server default ``CodeDeployDefault.OneAtATime``.
+structures AWS leaves out, and give Lambda groups the Server default ``CodeDeployDefault.OneAtATime``;
+its ``GetDeploymentGroup`` answers ``alarmConfiguration: {}`` whatever the group was given.
 
 :func:`install` (idempotent) patches those APIs onto ``CodeDeployBackend`` / ``CodeDeployResponse``,
 with the botocore service model's field names and error codes, for an in-process ``mock_aws()`` and a
@@ -16,10 +17,14 @@ reports, stops, revisions) lives in one attribute of the region's backend, so mo
 
 CodeDeploy itself never runs here: nothing invokes hooks or shifts traffic. The engine or a test
 plays its part (:func:`start_lifecycle_event`, :func:`set_lifecycle_event_status`,
-:func:`set_target_version_weight`, :func:`set_deployment_status`) and reads what the hooks reported
-(:func:`hook_reports`, :func:`stop_requests`). So a Failed report does not fail the deployment, and
-``StopDeployment(autoRollbackEnabled=True)`` starts no rollback deployment: ``rollbackInfo`` carries a
-``rollbackMessage`` saying one was requested, but no ``rollbackDeploymentId``.
+:func:`set_target_version_weight`, :func:`set_deployment_status`, :func:`set_error_information`,
+:func:`record_rollback`) and reads what the hooks reported (:func:`hook_reports`,
+:func:`stop_requests`). So a Failed report does not fail the deployment, and
+``StopDeployment(autoRollbackEnabled=True)`` starts no rollback deployment by itself: until the
+engine records one, ``rollbackInfo`` carries a ``rollbackMessage`` saying one was requested, but no
+``rollbackDeploymentId``. A recorded rollback links both ways, as on AWS: ``rollbackDeploymentId`` on
+the original, ``rollbackTriggeringDeploymentId``, ``rollbackMessage`` and ``creator:
+codeDeployRollback`` on the rollback.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ class _Tracked:
     reported: set[str] = field(default_factory=set)
     weight: float = 0.0
     rollback_message: str | None = None
+    rollback_deployment_id: str | None = None
+    rollback_triggering_deployment_id: str | None = None
     error_information: dict[str, str] | None = None
 
 
@@ -357,7 +364,13 @@ def _deployment_info(backend: CodeDeployBackend, deployment: DeploymentInfo) -> 
         overview = dict.fromkeys(("Pending", "InProgress", "Succeeded", "Failed", "Skipped", "Ready"), 0)
         overview[_target_status(deployment)] += 1 if tracked.function else 0
         info["deploymentOverview"] = overview
-    info["rollbackInfo"] = {"rollbackMessage": tracked.rollback_message} if tracked.rollback_message else None
+    info["rollbackInfo"] = _present(
+        {
+            "rollbackDeploymentId": tracked.rollback_deployment_id,
+            "rollbackTriggeringDeploymentId": tracked.rollback_triggering_deployment_id,
+            "rollbackMessage": tracked.rollback_message,
+        }
+    )
     info["errorInformation"] = tracked.error_information
     return _present(info)
 
@@ -376,6 +389,23 @@ def _batch_get_deployments(self: CodeDeployBackend, deployment_ids: list[str] | 
     with _lock:
         deployments = self.batch_get_deployments(deployment_ids or [])
         return {"deploymentsInfo": [_deployment_info(self, d) for d in deployments]}
+
+
+def _wrap_deployment_group_info(original: Callable[[Any], dict[str, Any]]) -> Callable[[Any], dict[str, Any]]:
+    def deployment_group_info(group: Any) -> dict[str, Any]:
+        """moto's answer, with the alarm configuration CreateDeploymentGroup stored (moto: ``{}``)."""
+        info = original(group)
+        stored = group.alarm_configuration
+        if stored is not None and not isinstance(stored, dict):
+            stored = {
+                "enabled": bool(stored.enabled),
+                "ignorePollAlarmFailure": bool(stored.ignore_poll_alarm_failure),
+                "alarms": list(stored.alarms),
+            }
+        info["alarmConfiguration"] = copy.deepcopy(stored) if stored else {}
+        return info
+
+    return deployment_group_info
 
 
 # response method -> (what answers it, its request parameters); moto dispatches action X to method x
@@ -413,6 +443,8 @@ def install() -> None:
     with _lock:
         if getattr(CodeDeployBackend, _PATCH_MARK, False):
             return
+        group_info = _wrap_deployment_group_info(moto_responses._deployment_group_info)
+        moto_responses._deployment_group_info = group_info  # type: ignore[assignment]
         create_deployment = _wrap_create_deployment(CodeDeployBackend.create_deployment)
         CodeDeployBackend.create_deployment = create_deployment  # type: ignore[method-assign]
         for name, (answer, params) in _ACTIONS.items():
@@ -520,3 +552,42 @@ def stop_requests(
     with _lock:
         stops = _state(codedeploy_backends[account_id][region]).stops
         return [s for s in stops if deployment_id in (None, s.deployment_id)]
+
+
+def set_error_information(
+    deployment_id: str,
+    code: str,
+    message: str,
+    *,
+    account_id: str = DEFAULT_ACCOUNT_ID,
+    region: str = DEFAULT_REGION,
+) -> None:
+    """The deployment's ``errorInformation`` (``code`` one of the model's ErrorCode values)."""
+    with _lock:
+        backend = codedeploy_backends[account_id][region]
+        _tracked(backend, backend.get_deployment(deployment_id)).error_information = {
+            "code": code,
+            "message": message,
+        }
+
+
+def record_rollback(
+    deployment_id: str,
+    rollback_deployment_id: str,
+    *,
+    account_id: str = DEFAULT_ACCOUNT_ID,
+    region: str = DEFAULT_REGION,
+) -> None:
+    """``rollback_deployment_id`` is CodeDeploy's rollback of ``deployment_id``: each one's
+    ``rollbackInfo`` names the other and the rollback's ``creator`` is ``codeDeployRollback``."""
+    with _lock:
+        backend = codedeploy_backends[account_id][region]
+        original = _tracked(backend, backend.get_deployment(deployment_id))
+        rollback_deployment = backend.get_deployment(rollback_deployment_id)
+        rollback_deployment.creator = "codeDeployRollback"
+        rollback = _tracked(backend, rollback_deployment)
+        original.rollback_deployment_id = rollback_deployment_id
+        rollback.rollback_triggering_deployment_id = deployment_id
+        rollback.rollback_message = (
+            f"Deployment {rollback_deployment_id} is triggered to roll back deployment {deployment_id}."
+        )

@@ -1,8 +1,9 @@
-"""CloudWatch's part: evaluate alarms from the metrics in CloudWatch, and EventBridge's part:
-deliver each "CloudWatch Alarm State Change" to the rules that match it.
+"""CloudWatch's part: evaluate alarms from the metrics in CloudWatch, and shape each state change as
+the "CloudWatch Alarm State Change" event CloudWatch puts on EventBridge (the engine matches it to
+rules with moto's ``EventPattern``).
 
-moto stores alarms and metrics but never evaluates an alarm. :class:`AlarmEvaluator` does, once per
-period, from the alarm's own definition as ``DescribeAlarms`` returns it: single-metric alarms
+moto stores alarms and metrics but never evaluates an alarm. :class:`AlarmEvaluator` does, every
+minute, from the alarm's own definition as ``DescribeAlarms`` returns it: single-metric alarms
 (``Statistic`` or a percentile ``ExtendedStatistic``) and metric-math alarms (``Metrics`` with
 ``MetricStat`` queries and one expression: ``IF``, ``FILL``, ``SUM``/``MIN``/``MAX``/``AVG`` of a
 list, arithmetic and comparisons), ``EvaluationPeriods``, ``DatapointsToAlarm`` (M out of N),
@@ -10,8 +11,12 @@ list, arithmetic and comparisons), ``EvaluationPeriods``, ``DatapointsToAlarm`` 
 (percentiles, which moto cannot compute, from moto's stored samples). A new state is written with
 ``SetAlarmState`` and returned as an EventBridge event shaped like CloudWatch's.
 
-Not modelled: anomaly-detection bands, composite alarms, ``EvaluateLowSampleCountPercentile``, and
-CloudWatch's evaluation delay (here a period is judged the moment it closes).
+Judged as the CloudWatch User Guide says ("Alarm evaluation"; "Configuring how CloudWatch alarms
+treat missing data", https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html):
+every minute, on the periods ending at that minute (not on epoch-aligned buckets), over the
+*evaluation range* (:func:`evaluation_range`), by :func:`judge`; both ported from LocalStack's
+``localstack/services/cloudwatch/alarm_scheduler.py`` (Apache-2.0, (c) LocalStack contributors).
+What remains approximate: docs/fidelity.md, "Alarm evaluation".
 """
 
 from __future__ import annotations
@@ -36,7 +41,6 @@ __all__ = [
     "AlarmStateChange",
     "MetricMathError",
     "evaluate_expression",
-    "matches_pattern",
 ]
 
 STATE_CHANGE = "CloudWatch Alarm State Change"
@@ -51,10 +55,6 @@ _SIMPLE_STATS = frozenset({"Sum", "Average", "Minimum", "Maximum", "SampleCount"
 
 class MetricMathError(ValueError):
     """An expression the rehearsal cannot evaluate."""
-
-
-class PatternError(ValueError):
-    """An EventBridge pattern form the rehearsal cannot match."""
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,8 @@ def _percentile(values: Sequence[float], percent: float) -> float:
 
 
 class _Metrics:
-    """Per-period values of one metric and statistic, from CloudWatch (moto)."""
+    """Per-period values of one metric and statistic, from CloudWatch (moto), keyed by each
+    period's start: periods are counted from ``start`` (a sliding window), not from the epoch."""
 
     def __init__(self, cloudwatch: CloudWatchClient, samples: Callable[[], Sequence[Any]] | None) -> None:
         self._cloudwatch = cloudwatch
@@ -186,9 +187,9 @@ class _Metrics:
                 StartTime=start,
                 EndTime=end,
             )
-            result = answer["MetricDataResults"][0]
+            result = answer["MetricDataResults"][0]  # moto's periods start at StartTime, as ours
             return {
-                floor_to(t, period): float(v)
+                _period_start(t, start, period): float(v)
                 for t, v in zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
             }
         if stat.startswith("p") and self._samples is not None:
@@ -211,11 +212,106 @@ class _Metrics:
                 datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=start.tzinfo)
             )
             if start <= stamp < end and hasattr(datum, "value"):
-                buckets.setdefault(floor_to(stamp, period), []).append(float(datum.value))
+                buckets.setdefault(_period_start(stamp, start, period), []).append(float(datum.value))
         return {when: _percentile(values, percent) for when, values in buckets.items()}
 
 
+def _period_start(when: datetime, start: datetime, period: int) -> datetime:
+    """The start of the period (counted from ``start``) that ``when`` falls in."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=start.tzinfo)
+    offset = (when - start).total_seconds()
+    return start + timedelta(seconds=period * math.floor(offset / period))
+
+
 # --- evaluation ---------------------------------------------------------------------------------
+TREATMENTS = ("missing", "ignore", "breaching", "notBreaching")
+
+
+def evaluation_range(evaluation_periods: int) -> int:
+    """How many datapoints an evaluation retrieves: more than ``EvaluationPeriods``.
+
+    The User Guide says only that the number "depends on the length of the alarm period" and gives
+    5 for ``EvaluationPeriods`` 3; this is LocalStack's reading (``alarm_scheduler.py``,
+    ``collect_metric_data``, Apache-2.0): N + max(N // 3, 2), which gives that 5.
+    """
+    return evaluation_periods + max(evaluation_periods // 3, 2)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What :func:`judge` decided, and from which datapoints."""
+
+    state: str | None
+    """``OK``, ``ALARM``, ``INSUFFICIENT_DATA``, or None: the alarm keeps its current state."""
+    breaching: int
+    evaluated: int
+    filled: int
+    """Missing datapoints filled in with ``TreatMissingData`` (``breaching``/``notBreaching``)."""
+    rule: str
+    """``all missing``, ``premature alarm``, ``real datapoints``, ``filled`` or ``too few``."""
+
+
+def judge(
+    points: Sequence[bool | None],
+    *,
+    evaluation_periods: int,
+    datapoints_to_alarm: int,
+    treat_missing_data: str,
+) -> Verdict:
+    """An alarm's state from the datapoints of its evaluation range, oldest first (True: breaching,
+    False: not breaching, None: missing), as the CloudWatch User Guide ("How alarm state is evaluated
+    when data is missing" and "Avoiding premature transitions to alarm state") describes it:
+
+    * every datapoint missing: ``missing`` → INSUFFICIENT_DATA, ``ignore`` → the current state,
+      ``breaching`` → ALARM, ``notBreaching`` → OK;
+    * at least N real datapoints: the N most recent real ones decide (M of them breaching → ALARM,
+      else OK); the treatment is not needed;
+    * fewer, premature alarm (``missing`` and ``ignore`` only): when every real datapoint breaches
+      and the oldest is at least ``DatapointsToAlarm`` datapoints old, ``missing`` goes to ALARM
+      even with fewer than M datapoints, ``ignore`` keeps its state (the docs' tables, row 5);
+    * otherwise every real datapoint counts and the missing ones are filled in as few times as
+      possible (N minus the real ones) with ``breaching``/``notBreaching``; for ``missing`` and
+      ``ignore`` nothing is filled in: M breaching → ALARM, any non-breaching → OK, else too few
+      to judge (INSUFFICIENT_DATA, ``ignore``: keep the state, the 2023 guide's row ``- - - - X``).
+
+    Ported from LocalStack's ``calculate_alarm_state``/``is_triggering_premature_alarm``
+    (``localstack/services/cloudwatch/alarm_scheduler.py``, Apache-2.0), with two changes the
+    docs' tables need: ``ignore`` behaves as ``missing`` once some data is real, and the premature
+    rule takes the oldest breaching datapoint "at least as old as" M, not exactly M.
+    """
+    if treat_missing_data not in TREATMENTS:
+        raise ValueError(
+            f"TreatMissingData must be one of {', '.join(TREATMENTS)}; it is {treat_missing_data!r}"
+        )
+    n, m = evaluation_periods, datapoints_to_alarm
+    real = [p for p in points if p is not None]
+    if not real:
+        state = {"missing": "INSUFFICIENT_DATA", "ignore": None, "breaching": "ALARM", "notBreaching": "OK"}
+        filled = n if treat_missing_data in ("breaching", "notBreaching") else 0
+        breaching = n if treat_missing_data == "breaching" else 0
+        return Verdict(state[treat_missing_data], breaching, filled, filled, "all missing")
+    if len(real) >= n:
+        breaching = sum(real[-n:])
+        return Verdict("ALARM" if breaching >= m else "OK", breaching, n, 0, "real datapoints")
+    if treat_missing_data in ("missing", "ignore") and all(real):
+        oldest_age = len(points) - next(i for i, p in enumerate(points) if p is not None)
+        if oldest_age >= m:
+            state_if = "ALARM" if treat_missing_data == "missing" else None
+            return Verdict(state_if, len(real), len(real), 0, "premature alarm")
+    if treat_missing_data in ("breaching", "notBreaching"):
+        filled = n - len(real)
+        breaching = sum(real) + (filled if treat_missing_data == "breaching" else 0)
+        return Verdict("ALARM" if breaching >= m else "OK", breaching, n, filled, "filled")
+    breaching = sum(real)
+    if breaching >= m:
+        return Verdict("ALARM", breaching, len(real), 0, "real datapoints")
+    if not all(real):
+        return Verdict("OK", breaching, len(real), 0, "real datapoints")
+    too_few = "INSUFFICIENT_DATA" if treat_missing_data == "missing" else None
+    return Verdict(too_few, breaching, len(real), 0, "too few")
+
+
 @dataclass(frozen=True)
 class _Judgement:
     state: str
@@ -225,7 +321,11 @@ class _Judgement:
 
 
 class AlarmEvaluator:
-    """Evaluates the named alarms at the end of each period and writes their new states."""
+    """Evaluates the named alarms every minute and writes their new states.
+
+    ``stamp(alarm_name, when)``, if given, is called after each state change: moto stamps
+    ``StateUpdatedTimestamp`` with the real time, the rehearsal puts its virtual time there.
+    """
 
     def __init__(
         self,
@@ -233,8 +333,10 @@ class AlarmEvaluator:
         alarm_names: Sequence[str],
         *,
         samples: Callable[[], Sequence[Any]] | None = None,
+        stamp: Callable[[str, datetime], None] | None = None,
     ) -> None:
         self._cloudwatch = cloudwatch
+        self._stamp = stamp
         self._names = list(alarm_names)
         self._metrics = _Metrics(cloudwatch, samples)
 
@@ -243,7 +345,8 @@ class AlarmEvaluator:
         return list(self._names)
 
     def evaluate(self, now: datetime) -> list[AlarmStateChange]:
-        """Judge every alarm on the periods closed by ``now``; SetAlarmState on each change."""
+        """Judge every alarm on the datapoints of its evaluation range ending at ``now``'s minute;
+        SetAlarmState on each change."""
         if not self._names:
             return []
         alarms = self._cloudwatch.describe_alarms(AlarmNames=self._names)["MetricAlarms"]
@@ -274,6 +377,8 @@ class AlarmEvaluator:
                 StateReason=judgement.reason,
                 StateReasonData=json.dumps(reason_data),
             )
+            if self._stamp is not None:
+                self._stamp(alarm["AlarmName"], now)
             changes.append(
                 AlarmStateChange(
                     alarm_name=alarm["AlarmName"],
@@ -299,51 +404,44 @@ class AlarmEvaluator:
         period = _period(alarm)
         evaluation_periods = int(alarm.get("EvaluationPeriods") or 1)
         to_alarm = int(alarm.get("DatapointsToAlarm") or evaluation_periods)
-        end = floor_to(now, period)
-        periods = [end - timedelta(seconds=period * (i + 1)) for i in reversed(range(evaluation_periods))]
-        start = periods[0]
-        values_by_period = self._values(alarm, period, start, end)
+        # NOTE: evaluated every minute over the last periods (the User Guide's "Alarm evaluation":
+        # at the end of minute 6 a 5-minute alarm judges minutes 2 to 6), not on epoch buckets.
+        end = floor_to(now, min(period, 60))
+        span = evaluation_range(evaluation_periods)
+        periods = [end - timedelta(seconds=period * (span - i)) for i in range(span)]
+        values_by_period = self._values(alarm, period, periods[0], end)
         values = [values_by_period.get(p) for p in periods]
         threshold = float(alarm["Threshold"])
         compare = _COMPARE[str(alarm["ComparisonOperator"])]
         treat = str(alarm.get("TreatMissingData") or "missing")
-        breaching = sum(1 for v in values if v is not None and compare(v, threshold))
-        missing = sum(1 for v in values if v is None)
-        if treat == "breaching":
-            breaching += missing
-        name = _describe(alarm)
-        if breaching >= to_alarm:
-            latest = next((v for v in reversed(values) if v is not None), None)
-            shown = "missing" if latest is None else f"{latest:g}"
-            return _Judgement(
-                "ALARM",
-                f"Threshold Crossed: {breaching} out of the last {evaluation_periods} datapoints of {name} "
-                f"were {_word(alarm)} the threshold ({threshold:g}); the most recent was {shown}.",
-                values,
-                periods,
-            )
-        if missing == len(values) and treat in ("missing", "ignore"):
-            if treat == "ignore":
-                return None  # the alarm keeps its state
-            return _Judgement(
-                "INSUFFICIENT_DATA",
-                f"No datapoints of {name} in the last {evaluation_periods} periods.",
-                values,
-                periods,
-            )
-        return _Judgement(
-            "OK",
-            f"Threshold Crossed: {len(values) - breaching - (missing if treat != 'breaching' else 0)} datapoint(s) "
-            f"of {name} not {_word(alarm)} the threshold ({threshold:g})"
-            + (
-                f"; {missing} missing, treated as not breaching"
-                if missing and treat == "notBreaching"
-                else ""
-            )
-            + ".",
-            values,
-            periods,
+        if alarm.get("Namespace") == "AWS/DynamoDB":
+            treat = "ignore"  # the guide: AWS/DynamoDB alarms always ignore missing data
+        verdict = judge(
+            [None if v is None else compare(v, threshold) for v in values],
+            evaluation_periods=evaluation_periods,
+            datapoints_to_alarm=to_alarm,
+            treat_missing_data=treat,
         )
+        if verdict.state is None:
+            return None  # the alarm keeps its state
+        name = _describe(alarm)
+        if verdict.state == "INSUFFICIENT_DATA":
+            missing = sum(1 for v in values if v is None)
+            reason = f"Insufficient Data: {missing} of the last {span} datapoints of {name} were missing."
+            return _Judgement(verdict.state, reason, values, periods)
+        latest = next((v for v in reversed(values) if v is not None), None)
+        alarming = verdict.state == "ALARM"
+        counted = verdict.breaching if alarming else verdict.evaluated - verdict.breaching
+        reason = (
+            f"Threshold Crossed: {counted} out of the last {verdict.evaluated} datapoints of {name} "
+            f"were {'' if alarming else 'not '}{_word(alarm)} the threshold ({threshold:g}) "
+            f"(minimum {to_alarm} for ALARM); the most recent was {'missing' if latest is None else f'{latest:g}'}"
+        )
+        if verdict.filled:
+            reason += f"; {verdict.filled} missing datapoint(s) treated as {treat}"
+        if verdict.rule == "premature alarm":
+            reason += "; every datapoint in the evaluation range breaches (premature alarm rule)"
+        return _Judgement(verdict.state, reason + ".", values, periods)
 
     def _values(
         self, alarm: Mapping[str, Any], period: int, start: datetime, end: datetime
@@ -486,34 +584,3 @@ def state_change_event(
             "configuration": _configuration(alarm),
         },
     }
-
-
-# --- EventBridge --------------------------------------------------------------------------------
-def matches_pattern(pattern: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
-    """EventBridge content filtering for the forms rules use: exact values (a list means any of
-    them), nested objects, ``prefix``, ``anything-but`` and ``exists``."""
-    for key, expected in pattern.items():
-        present = key in event
-        actual = event.get(key)
-        if isinstance(expected, Mapping):
-            if not isinstance(actual, Mapping) or not matches_pattern(expected, actual):
-                return False
-            continue
-        options = expected if isinstance(expected, list) else [expected]
-        values = actual if isinstance(actual, list) else [actual]
-        if not any(_matches(option, value, present) for option in options for value in values):
-            return False
-    return True
-
-
-def _matches(option: Any, value: Any, present: bool) -> bool:
-    if isinstance(option, Mapping):
-        if "exists" in option:
-            return bool(option["exists"]) == present
-        if "prefix" in option:
-            return isinstance(value, str) and value.startswith(str(option["prefix"]))
-        if "anything-but" in option:
-            excluded = option["anything-but"]
-            return present and value not in (excluded if isinstance(excluded, list) else [excluded])
-        raise PatternError(f"the rehearsal does not match the EventBridge pattern {option}")
-    return present and bool(option == value)

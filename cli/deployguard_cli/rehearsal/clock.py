@@ -100,11 +100,13 @@ class Scheduler:
     """Things due at virtual times (a minute's alarm evaluation, a workflow's Wait, a retry).
 
     :meth:`run_until` skips from one due time to the next, running what is due in time order;
-    an action may schedule more (a recurring tick schedules its next run).
+    an action may schedule more (a recurring tick schedules its next run). ``settle`` runs before
+    each look at what is due: it waits for work running beside the clock (a workflow's step).
     """
 
     def __init__(self, clock: VirtualClock) -> None:
         self.clock = clock
+        self.settle: Callable[[], None] = lambda: None
         self._due: list[tuple[datetime, int, str, Callable[[datetime], object]]] = []
         self._order = itertools.count()
 
@@ -113,6 +115,7 @@ class Scheduler:
         heapq.heappush(self._due, (when, next(self._order), label, action))
 
     def next_time(self) -> datetime | None:
+        self.settle()
         return self._due[0][0] if self._due else None
 
     def pending(self) -> list[str]:
@@ -124,7 +127,7 @@ class Scheduler:
 
     def run_until(self, target: datetime, *, stop: Callable[[], bool] = lambda: False) -> None:
         """Run everything due up to ``target`` (unless ``stop()`` turns true), then skip to it."""
-        while self._due and self._due[0][0] <= target and not stop():
+        while self.next_time() is not None and self._due[0][0] <= target and not stop():
             when, _, _, action = heapq.heappop(self._due)
             self.clock.advance_to(when)
             action(when)

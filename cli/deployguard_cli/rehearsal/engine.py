@@ -18,20 +18,23 @@ AfterAllowTraffic):
    ``FunctionVersion`` becomes the target and the routing is cleared;
 4. **AfterAllowTraffic**: the second hook, as in 2;
 5. throughout, once a minute: CloudWatch evaluates the alarms (their state changes go to
-   EventBridge, whose matching rules invoke their functions), simulated traffic flows once
-   AllowTraffic has begun, and CodeDeploy polls the group's alarms — one in ALARM stops the
-   deployment. A deployment stopped by anyone (``StopDeployment``) is noticed at once.
+   EventBridge, whose rules match with moto's own ``EventPattern`` and invoke their functions),
+   simulated traffic flows once AllowTraffic has begun, and CodeDeploy polls the group's metric and
+   composite alarms — one in ALARM stops the deployment (``errorInformation`` ``ALARM_ACTIVE``); a
+   poll that fails stops it too unless the group says ``ignorePollAlarmFailure``. A deployment
+   stopped by anyone (``StopDeployment``) is acted on at once: no traffic shifts after the stop.
 
 On a failed hook, a hook past its deadline, an alarm or a stop, the deployment ends ``Failed``
 (hooks) or ``Stopped`` (alarm, stop) and, when the group's ``autoRollbackConfiguration`` covers it
 (or ``StopDeployment`` asked for it), CodeDeploy rolls back: the alias goes back to the current
 version with its routing cleared, through a **new rollback deployment** (its own id, AllAtOnce,
-no hooks). Every step is an :class:`EngineEvent` for the timeline; the result is a
-:class:`DeploymentOutcome`.
+no hooks, ``creator: codeDeployRollback``, ``rollbackInfo`` linking the two). Every step is an
+:class:`EngineEvent` for the timeline; the result is a :class:`DeploymentOutcome`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -39,12 +42,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from botocore.exceptions import BotoCoreError, ClientError
+from moto.events.models import EventPattern
+
 from deployguard.appspec import DeploymentTarget, lower_keys, parse_appspec, render_appspec, revision_content
 from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
 from deployguard.errors import DeployGuardError
 from deployguard_cli.localaws import moto_codedeploy
 from deployguard_cli.localaws.lambda_names import qualified_function_name
-from deployguard_cli.rehearsal.alarms import AlarmEvaluator, matches_pattern
+from deployguard_cli.rehearsal.alarms import AlarmEvaluator
 from deployguard_cli.rehearsal.clock import Scheduler, floor_to, human_duration
 
 if TYPE_CHECKING:
@@ -52,7 +58,7 @@ if TYPE_CHECKING:
     from mypy_boto3_codedeploy import CodeDeployClient
     from mypy_boto3_lambda import LambdaClient
 
-    from deployguard_cli.rehearsal.stepfunctions import Workflows
+    from deployguard_cli.localaws.moto_stepfunctions import Router
     from deployguard_cli.rehearsal.traffic import MinuteOfTraffic, Traffic
 
 __all__ = [
@@ -152,8 +158,12 @@ class Rule:
     """An EventBridge rule with one Lambda target."""
 
     name: str
-    pattern: Mapping[str, Any]
+    pattern: Mapping[str, Any] | str  # EventPattern: an object, or its JSON text
     function_name: str
+
+    def event_pattern(self) -> EventPattern:
+        """moto's EventBridge matcher; raises InvalidEventPatternException for a pattern AWS rejects."""
+        return EventPattern.load(self.pattern if isinstance(self.pattern, str) else json.dumps(self.pattern))
 
 
 @dataclass(frozen=True)
@@ -174,6 +184,7 @@ class _Deployment:
     hooks: dict[str, str]
     alarm_names: list[str]
     alarms_enabled: bool
+    ignore_poll_alarm_failure: bool
     rollback_events: frozenset[str]
     revision: dict[str, Any]
 
@@ -240,7 +251,7 @@ class CodeDeployEngine:
         alarms: AlarmEvaluator | None = None,
         rules: Sequence[Rule] = (),
         traffic: Traffic | None = None,
-        workflows: Workflows | None = None,
+        workflows: Router | None = None,
         observer: Callable[[EngineEvent], None] | None = None,
         hook_deadline: timedelta = HOOK_DEADLINE,
         real_poll_seconds: float = 0.005,
@@ -253,7 +264,7 @@ class CodeDeployEngine:
         self._cloudwatch = cloudwatch
         self._invoker = invoker
         self._alarms = alarms
-        self._rules = list(rules)
+        self._rules = [(rule, rule.event_pattern()) for rule in rules]
         self._traffic = traffic
         self._workflows = workflows
         self._observer = observer
@@ -322,7 +333,6 @@ class CodeDeployEngine:
             applicationName=application, deploymentGroupName=group
         )["deploymentGroupInfo"]
         alarm_config: dict[str, Any] = dict(group_info.get("alarmConfiguration") or {})
-        alarm_config = alarm_config or _stored_alarm_configuration(application, group)
         rollback: dict[str, Any] = dict(group_info.get("autoRollbackConfiguration") or {})
         return _Deployment(
             deployment_id=deployment_id,
@@ -333,6 +343,7 @@ class CodeDeployEngine:
             hooks=appspec_hooks(content),
             alarm_names=[str(a["name"]) for a in alarm_config.get("alarms", []) if a.get("name")],
             alarms_enabled=bool(alarm_config.get("enabled")),
+            ignore_poll_alarm_failure=bool(alarm_config.get("ignorePollAlarmFailure")),
             rollback_events=frozenset(rollback.get("events", [])) if rollback.get("enabled") else frozenset(),
             revision=revision,
         )
@@ -344,6 +355,8 @@ class CodeDeployEngine:
         return self._d
 
     def _over(self) -> bool:
+        if self._failure is None and self._d is not None:
+            self._observe_stop()
         return self._failure is not None
 
     # --- hooks ----------------------------------------------------------------------------------
@@ -523,8 +536,7 @@ class CodeDeployEngine:
                     state=change.state,
                 )
                 self._publish(change.event)
-        self._observe_stop()
-        if not self._over():
+        if not self._over():  # a StopDeployment by anyone is seen here too
             self._poll_alarms(when)
         if self._traffic_on and not self._over() and self._traffic is not None:
             minute = self._traffic.run(when)
@@ -536,23 +548,50 @@ class CodeDeployEngine:
         d = self._deployment
         if not (d.alarms_enabled and d.alarm_names):
             return
-        alarms = self._cloudwatch.describe_alarms(AlarmNames=d.alarm_names)["MetricAlarms"]
+        try:  # without AlarmTypes DescribeAlarms answers metric alarms only
+            answer = self._cloudwatch.describe_alarms(
+                AlarmNames=d.alarm_names, AlarmTypes=["MetricAlarm", "CompositeAlarm"]
+            )
+        except (ClientError, BotoCoreError) as exc:
+            reason = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+            if d.ignore_poll_alarm_failure:
+                self._emit(
+                    "alarm",
+                    f"CodeDeploy could not read the alarms ({reason}); ignorePollAlarmFailure: it goes on",
+                    at=when,
+                )
+                return
+            self._stop_on_alarm(
+                f"CodeDeploy could not read the alarms ({reason}) and ignorePollAlarmFailure is false",
+                [],
+                when,
+            )
+            return
+        alarms = [*answer.get("MetricAlarms", []), *answer.get("CompositeAlarms", [])]
         firing = sorted(a["AlarmName"] for a in alarms if a.get("StateValue") == "ALARM")
         if firing:
-            moto_codedeploy.set_deployment_status(d.deployment_id, "Stopped")
-            self._last_actor = "CodeDeploy (alarm poll)"
-            self._fail("alarm", f"CodeDeploy's alarm poll found {', '.join(firing)} in ALARM", None, at=when)
+            self._stop_on_alarm(f"CodeDeploy's alarm poll found {', '.join(firing)} in ALARM", firing, when)
+
+    def _stop_on_alarm(self, message: str, firing: list[str], when: datetime) -> None:
+        d = self._deployment
+        moto_codedeploy.set_deployment_status(d.deployment_id, "Stopped")
+        moto_codedeploy.set_error_information(
+            d.deployment_id,
+            "ALARM_ACTIVE",
+            "One or more alarms have been activated according to the Amazon CloudWatch metrics you "
+            "selected, and the affected deployments have been stopped. Activated alarms: "
+            + (" ".join(f"<{name}>" for name in firing) or "(the alarms could not be read)"),
+        )
+        self._last_actor = "CodeDeploy (alarm poll)"
+        self._fail("alarm", message, None, at=when)
 
     def _observe_stop(self) -> None:
         """A StopDeployment by anyone (the alarm rollback function, an operator) ends the deployment."""
         d = self._deployment
-        if self._over():
+        requests = moto_codedeploy.stop_requests(d.deployment_id)  # accepted StopDeployment calls
+        if self._failure is not None or not requests:
             return
-        info = self._codedeploy.get_deployment(deploymentId=d.deployment_id)["deploymentInfo"]
-        if info.get("status") != "Stopped":
-            return
-        requests = moto_codedeploy.stop_requests(d.deployment_id)
-        asked = requests[-1].auto_rollback_enabled if requests else None
+        asked = requests[-1].auto_rollback_enabled
         by = self._last_actor or "StopDeployment"
         self._fail(
             "stopped",
@@ -563,8 +602,8 @@ class CodeDeployEngine:
 
     def _publish(self, event: Mapping[str, Any]) -> None:
         """EventBridge: every rule whose pattern matches invokes its function asynchronously."""
-        for rule in self._rules:
-            if not matches_pattern(rule.pattern, event):
+        for rule, pattern in self._rules:
+            if not pattern.matches_event(dict(event)):  # type: ignore[arg-type]
                 continue
             self._emit(
                 "event",
@@ -674,6 +713,7 @@ class CodeDeployEngine:
                 version=t.current_version,
             )
         self._rollback_id = self._rollback_deployment()
+        moto_codedeploy.record_rollback(d.deployment_id, self._rollback_id)
         self._emit(
             "rollback",
             f"rollback deployment {self._rollback_id} (AllAtOnce back to version {t.current_version}) Succeeded",
@@ -752,24 +792,6 @@ class CodeDeployEngine:
         self._events.append(event)
         if self._observer is not None:
             self._observer(event)
-
-
-def _stored_alarm_configuration(application: str, group: str) -> dict[str, Any]:
-    """The group's alarm configuration as CreateDeploymentGroup stored it.
-
-    NOTE: moto 5.2's GetDeploymentGroup answers ``alarmConfiguration: {}`` (a TODO in moto) although
-    it keeps what CreateDeploymentGroup was given; AWS returns it, so read it from moto's model.
-    """
-    from moto.codedeploy.models import codedeploy_backends  # noqa: PLC0415 - moto only when needed
-    from moto.core.models import DEFAULT_ACCOUNT_ID  # noqa: PLC0415
-
-    backend = codedeploy_backends[DEFAULT_ACCOUNT_ID][moto_codedeploy.DEFAULT_REGION]
-    stored = getattr(backend.deployment_groups.get(application, {}).get(group), "alarm_configuration", None)
-    if isinstance(stored, Mapping):
-        return dict(stored)
-    if stored is not None:
-        return {"enabled": bool(stored.enabled), "alarms": list(stored.alarms)}
-    return {}
 
 
 def _by_version(minute: MinuteOfTraffic) -> dict[str, dict[str, int]]:

@@ -16,7 +16,8 @@ healthy live version, on the stage's own SQLite database made from ``functions/o
 
 The broken releases are single-line edits of the real code
 (:data:`deployguard_cli.example_app.BROKEN_RELEASES`). The stage's guard policy is
-``policies/<stage>.yaml`` (or :data:`FALLBACK_POLICY` when the repository has none); because every
+``policies/<stage>/baseline.yaml`` with ``policies/<stage>/apps/orders.yaml`` (or
+:data:`FALLBACK_POLICY` when the repository has none); because every
 run uses databases of its own, the policy's ``DATABASE_URL`` patterns and the template's
 ``sqlite:///tmp/…`` URLs are moved to that run's directory — the only edit the rehearsal makes.
 """
@@ -219,7 +220,7 @@ FALLBACK_POLICY: dict[str, Any] = {
         }
     },
 }
-"""Used only when the repository has no ``policies/<stage>.yaml`` (for the staging stage)."""
+"""Used only when the repository has no ``policies/<stage>/`` files (for the staging stage)."""
 
 
 def by_name(names: Sequence[str] | None) -> list[Scenario]:
@@ -259,12 +260,28 @@ def _load_app(code_uri: Path) -> ModuleType:
 
 
 def _policy_document(root: Path, stage: str) -> tuple[dict[str, Any], str]:
-    path = root / "policies" / f"{stage}.yaml"
-    if path.is_file():
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return dict(document), str(path.relative_to(root))
+    """The stage's policy for the orders application: ``policies/<stage>/baseline.yaml`` with
+    ``apps/orders.yaml`` merged over its defaults, as one whole-stage document (the world stores
+    it as a baseline and the application's document again)."""
+    baseline_path = root / "policies" / stage / "baseline.yaml"
+    path = root / "policies" / stage / "apps" / "orders.yaml"
+    if path.is_file() and baseline_path.is_file():
+        from deployguard.policy import deep_merge  # noqa: PLC0415 — pydantic only when a file is read
+
+        baseline = dict(yaml.safe_load(baseline_path.read_text(encoding="utf-8")))
+        application = dict(yaml.safe_load(path.read_text(encoding="utf-8")))
+        defaults = baseline.get("defaults") or {}
+        document = {
+            **{k: baseline[k] for k in ("version", "stage", "unguarded", "rollback") if k in baseline},
+            "functions": {
+                k: deep_merge(defaults, v) for k, v in (application.get("functions") or {}).items()
+            },
+        }
+        return document, str(path.relative_to(root))
     if stage != FALLBACK_POLICY["stage"]:
-        raise FileNotFoundError(f"no policy for stage {stage}: add policies/{stage}.yaml")
+        raise FileNotFoundError(
+            f"no policy for stage {stage}: add policies/{stage}/baseline.yaml and policies/{stage}/apps/orders.yaml"
+        )
     return json.loads(json.dumps(FALLBACK_POLICY)), "deployguard_cli.rehearsal.scenarios.FALLBACK_POLICY"
 
 

@@ -224,6 +224,9 @@ class Resolver:
         if name.startswith("AWS::"):
             return self.pseudo(name)
         if name in self.parameters:
+            declared = (self.template.get("Parameters") or {}).get(name) or {}
+            if declared.get("Type") == "CommaDelimitedList":  # a list; each member space-trimmed
+                return [item.strip() for item in self.parameters[name].split(",")]
             return self.parameters[name]
         if name in self.attributes:
             return self.attributes[name]
@@ -240,6 +243,8 @@ class Resolver:
             "AWS::CloudWatch::Alarm": "AlarmName",
             "AWS::Logs::LogGroup": "LogGroupName",
             "AWS::IAM::Role": "RoleName",
+            "AWS::S3::Bucket": "BucketName",
+            "AWS::DynamoDB::Table": "TableName",
         }
         if kind in named:
             return self.resolve(props.get(named[kind])) or f"{self.stack_name}-{name}"
@@ -295,6 +300,7 @@ class FunctionSpec:
     log_group: str
     max_retry_attempts: int = 2
     max_event_age_seconds: int = 21600
+    tags: Mapping[str, str] = field(default_factory=dict)  # e.g. deployguard:stage (the guard's scope)
 
     @property
     def handler_file(self) -> Path:
@@ -329,7 +335,7 @@ class RuleSpec:
     """An EventBridge rule that targets a function (a SAM ``EventBridgeRule`` event)."""
 
     name: str
-    pattern: dict[str, Any]
+    pattern: dict[str, Any] | str  # an object, or JSON text (EventPattern is a string in AWS::Events::Rule)
     target: str  # function logical id
     max_retry_attempts: int = 185
     max_event_age_seconds: int = 86400
@@ -377,12 +383,14 @@ def read_wiring(
     *,
     stage: str | None = None,
     application: str | None = None,
+    parameters: Mapping[str, str] | None = None,
 ) -> Wiring:
     """The guarded application (the function with a ``DeploymentPreference``; ``application``
-    names its logical id when there are several) and everything its deployments involve."""
+    names its logical id when there are several) and everything its deployments involve, with the
+    template's parameters at their defaults unless ``parameters`` (or ``stage``) says otherwise."""
     template = load_template(template_path)
     root = template_path.resolve().parent
-    parameters = {"Stage": stage} if stage else {}
+    parameters = {**(parameters or {}), **({"Stage": stage} if stage else {})}
     stage_value = stage or str(template.get("Parameters", {}).get("Stage", {}).get("Default", "dev"))
     stack_name = f"deployguard-{stage_value}"
     candidates = [
@@ -476,6 +484,9 @@ def _function(resolver: Resolver, logical: str, root: Path) -> FunctionSpec:
         log_group=str(logging_config.get("LogGroup") or f"/aws/lambda/{name}"),
         max_retry_attempts=int(invoke_config.get("MaximumRetryAttempts", 2)),
         max_event_age_seconds=int(invoke_config.get("MaximumEventAgeInSeconds", 21600)),
+        tags={
+            str(k): str(v) for k, v in {**(defaults.get("Tags") or {}), **(props.get("Tags") or {})}.items()
+        },
     )
 
 
@@ -530,7 +541,9 @@ def _rules(resolver: Resolver, template: Mapping[str, Any]) -> list[RuleSpec]:
             rules.append(
                 RuleSpec(
                     name=f"{resolver.stack_name}-{logical}{event_name}",
-                    pattern=dict(props.get("Pattern") or {}),
+                    pattern=pattern
+                    if isinstance(pattern := props.get("Pattern") or {}, str)
+                    else dict(pattern),
                     target=logical,
                     max_retry_attempts=int(retry.get("MaximumRetryAttempts", 185)),
                     max_event_age_seconds=int(retry.get("MaximumEventAgeInSeconds", 86400)),
@@ -557,6 +570,20 @@ def _state_machines(
             definition = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         else:
             continue  # not written yet: the bake workflow is then simply absent
+        if (problem := _definition_problem(json.dumps(definition, sort_keys=True))) is not None:
+            raise TemplateError(f"state machine {logical}: {problem}")
         name = str(resolver.resolve(props.get("Name")) or f"{resolver.stack_name}-{logical}")
         machines[logical] = StateMachineSpec(logical_id=logical, name=name, definition=definition)
     return machines
+
+
+@functools.lru_cache(maxsize=8)
+def _definition_problem(definition: str) -> str | None:
+    """Why moto's interpreter, as the rehearsal routes it, cannot run ``definition`` (None: it can)."""
+    from deployguard_cli.localaws.moto_stepfunctions import DefinitionError, validate_definition  # noqa: PLC0415 - moto is heavy
+
+    try:
+        validate_definition(json.loads(definition))
+    except DefinitionError as exc:
+        return str(exc)
+    return None

@@ -5,8 +5,10 @@
 ones when present) and creates what a deployment of the stack involves: the guarded function with
 its published versions and alias (code zipped from its folder, one edit per broken release), the
 stage's guard policy in SSM, the alert topic (with a queue subscribed, to read the alerts back), the
-log groups, the bake state machine, and a CodeDeploy application and deployment group with the
-alarms and ``autoRollbackConfiguration`` SAM gives it. The guard functions run in-process
+log groups, the bake state machine (run by moto's own interpreter, routed onto the virtual clock
+and the in-process functions by :mod:`~deployguard_cli.localaws.moto_stepfunctions`), and a
+CodeDeploy application and deployment group with the alarms and ``autoRollbackConfiguration`` SAM
+gives it. The guard functions run in-process
 (:class:`~deployguard_cli.rehearsal.lambdas.FunctionHost`); each invocation's output goes where
 Lambda sends it: its lines to the function's log group, its EMF documents to CloudWatch metrics.
 """
@@ -26,26 +28,28 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from deployguard import entrypoints
-from deployguard.appspec import plain_function_name
+from deployguard.aws.deployment_records import TABLE_KEYS, TTL_ATTRIBUTE
 from deployguard.outcome import OutcomeRecord
-from deployguard_cli.localaws import lambda_runner, moto_codedeploy
+from deployguard.stages import APP_TAG
+from deployguard_cli.localaws import lambda_runner, moto_codedeploy, moto_stepfunctions
+from deployguard_cli.policy_store import store_split
 from deployguard_cli.rehearsal.alarms import AlarmEvaluator
 from deployguard_cli.rehearsal.clock import Scheduler, VirtualClock
 from deployguard_cli.rehearsal.engine import CodeDeployEngine, EngineEvent, Rule
 from deployguard_cli.rehearsal.lambdas import FunctionHost, Invocation, environment
-from deployguard_cli.rehearsal.stepfunctions import Execution, TaskError, Workflows, task_error_from_lambda
 from deployguard_cli.rehearsal.traffic import Traffic, TrafficProfile
 from deployguard_cli.rehearsal.wiring import ACCOUNT_ID, REGION, Wiring
 from deployguard_cli.report import parse_record
 
 if TYPE_CHECKING:
+    from moto.core.config import DefaultConfig
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_codedeploy import CodeDeployClient
     from mypy_boto3_lambda import LambdaClient
 
 __all__ = ["EmittedMetric", "Release", "World"]
 
-OPTIONAL_EXTENSIONS = ("moto_lambda_alias", "moto_cloudwatch")
+OPTIONAL_EXTENSIONS = ("moto_lambda_alias", "moto_cloudwatch", "moto_s3_limits")
 _FAKE_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "rehearsal",
     "AWS_SECRET_ACCESS_KEY": "rehearsal",
@@ -113,20 +117,27 @@ class World:
         clock: VirtualClock,
         policy_text: str,
         environment: Mapping[str, str],
-        policy_parameter: str | None = None,
+        policy_bucket: str | None = None,
     ) -> None:
         self.wiring = wiring
         self.clock = clock
         self.scheduler = Scheduler(clock)
         self._policy_text = policy_text
         self._environment = dict(environment)  # the guarded function's variables for this stage
-        self._policy_parameter = policy_parameter or f"/deployguard/{wiring.stage}/policy"
+        # the policy store the hooks read (their DEPLOYGUARD_POLICY_BUCKET, from the template)
+        self._policy_bucket = policy_bucket or next(
+            (
+                spec.environment["DEPLOYGUARD_POLICY_BUCKET"]
+                for spec in wiring.functions.values()
+                if spec.environment.get("DEPLOYGUARD_POLICY_BUCKET")
+            ),
+            f"deployguard-{wiring.stage}-policies-{ACCOUNT_ID}-{REGION}",
+        )
         self._stack = contextlib.ExitStack()
         self.records: list[OutcomeRecord] = []
         self.metrics: list[EmittedMetric] = []
         self.log_lines: dict[str, int] = {}  # log group → lines written
         self.invocations: list[Invocation] = []
-        self.executions: list[Execution] = []
         self._versions: dict[str, str] = {}  # release label → version
         self._queue_url: str | None = None
         self._role_arn = ""
@@ -143,12 +154,19 @@ class World:
         try:
             self._stack.enter_context(_aws_environment())
             _install_extensions()
-            self._stack.enter_context(mock_aws(config={"lambda": {"use_docker": False}}))
+            # moto runs Step Functions executions with its own interpreter (routed below)
+            config: DefaultConfig = {
+                "lambda": {"use_docker": False},
+                "stepfunctions": {"execute_state_machine": True},
+            }
+            self._stack.enter_context(mock_aws(config=config))
             entrypoints.reset()
             self._stack.callback(entrypoints.reset)
             self.host = self._stack.enter_context(
                 FunctionHost(self.wiring.functions, clock=self.clock, on_invocation=self._record_invocation)
             )
+            self.workflows = self._stack.enter_context(moto_stepfunctions.routed(self.scheduler, self.host))
+            self.scheduler.settle = self.workflows.settle
             self._create_resources()
         except BaseException:
             self._stack.__exit__(None, None, None)
@@ -186,13 +204,13 @@ class World:
         self._role_arn = iam.create_role(
             RoleName="deployguard-rehearsal", AssumeRolePolicyDocument=_ROLE_POLICY
         )["Role"]["Arn"]
-        ssm = self.client("ssm")
-        ssm.put_parameter(
-            Name=self._policy_parameter,
-            Value=self._policy_text,
-            Type="String",
-            Tier="Advanced" if len(self._policy_text) > 4096 else "Standard",
-        )
+        # The stage's policy as its baseline and the guarded function's application document
+        # (its deployguard:app tag), in the policy store.
+        s3 = self.client("s3")
+        s3.create_bucket(Bucket=self._policy_bucket)
+        application = self.wiring.function.tags.get(APP_TAG, "orders")
+        store_split(s3, self._policy_bucket, json.loads(self._policy_text), application)
+        self._create_records_tables()
         logs = self.client("logs")
         for spec in self.wiring.functions.values():
             with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
@@ -208,12 +226,30 @@ class World:
             sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
         self._create_guard_functions()
         sfn = self.client("stepfunctions")
-        self.state_machines: dict[str, dict[str, Any]] = {}
         for machine in self.wiring.state_machines.values():
-            arn = sfn.create_state_machine(
+            sfn.create_state_machine(
                 name=machine.name, definition=json.dumps(machine.definition), roleArn=self._role_arn
-            )["stateMachineArn"]
-            self.state_machines[arn] = machine.definition
+            )
+
+    def _create_records_tables(self) -> None:
+        """The deployment records' table the guard functions name (DEPLOYGUARD_DEPLOYMENT_TABLE, from
+        the template), keyed as the adapter writes it."""
+        dynamodb = self.client("dynamodb")
+        names = {
+            spec.environment.get("DEPLOYGUARD_DEPLOYMENT_TABLE") for spec in self.wiring.functions.values()
+        }
+        for name in sorted(n for n in names if n):
+            dynamodb.create_table(
+                TableName=name,
+                AttributeDefinitions=[
+                    {"AttributeName": key, "AttributeType": "S"} for key, _kind in TABLE_KEYS
+                ],
+                KeySchema=[{"AttributeName": key, "KeyType": kind} for key, kind in TABLE_KEYS],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"AttributeName": TTL_ATTRIBUTE, "Enabled": True}
+            )
 
     def _create_guard_functions(self) -> None:
         """The stack's other functions as deployed (code from their folders, configuration from the
@@ -254,6 +290,7 @@ class World:
                 Environment={"Variables": variables},
                 TracingConfig={"Mode": "Active" if spec.tracing == "Active" else "PassThrough"},
                 Architectures=list(spec.architectures),  # type: ignore[arg-type]
+                Tags=dict(spec.tags),  # deployguard:stage: the guard's scope
             )
         else:
             client.update_function_code(FunctionName=spec.name, ZipFile=code)
@@ -363,15 +400,6 @@ class World:
                 profile=traffic,
             )
         )
-        workflows = None
-        if self.state_machines:
-            workflows = Workflows(
-                scheduler=self.scheduler,
-                definitions=self.state_machines,
-                invoke=self._task,
-                list_running=self._running_executions,
-                on_finish=self._execution_finished,
-            )
         return CodeDeployEngine(
             scheduler=self.scheduler,
             codedeploy=self.codedeploy,
@@ -382,51 +410,13 @@ class World:
                 self.cloudwatch,
                 alarm_names if alarm_names is not None else [a.name for a in self.wiring.alarms],
                 samples=_metric_samples,
+                stamp=_stamp_alarm,
             ),
             rules=rules,
             traffic=self.traffic,
-            workflows=workflows,
+            workflows=self.workflows,
             observer=observer,
         )
-
-    def _task(self, function: str, payload: Any) -> Any:
-        """Step Functions' ``lambda:invoke``: the function by name or ARN, synchronously."""
-        name = plain_function_name(function)
-        if not self.host.knows(name):
-            raise TaskError("Lambda.ResourceNotFoundException", f"Function not found: {function}")
-        invocation = self.host.invoke(name, payload if isinstance(payload, dict) else {"input": payload})
-        if invocation.error_type is not None:
-            raise task_error_from_lambda(invocation.error_type, invocation.error_message or "")
-        return invocation.result
-
-    def _running_executions(self, state_machine_arn: str) -> list[tuple[str, str, Any, datetime]]:
-        sfn = self.client("stepfunctions")
-        found = []
-        for execution in sfn.list_executions(stateMachineArn=state_machine_arn, statusFilter="RUNNING")[
-            "executions"
-        ]:
-            described = sfn.describe_execution(executionArn=execution["executionArn"])
-            found.append(
-                (
-                    execution["executionArn"],
-                    execution["name"],
-                    json.loads(described.get("input") or "{}"),
-                    self.clock.now(),
-                )
-            )
-        return found
-
-    def _execution_finished(self, execution: Execution) -> None:
-        # NOTE: moto has no API to end an execution as SUCCEEDED; set it on moto's model, as the
-        # service would, so DescribeExecution/ListExecutions tell the truth afterwards.
-        from moto.stepfunctions.models import stepfunctions_backends  # noqa: PLC0415
-
-        stored = stepfunctions_backends[ACCOUNT_ID][REGION].describe_execution(execution.arn)
-        stored.status = execution.status
-        stored.stop_date = datetime.now(UTC)
-        stored.output = json.dumps(execution.output) if execution.output is not None else None
-        stored.error, stored.cause = execution.error, execution.cause
-        self.executions.append(execution)
 
     # --- what the functions wrote -----------------------------------------------------------------
     def _record_invocation(self, invocation: Invocation) -> None:
@@ -504,6 +494,16 @@ class World:
                 body = json.loads(message["Body"])
                 subjects.append(str(body.get("Subject") or body.get("Message", ""))[:200])
                 sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _stamp_alarm(alarm_name: str, when: datetime) -> None:
+    """The alarm's StateUpdatedTimestamp on the virtual clock (moto writes the real time), so
+    "how long since the alarm fired" (AlarmToRestoreTime) is measured on one timeline."""
+    from moto.cloudwatch.models import cloudwatch_backends  # noqa: PLC0415
+
+    alarm = cloudwatch_backends[ACCOUNT_ID][REGION].alarms.get(alarm_name)
+    if alarm is not None:
+        alarm.state_updated_timestamp = when.astimezone(UTC).replace(tzinfo=None)
 
 
 def _metric_samples() -> list[Any]:

@@ -29,9 +29,13 @@ is then raised so Lambda retries (a retry finishes a restore a throttled UpdateA
 The work runs against a deadline like the hooks' (the Lambda's remaining time minus the reserve):
 past it nothing more is changed, and the records say what was done.
 
-The canary hot path is DescribeAlarms → ListDeployments → GetDeployment → GetApplicationRevision →
-GetAlias → StopDeployment → UpdateAlias, then two GetFunctionConfiguration for the redactor (built
-once the alias is back, so the restore does not wait for it; nothing is written before it exists).
+The release is found from the function, not by searching the account (``deployguard.lookup``): the
+policy's ``deployment_group``, else the deployment the pre-traffic hook recorded, verified with
+CodeDeploy; only without either are the account's deployments resolved, in parallel. The canary hot
+path with a record is DescribeAlarms → Query (the record; remembered while warm) → GetDeployment (the
+record's AppSpec is taken when its SHA-256 is CodeDeploy's) → GetAlias → StopDeployment →
+UpdateAlias; the two GetFunctionConfiguration of the redactor run meanwhile, on a thread of their
+own (nothing is written before the redactor exists).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,6 +51,7 @@ from typing import Any
 from deployguard.alarms import ALARM, selects
 from deployguard.appspec import plain_function_name
 from deployguard.bake import Clock
+from deployguard.deadlines import in_context
 from deployguard.deployment import (
     FINISHED_STATUSES,
     IN_FLIGHT_STATUSES,
@@ -55,12 +60,22 @@ from deployguard.deployment import (
     newest_of,
 )
 from deployguard.errors import DeployGuardError, EventError
-from deployguard.guard import bypass_for, bypass_reason
+from deployguard.findings import Decision
+from deployguard.guard import bypass_for, bypass_reason, scope_finding
 from deployguard.hook import Evaluation
+from deployguard.lookup import recorded_deployment
+from deployguard.mode import acts
 from deployguard.observability import ERROR_MAX, finish_record, logger
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.policy import DeploymentGroupRef, FunctionPolicy, Policy
-from deployguard.ports import AlarmLookup, AlertPublisher, CodeDeployPort, LambdaPort, PolicySource
+from deployguard.ports import (
+    AlarmLookup,
+    AlertPublisher,
+    CodeDeployPort,
+    DeploymentRecordsPort,
+    LambdaPort,
+    PolicySource,
+)
 from deployguard.records import datarecord
 from deployguard.redaction import RedactedError
 from deployguard.restore import (
@@ -278,6 +293,7 @@ class RollbackPorts:
     functions: LambdaPort
     alarms: AlarmLookup
     policy: PolicySource
+    records: DeploymentRecordsPort | None = None  # None: DEPLOYGUARD_DEPLOYMENT_TABLE unset
 
 
 @datarecord
@@ -359,9 +375,15 @@ def locate_deployment(
     *,
     alarm_at: datetime,
     recent_since: datetime | None,
+    records: DeploymentRecordsPort | None = None,
 ) -> Located | Declined | None:
     """The function's most recent release, if the alarm may undo it.
 
+    0. Its deployment group is the policy's ``deployment_group``; else, with ``records``, the
+       deployment the pre-traffic hook recorded, once CodeDeploy confirms it
+       (:func:`deployguard.lookup.recorded_deployment`): in flight and created before the alarm, it
+       is the release (one deployment is in flight per group); else its group is the function's.
+       Without a group, the account's deployments are searched (each resolved, in parallel).
     1. In flight and created before the alarm entered ALARM: one ListDeployments (of the group, or
        of the account) and one resolve. (One deployment is in flight per group: it is the latest.)
     2. Else its deployments created since ``STOPPED_LOOKBACK`` (or ``recent_since``) before the
@@ -372,26 +394,79 @@ def locate_deployment(
     """
     application = group.application if group else None
     group_name = group.name if group else None
+    since = alarm_at - STOPPED_LOOKBACK
+    if recent_since is not None:
+        since = min(since, recent_since)
+    if group is None and records is not None:
+        recorded = recorded_deployment(records, codedeploy, function_name, alias)
+        if recorded is not None and recorded.in_flight_before(alarm_at):
+            return Located(deployment=recorded.deployment, in_flight=True)
+        if recorded is not None:
+            application, group_name = recorded.group.application, recorded.group.name
+            known = recorded.deployment
+            if (
+                known.create_time is not None
+                and since <= known.create_time
+                and known.created_before(alarm_at)
+            ):
+                return _since_recorded(
+                    codedeploy, known, function_name, alias, alarm_at=alarm_at, recent_since=recent_since
+                )
+    scoped = application is not None and group_name is not None
     ids = codedeploy.deployments(
         application_name=application,
         deployment_group_name=group_name,
         statuses=IN_FLIGHT_STATUSES,
         created_before=alarm_at,
     )
-    in_flight = newest_of(codedeploy, ids[:1], function_name, alias) if ids and group else None
+    in_flight = newest_of(codedeploy, ids[:1], function_name, alias) if ids and scoped else None
     in_flight = in_flight or (newest_of(codedeploy, ids, function_name, alias) if ids else None)
     if in_flight is not None:
         return Located(deployment=in_flight, in_flight=True)
-    since = alarm_at - STOPPED_LOOKBACK
-    if recent_since is not None:
-        since = min(since, recent_since)
     ids = codedeploy.deployments(
         application_name=application,
         deployment_group_name=group_name,
         statuses=(*IN_FLIGHT_STATUSES, *FINISHED_STATUSES),
         created_after=since,
     )
-    mine = deployments_of(codedeploy, ids, function_name, alias)
+    return _last_release(deployments_of(codedeploy, ids, function_name, alias), alarm_at, recent_since)
+
+
+def _since_recorded(
+    codedeploy: CodeDeployPort,
+    known: Deployment,
+    function_name: str,
+    alias: str | None,
+    *,
+    alarm_at: datetime,
+    recent_since: datetime | None,
+) -> Located | Declined | None:
+    """The release when the verified record names a finished deployment created before the alarm
+    (a repeated alarm of a release already stopped): one ListDeployments of its group, of every
+    status, created since the recorded one, and the recorded deployment not resolved again.
+
+    NOTE: this one listing answers both of :func:`locate_deployment`'s: the group has one deployment
+    in flight at a time (CodeDeploy refuses a second), so one in flight is no older than the
+    recorded, finished one; and the release is the newest created before the alarm, no older than
+    the recorded one, with the later ones among those listed."""
+    group = known.application_name, known.deployment_group_name
+    ids = codedeploy.deployments(
+        application_name=group[0],
+        deployment_group_name=group[1],
+        statuses=(*IN_FLIGHT_STATUSES, *FINISHED_STATUSES),
+        created_after=known.create_time - CLOCK_SKEW if known.create_time else None,
+    )
+    others = deployments_of(codedeploy, [i for i in ids if i != known.deployment_id], function_name, alias)
+    mine = sorted([known, *others], key=lambda d: d.create_time.timestamp() if d.create_time else 0.0)
+    return _last_release(mine, alarm_at, recent_since)
+
+
+def _last_release(
+    mine: list[Deployment], alarm_at: datetime, recent_since: datetime | None
+) -> Located | Declined | None:
+    """Among the function's deployments (oldest first), the newest created before the alarm, if it
+    is in flight, was stopped after the alarm, or (with ``recent_since``) finished since, and no
+    later deployment of the function replaced it."""
     before = [d for d in mine if d.created_before(alarm_at)]
     if not before:
         return None
@@ -469,6 +544,7 @@ class _Attempt:
     note: str | None = None
     warn: str | None = None  # a WARNING line to log with the record (not trusted, left alone)
     finished: bool = False  # the worker is done with it (past the deadline, an unfinished one fails)
+    reading: Future[tuple[Redactor, str | None]] | None = None  # the redactor, read ahead
 
     def no_action(self, reason: str, *, ok: bool = True, warn: bool = False) -> None:
         self.actions.append(Action(kind=ActionKind.NO_ACTION, ok=ok, detail=reason))
@@ -519,7 +595,7 @@ def handle_alarm_event(
     deadline = Deadline(seconds_left)
     progress = _Progress()
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alarm-rollback")
-    future = pool.submit(_work, claim, ports, base, progress, deadline, stage=stage, clock=clock)
+    future = pool.submit(in_context(_work), claim, ports, base, progress, deadline, stage=stage, clock=clock)
     try:
         future.result(timeout=deadline.remaining())
     except Exception as exc:
@@ -568,7 +644,7 @@ def _work(
 ) -> None:
     """Everything that reads AWS and acts; it records into ``progress`` as it goes."""
     try:
-        policy = ports.policy.load(stage)
+        policy = ports.policy.load_all(stage)  # issue 12: every application's entries
     except DeployGuardError as exc:
         attempt = _Attempt(record=base, finished=True)
         attempt.fail(
@@ -580,6 +656,7 @@ def _work(
         logger.info("alarm guards no function; no action", extra={"alarm_name": claim.alarm_name})
         return
     progress.step = "re-reading the alarm"
+    ahead = _records_ahead(ports, claim)
     try:
         verified = verify_alarm(claim, ports.alarms, clock())
         if isinstance(verified, VerifiedAlarm):
@@ -625,9 +702,40 @@ def _work(
         for function in functions
     ]
     progress.attempts.extend(attempts)
+    if ahead is not None:
+        wait([ahead], timeout=deadline.remaining())
     for function, attempt in zip(functions, attempts, strict=True):
         progress.step = f"rolling back {function.function_name}"
-        _attempt(function, verified, policy, ports, attempt, deadline=deadline, clock=clock)
+        scope = _read_tags(ports, function.function_name)  # NOTE: read while the lookup runs
+        _attempt(function, verified, policy, ports, attempt, scope=scope, deadline=deadline, clock=clock)
+
+
+def _records_ahead(ports: RollbackPorts, claim: AlarmStateChange) -> Future[object] | None:
+    """Start reading the deployment records of the function the event names while the alarm is
+    read back: a read only, kept in the records' warm memory for the lookup. The alarm as CloudWatch
+    has it still decides which function is looked up: a forged name only reads another record."""
+    name = claim.dimensions.get("FunctionName")
+    if ports.records is None or not name:
+        return None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alarm-rollback-records")
+    try:
+        return pool.submit(in_context(ports.records.latest), plain_function_name(name))
+    finally:
+        pool.shutdown(wait=False)
+
+
+Tags = Future[Mapping[str, str]]
+
+
+def _read_tags(ports: RollbackPorts, name: str) -> Tags:
+    """Start reading the tags (the scope) of ``name``, a function the verified alarm concerns, on a
+    thread of its own: the lookup (reads only) runs meanwhile; the scope still decides before it is
+    used and before anything changes."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alarm-rollback-tags")
+    try:
+        return pool.submit(in_context(ports.functions.tags), name)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _attempt(
@@ -637,13 +745,14 @@ def _attempt(
     ports: RollbackPorts,
     attempt: _Attempt,
     *,
+    scope: Tags,
     deadline: Deadline,
     clock: Clock,
 ) -> None:
     """One function's rollback; whatever it raises, the attempt keeps what was done."""
     try:
         deadline.check(f"rolling back {function.function_name}")
-        _roll_back(function, alarm, policy, ports, attempt, deadline=deadline, clock=clock)
+        _roll_back(function, alarm, policy, ports, attempt, scope=scope, deadline=deadline, clock=clock)
     except DeadlineError as exc:
         attempt.fail(str(exc), exc)
     except Exception as exc:  # NOTE: a bug (even after StopDeployment): the record keeps what was done
@@ -655,6 +764,31 @@ def _attempt(
         attempt.finished = True
 
 
+def _out_of_scope(
+    name: str, alarm: VerifiedAlarm, policy: Policy, attempt: _Attempt, *, tags: Tags, deadline: Deadline
+) -> bool:
+    """The function is not tagged ``deployguard:stage=<stage>`` (or its tags cannot be read): it is
+    left alone, and the attempt says why. NOTE: StopDeployment is allowed on "*" (it supports no
+    resource-level permissions): this check is what keeps the rollback to its stage's functions."""
+    try:
+        read = tags.result(timeout=deadline.remaining())
+    except TimeoutError:
+        deadline.check(f"the tags of {name} were read")
+        raise
+    except DeployGuardError as exc:
+        attempt.fail(f"{alarm.name} in ALARM, but the tags of {name} could not be read: {exc}", exc)
+        return True
+    try:
+        finding = scope_finding(policy, name, read)
+    except DeployGuardError as exc:
+        attempt.fail(f"{alarm.name} in ALARM, but the tags of {name} could not be read: {exc}", exc)
+        return True
+    if finding is not None:
+        attempt.no_action(f"{alarm.name} in ALARM, left alone: {finding.message}", warn=True)
+        return True
+    return False
+
+
 def _roll_back(
     function: GuardedFunction,
     alarm: VerifiedAlarm,
@@ -662,42 +796,32 @@ def _roll_back(
     ports: RollbackPorts,
     attempt: _Attempt,
     *,
+    scope: Tags,
     deadline: Deadline,
     clock: Clock,
 ) -> None:
     name = function.function_name
-    recent = policy.rollback.recent_minutes
-    try:
-        located = locate_deployment(
-            ports.codedeploy,
-            name,
-            function.alias,
-            function.entry.deployment_group,
-            alarm_at=alarm.entered_at,
-            recent_since=clock() - timedelta(minutes=recent) if recent else None,
-        )
-    except DeployGuardError as exc:
-        attempt.fail(
-            f"{alarm.name} in ALARM, but the deployment of {name} could not be looked up: {exc}", exc
-        )
+    # NOTE: the lookup (reads only) runs while the tags are read; the scope still decides first
+    found = _lookup(function, alarm, policy, ports, clock=clock)
+    if _out_of_scope(name, alarm, policy, attempt, tags=scope, deadline=deadline):
         return
+    located = _settle(found, name, alarm, policy, attempt)
     if located is None:
-        window = f" nor finished within {recent} minutes" if recent else ""
-        attempt.no_action(f"{alarm.name} in ALARM, but no deployment of {name} was in flight{window}")
         return
     deployment = located.deployment
     target = deployment.target
     attempt.record = replace(
         attempt.record, deployment_id=deployment.deployment_id, **asdict(target) | {"function_name": name}
     )
+    attempt.reading = _read_ahead(ports.functions, name, deployment, deadline)
     if isinstance(located, Declined):
-        _read_redactor(attempt, ports.functions, name, deployment, deadline)
+        _take_redactor(attempt, deadline)
         attempt.no_action(_summary(alarm, deployment, f"left alone: {located.reason}"), warn=True)
         return
     bypass = bypass_for(function.entry, deployment.deployment_id, name)
     if bypass is not None:
         attempt.record = replace(attempt.record, bypass=bypass)
-        _read_redactor(attempt, ports.functions, name, deployment, deadline)
+        _take_redactor(attempt, deadline)
         attempt.no_action(bypass_reason(bypass, skipped="rollback"))
         return
     executed = alarm.dimensions.get("ExecutedVersion")
@@ -706,15 +830,13 @@ def _roll_back(
             f"the alarm concerns version {executed}, not version {target.target_version} that deployment "
             f"{deployment.deployment_id} shifts to: left alone"
         )
-        _read_redactor(attempt, ports.functions, name, deployment, deadline)
+        _take_redactor(attempt, deadline)
         attempt.no_action(_summary(alarm, deployment, reason))
         return
     try:
         state = ports.functions.alias(name, target.alias)
     except DeployGuardError as exc:
-        _alias_unreadable(
-            attempt, exc, ports.functions, name=name, alarm=alarm, deployment=deployment, deadline=deadline
-        )
+        _alias_unreadable(attempt, exc, alarm=alarm, deployment=deployment, deadline=deadline)
         return
     shape = alias_shape(state, target)
     stop = deployment.deployment_id if located.in_flight else None
@@ -743,6 +865,9 @@ def _roll_back(
             extra={"deployment_id": deployment.deployment_id, "function_name": name, "alias": target.alias},
         )
         aim = Aim(state=state, plan=None, left_alone=left)
+    if not acts(function.entry.mode):
+        _observe(attempt, alarm, deployment, stop=stop, aim=aim, deadline=deadline)
+        return
     done = stop_and_restore(
         ports.codedeploy,
         ports.functions,
@@ -765,37 +890,116 @@ def _roll_back(
         attempt.record = replace(
             attempt.record, alarm_to_restore_ms=(clock() - alarm.entered_at).total_seconds() * 1000
         )
-    _read_redactor(attempt, ports.functions, name, deployment, deadline)
+    _take_redactor(attempt, deadline)
     attempt.record = replace(attempt.record, reason=_reason(alarm, deployment, done.actions, located))
     attempt.error = done.error
+
+
+def _observe(
+    attempt: _Attempt,
+    alarm: VerifiedAlarm,
+    deployment: Deployment,
+    *,
+    stop: str | None,
+    aim: Aim,
+    deadline: Deadline,
+) -> None:
+    """Observe mode: record and alert what the rollback would have done, and do nothing."""
+    would = [f"stopped deployment {stop}"] if stop else []
+    if aim.plan is not None:
+        would.append(f"put alias {deployment.target.alias} back on version {aim.plan.version}")
+    _take_redactor(attempt, deadline)
+    if not would:
+        attempt.no_action(_summary(alarm, deployment, f"nothing to roll back ({aim.left_alone})"))
+        return
+    attempt.record = replace(attempt.record, mode="observe", would_have=Decision.FAILED)
+    attempt.no_action(
+        _summary(alarm, deployment, f"observe mode: would have {' and '.join(would)}; changed nothing")
+    )
+
+
+def _lookup(
+    function: GuardedFunction, alarm: VerifiedAlarm, policy: Policy, ports: RollbackPorts, *, clock: Clock
+) -> Located | Declined | DeployGuardError | None:
+    """The release to undo, None, or why it could not be looked up (reads only)."""
+    recent = policy.rollback.recent_minutes
+    try:
+        return locate_deployment(
+            ports.codedeploy,
+            function.function_name,
+            function.alias,
+            function.entry.deployment_group,
+            alarm_at=alarm.entered_at,
+            recent_since=clock() - timedelta(minutes=recent) if recent else None,
+            records=ports.records,
+        )
+    except DeployGuardError as exc:
+        return exc
+
+
+def _settle(
+    found: Located | Declined | DeployGuardError | None,
+    name: str,
+    alarm: VerifiedAlarm,
+    policy: Policy,
+    attempt: _Attempt,
+) -> Located | Declined | None:
+    """The release to undo; None (the attempt says why) when there is none or it could not be looked up."""
+    if isinstance(found, DeployGuardError):
+        attempt.fail(
+            f"{alarm.name} in ALARM, but the deployment of {name} could not be looked up: {found}", found
+        )
+        return None
+    if found is None:
+        recent = policy.rollback.recent_minutes
+        window = f" nor finished within {recent} minutes" if recent else ""
+        attempt.no_action(f"{alarm.name} in ALARM, but no deployment of {name} was in flight{window}")
+    return found
 
 
 def _alias_unreadable(
     attempt: _Attempt,
     exc: DeployGuardError,
-    functions: LambdaPort,
     *,
-    name: str,
     alarm: VerifiedAlarm,
     deployment: Deployment,
     deadline: Deadline,
 ) -> None:
     """GetAlias failed: the deployment names both versions, so their environments redact the error
     the record quotes (an AWS message can echo a value)."""
-    _read_redactor(attempt, functions, name, deployment, deadline)
+    _take_redactor(attempt, deadline)
     attempt.fail(_summary(alarm, deployment, f"the alias could not be read: {exc}"), exc)
 
 
-def _read_redactor(
-    attempt: _Attempt, functions: LambdaPort, name: str, deployment: Deployment, deadline: Deadline
-) -> None:
+OUT_OF_TIME_NOTE = "out of time before the versions' environments were read"
+
+
+def _read_ahead(
+    functions: LambdaPort, name: str, deployment: Deployment, deadline: Deadline
+) -> Future[tuple[Redactor, str | None]] | None:
+    """Start reading the environments of both versions (the record's redactor) on a thread of its
+    own, while the rollback reads the alias and acts: reads only, so it changes nothing. None when
+    the time is already up."""
+    if deadline.remaining() == 0.0:
+        return None
+    versions = [deployment.target.target_version, deployment.target.current_version]
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alarm-rollback-redactor")
+    try:
+        return pool.submit(in_context(redactor_for), functions, name, versions)
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _take_redactor(attempt: _Attempt, deadline: Deadline) -> None:
     """The invocation's redactor, from the environments of both versions (the record is written
     with it); formats only, and a note, when they cannot be read or time is up."""
-    if deadline.remaining() == 0.0:
-        attempt.redactor, attempt.note = Redactor(), "out of time before the versions' environments were read"
-        return
-    versions = [deployment.target.target_version, deployment.target.current_version]
-    attempt.redactor, attempt.note = redactor_for(functions, name, versions)
+    reading = attempt.reading
+    try:
+        if reading is None:
+            raise TimeoutError
+        attempt.redactor, attempt.note = reading.result(timeout=deadline.remaining())
+    except TimeoutError:
+        attempt.redactor, attempt.note = Redactor(), OUT_OF_TIME_NOTE
 
 
 def _summary(alarm: VerifiedAlarm, deployment: Deployment, text: str) -> str:

@@ -31,6 +31,7 @@ from deployguard.records import datarecord
 Clock = Callable[[], datetime]
 
 MAX_BAKE_MINUTES = 55  # the policy's limit (Bake.minutes): CodeDeploy's hook deadline is one hour
+MAX_WAIT_SECONDS = 900  # the workflow document's wait_seconds (and the longest poll interval)
 MAX_PRIOR_CHECKS = 64  # the policy's smoke cases are bounded by its size; the state's are too
 
 
@@ -63,6 +64,21 @@ class BakeWindow(_Strict):
         """Seconds to the next poll: a poll interval, or less to land on the window's end."""
         remaining = math.ceil((self.until - now).total_seconds())
         return max(1, min(self.poll_seconds, remaining))
+
+
+def first_wait(window: BakeWindow, now: datetime, deployment_id: str) -> int:
+    """Seconds to a bake's first poll: one poll interval plus a phase of the deployment's own.
+
+    Bakes started in the same second (a fleet deployed at once) would otherwise poll in the same
+    second of every interval, and their DescribeAlarms calls (9 per second per account and Region)
+    would throttle each other. The phase, in [0, interval), is spread evenly by a hash of the
+    deployment id (stable: a retried hook starts the same schedule); later polls keep it. The phase
+    delays the first poll rather than advancing it, so a bake polls no more often than before; the
+    hook has already polled once, and the last poll still lands on the window's end."""
+    digest = int(hashlib.sha256(deployment_id.encode()).hexdigest()[:8], 16)
+    phase = digest % window.poll_seconds
+    remaining = math.ceil((window.until - now).total_seconds())
+    return max(1, min(window.poll_seconds + phase, MAX_WAIT_SECONDS, remaining))
 
 
 def open_window(now: datetime, bake: Bake) -> BakeWindow:
@@ -125,7 +141,7 @@ class WorkflowDocument(_Strict):
 
     state: BakeState
     verdict: Verdict
-    wait_seconds: int = Field(ge=0, le=900)
+    wait_seconds: int = Field(ge=0, le=MAX_WAIT_SECONDS)
     decision: Decision | None = None
     reason: str | None = None
     error: dict[str, Any] | None = None

@@ -33,19 +33,22 @@ from deployguard.bake import (
     execution_name,
     output,
 )
+from deployguard.deadlines import deadline_at
 from deployguard.deployment import TERMINAL_STATUSES, Deployment
 from deployguard.errors import DeployGuardError
-from deployguard.findings import CheckResult, Decision, Result
+from deployguard.findings import CheckResult, Decision, Result, Severity, error_findings
 from deployguard.guard import Bypassed, Unguarded, bypass_reason, guard_function
-from deployguard.hook import HookName, hook_id_problem, report_and_record
+from deployguard.hook import AfterSuccess, HookName, hook_id_problem, report_and_record
+from deployguard.mode import ENFORCE, Mode
 from deployguard.observability import finish_record, logger
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.outcome import Bypassed as Bypass
-from deployguard.ports import AlertPublisher, CodeDeployPort, LambdaPort, PolicySource
+from deployguard.ports import AlertPublisher, CodeDeployPort, LambdaPort, PolicySource, VersionsPort
+from deployguard.prune import pruning
 from deployguard.records import datarecord
 from deployguard.redaction import TRACEBACK_MAX, version_redactor
 from deployguard.secrets import Redactor
-from deployguard.stages import Stage
+from deployguard.stages import APP_TAG, Stage
 from deployguard.watch import WatchPorts, deployment_started_at, poll_checks
 
 HOOK: HookName = "AfterAllowTraffic"
@@ -65,6 +68,7 @@ class BakePorts:
     functions: LambdaPort
     watch: WatchPorts
     policy: PolicySource
+    versions: VersionsPort | None = None  # version pruning (``prune``); None: never prunes
 
 
 @dataclass
@@ -109,8 +113,14 @@ def run_bake_step(
     stage: Stage,
     clock: Clock,
     alerts: AlertPublisher | None = None,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """One poll of the bake workflow, or (``"action": "fail"``) the workflow's Catch reporting Failed.
+
+    ``deadline`` (a ``time.monotonic()`` instant) bounds the poll's AWS calls, throttled retries
+    included. A poll that is not the last and could not run because AWS throttled its calls to the
+    end is inconclusive (finding AWS001), not a failure: the next poll checks again. The last poll
+    must run.
 
     Returns the workflow's next document: the state, ``verdict`` (continue | done) and
     ``wait_seconds``. A final verdict is reported here, exactly once; if the report cannot be
@@ -130,14 +140,17 @@ def run_bake_step(
     now = clock()
     redaction = _Redaction(ports.functions)
     bypass: Bypass | None = None
+    mode: Mode = ENFORCE  # until the policy is read: a poll that cannot read it fails closed
+    after: AfterSuccess | None = None  # version pruning, once a final Succeeded is reported
     try:
         deployment = ports.codedeploy.resolve(state.deployment_id)
         redaction.target = deployment.target
         if deployment.status in TERMINAL_STATUSES:
             return _deployment_finished(state, deployment, redaction, stage=stage.value)
-        polled, bypass = _poll(state, deployment, ports, stage, now)
+        with deadline_at(deadline):
+            polled, bypass, mode, after = _poll(state, deployment, ports, stage, now, clock=clock)
     except DeployGuardError as exc:
-        polled = [CheckResult(name=type(exc).__name__, result=Result.ERROR, message=str(exc))]
+        polled = [_poll_error(exc, final=state.window.is_final(now))]
     except Exception as exc:  # a bug must still end in a reported Failed
         crash = "".join(traceback.format_exception(exc))
         logger.error(
@@ -169,8 +182,29 @@ def run_bake_step(
         return output(polled_state, outcome)
     record = replace(_record(state, stage.value, redaction.target), bypass=bypass)
     return _report(
-        polled_state, record, checks, outcome, codedeploy=ports.codedeploy, redaction=redaction, alerts=alerts
+        polled_state,
+        record,
+        checks,
+        outcome,
+        codedeploy=ports.codedeploy,
+        redaction=redaction,
+        alerts=alerts,
+        mode=mode,
+        after_success=after,
     )
+
+
+def _poll_error(error: DeployGuardError, *, final: bool) -> CheckResult:
+    """The check of a poll that could not run: an error, or (throttled, and not the last poll)
+    inconclusive, since throttling says nothing about the release."""
+    findings = error_findings(error)
+    if findings and not final:
+        warned = [replace(f, severity=Severity.WARNING) for f in findings]
+        message = f"{error}; the next poll checks again"
+        return CheckResult(
+            name=type(error).__name__, result=Result.INCONCLUSIVE, message=message, findings=warned
+        )
+    return CheckResult(name=type(error).__name__, result=Result.ERROR, message=str(error), findings=findings)
 
 
 def fail_bake_step(
@@ -254,26 +288,52 @@ def _record(state: BakeState, stage: str | None, target: DeploymentTarget | None
 
 
 def _poll(
-    state: BakeState, deployment: Deployment, ports: BakePorts, stage: Stage, now: datetime
-) -> tuple[list[CheckResult], Bypass | None]:
-    """One poll of ``deployment`` as CodeDeploy describes it now."""
+    state: BakeState,
+    deployment: Deployment,
+    ports: BakePorts,
+    stage: Stage,
+    now: datetime,
+    *,
+    clock: Clock,
+) -> tuple[list[CheckResult], Bypass | None, Mode, AfterSuccess | None]:
+    """One poll of ``deployment`` as CodeDeploy describes it now, the guarding entry's mode, and
+    the version pruning to run if the poll's Succeeded is the final one reported."""
     if state.window.started_at < deployment_started_at(deployment) - CLOCK_SKEW:
         message = (
             "the bake window opens before the deployment was created: the state is not this "
             "deployment's bake; reported Failed (fail closed)"
         )
-        return [CheckResult(name="bake", result=Result.ERROR, message=message)], None
+        return [CheckResult(name="bake", result=Result.ERROR, message=message)], None, ENFORCE, None
+    function_name = deployment.target.function_name
+    tags = ports.functions.tags(function_name)
+    policy = ports.policy.load(stage, tags.get(APP_TAG), function_name)
     found = guard_function(
-        ports.policy.load(stage), deployment.target.function_name, deployment_id=deployment.deployment_id
+        policy,
+        function_name,
+        tags=tags,
+        deployment_id=deployment.deployment_id,
     )
     if isinstance(found, Unguarded):
-        return [found.policy_check], None
+        return [found.policy_check], None, ENFORCE, None
     if isinstance(found, Bypassed):
-        return [found.policy_check], found.bypass
-    checks = poll_checks(
-        found.entry, ports.watch, deployment=deployment, now=now, final=state.window.is_final(now)
+        return [found.policy_check], found.bypass, found.entry.mode, None
+    try:
+        checks = poll_checks(
+            found.entry, ports.watch, deployment=deployment, now=now, final=state.window.is_final(now)
+        )
+    except DeployGuardError as exc:  # the entry was read: its mode decides this failure too
+        return (
+            [found.policy_check, _poll_error(exc, final=state.window.is_final(now))],
+            None,
+            found.entry.mode,
+            None,
+        )
+    after = (
+        pruning(ports.versions, found.entry, deployment, policy.rollback.recent_minutes, clock)
+        if ports.versions is not None
+        else None
     )
-    return [found.policy_check, *checks], None
+    return [found.policy_check, *checks], None, found.entry.mode, after
 
 
 def _report(
@@ -285,6 +345,8 @@ def _report(
     codedeploy: CodeDeployPort,
     redaction: _Redaction,
     alerts: AlertPublisher | None,
+    mode: Mode = ENFORCE,
+    after_success: AfterSuccess | None = None,
 ) -> dict[str, Any]:
     redactor = redaction.redactor()
     decision = outcome.decision or Decision.FAILED
@@ -300,8 +362,10 @@ def _report(
     else:
         reason = f"all {len(checks)} checks passed after {state.polls} poll(s) of the bake window"
     record = replace(record, checks=checks, reason=reason)
-    reported = report_and_record(record, decision, codedeploy, redactor, alerts=alerts)
-    done = PollOutcome(verdict=Verdict.DONE, decision=decision, wait_seconds=0)
+    reported = report_and_record(
+        record, decision, codedeploy, redactor, alerts=alerts, mode=mode, after_success=after_success
+    )
+    done = PollOutcome(verdict=Verdict.DONE, decision=reported.decision or decision, wait_seconds=0)
     return output(state, done, reason=reported.reason)
 
 

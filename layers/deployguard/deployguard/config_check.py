@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from deployguard.findings import Finding, Severity
 from deployguard.patterns import search
+from deployguard.runtimes import RUNTIMES
 from deployguard.secrets import (
     Reference,
     is_reference,
@@ -30,25 +31,33 @@ from deployguard.stages import Stage
 if TYPE_CHECKING:
     from deployguard.policy import ConfigRules, DriftRules, Level, SettingsRules, ValueRule
 
-# Lambda's published deprecation dates (Lambda runtimes page, "Deprecation date").
-DEPRECATED_RUNTIMES: dict[str, date] = {
-    "python2.7": date(2021, 7, 15),
-    "python3.6": date(2022, 7, 18),
-    "python3.7": date(2023, 12, 4),
-    "python3.8": date(2024, 10, 14),
-    "python3.9": date(2025, 12, 15),
-    "nodejs12.x": date(2023, 3, 31),
-    "nodejs14.x": date(2023, 12, 4),
-    "nodejs16.x": date(2024, 6, 12),
-    "nodejs18.x": date(2025, 9, 1),
-    "java8": date(2024, 1, 8),
-    "dotnet6": date(2024, 12, 20),
-    "dotnet7": date(2024, 5, 14),
-    "ruby2.7": date(2023, 12, 7),
-    "ruby3.2": date(2026, 3, 31),
-    "go1.x": date(2024, 1, 8),
-    "provided": date(2024, 1, 8),
-}
+
+def is_deprecated(runtime: str | None, today: date) -> bool:
+    """Lambda has deprecated ``runtime`` by ``today``, by the pinned cfn-lint's runtime lifecycle
+    data (``deployguard.runtimes``, generated: `make runtimes`): from its date on, not before. An
+    unknown runtime (or a container image, which has none) is not judged."""
+    lifecycle = RUNTIMES.get(runtime or "")
+    return lifecycle is not None and lifecycle.deprecated <= today
+
+
+def runtime_upgrade(current: str | None, target: str | None, today: date) -> str | None:
+    """Why moving from ``current`` to ``target`` is an upgrade to a supported runtime (the target is
+    not deprecated, and is the current's successor, or is supported longer, or the current is
+    deprecated already); None when it is not one (or either runtime is unknown)."""
+    before, after = RUNTIMES.get(current or ""), RUNTIMES.get(target or "")
+    if before is None or after is None or is_deprecated(target, today):
+        return None
+    if before.successor == target:
+        return f"{target} is the successor of {current}"
+    if is_deprecated(current, today):
+        return f"{current} is deprecated since {before.deprecated.isoformat()}"
+    if after.deprecated > before.deprecated:
+        return (
+            f"{target} is supported until {after.deprecated.isoformat()}, "
+            f"{current} until {before.deprecated.isoformat()}"
+        )
+    return None
+
 
 ReferenceExists = Callable[[Reference], bool]
 
@@ -76,7 +85,7 @@ def validate_config(
     findings += _plaintext_secrets(env, rules.plaintext_secrets)
     findings += _references(env, rules, reference_exists)
     if current is not None:
-        findings += _drift(target, current, rules.drift)
+        findings += _drift(target, current, rules.drift, today)
     findings += _settings(target, rules.settings, today)
     return findings
 
@@ -155,6 +164,12 @@ def _is_pointer(name: str, value: str) -> bool:
     return is_unambiguous_reference(value) if is_secret_name(name) else is_reference(value)
 
 
+def plaintext_secret_findings(env: dict[str, str]) -> list[Finding]:
+    """SEC001 / SEC002 for ``env``: what ``plaintext_secrets: error`` fails (``deployguard lint``
+    runs it on a template's literal environment values). Messages name variables, never values."""
+    return _plaintext_secrets(env, "error")
+
+
 def _plaintext_secrets(env: dict[str, str], level: Level) -> list[Finding]:
     findings: list[Finding] = []
     for name, value in sorted(env.items()):
@@ -218,7 +233,9 @@ def _references(env: dict[str, str], rules: ConfigRules, exists: ReferenceExists
     return findings
 
 
-def _drift(target: FunctionSnapshot, current: FunctionSnapshot, rules: DriftRules) -> list[Finding]:
+def _drift(
+    target: FunctionSnapshot, current: FunctionSnapshot, rules: DriftRules, today: date
+) -> list[Finding]:
     findings: list[Finding] = []
     for name in sorted(set(current.environment) - set(target.environment)):
         findings += _finding(
@@ -236,7 +253,17 @@ def _drift(target: FunctionSnapshot, current: FunctionSnapshot, rules: DriftRule
         ("DRF006", "layers", rules.layers, current.layers, target.layers),
     )
     for code, setting, level, before, after in changes:
-        if before != after:
+        upgrade = runtime_upgrade(current.runtime, target.runtime, today) if setting == "runtime" else None
+        if before != after and upgrade is not None:
+            # NOTE: an upgrade to a supported runtime is never an error: at most a warning to note it
+            findings += _finding(
+                "ignore" if level == "ignore" else "warning",
+                code,
+                setting,
+                f"runtime changes from {before} to {after} between versions {current.version} and "
+                f"{target.version}: an upgrade to a supported runtime ({upgrade})",
+            )
+        elif before != after:
             findings += _finding(
                 level,
                 code,
@@ -261,13 +288,32 @@ def _show(value: object) -> str:
 def _settings(target: FunctionSnapshot, rules: SettingsRules, today: date) -> list[Finding]:
     findings: list[Finding] = []
     runtime = target.runtime or ""
-    deprecated_on = DEPRECATED_RUNTIMES.get(runtime)
-    if runtime in rules.extra_deprecated_runtimes or (deprecated_on and deprecated_on <= today):
+    lifecycle = RUNTIMES.get(runtime)
+    if lifecycle is not None and lifecycle.deprecated <= today:  # as is_deprecated says
+        move_to = (
+            f"{lifecycle.successor} or another supported runtime"
+            if lifecycle.successor
+            else "a supported runtime"
+        )
+        blocked = (
+            f"; Lambda blocks updating functions on it from {lifecycle.update_block.isoformat()}"
+            if lifecycle.update_block and lifecycle.update_block > today
+            else ""
+        )
         findings += _finding(
             rules.deprecated_runtime,
             "SET001",
             "runtime",
-            f"runtime {runtime} is deprecated: move to a supported runtime before deploying",
+            f"runtime {runtime} is deprecated since {lifecycle.deprecated.isoformat()}{blocked}: "
+            f"move to {move_to} before deploying",
+        )
+    elif runtime in rules.extra_deprecated_runtimes:
+        findings += _finding(
+            rules.deprecated_runtime,
+            "SET001",
+            "runtime",
+            f"runtime {runtime} is retired by this policy (extra_deprecated_runtimes): move to a supported "
+            "runtime before deploying",
         )
     bounds = rules.timeout
     if bounds and not bounds.min_seconds <= target.timeout <= bounds.max_seconds:

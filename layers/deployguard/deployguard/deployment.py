@@ -6,6 +6,7 @@ the use cases and the CLI read it.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
 TERMINAL_STATUSES = frozenset({"Succeeded", "Failed", "Stopped"})
 IN_FLIGHT_STATUSES = ("Created", "Queued", "InProgress", "Baking", "Ready")
 FINISHED_STATUSES = ("Succeeded", "Failed", "Stopped")
+# Deployments resolved at once when many are searched (each resolve is one or two calls that mostly
+# wait on the network): 100 in flight take 10 round trips instead of 100. botocore keeps 10
+# connections per client by default (max_pool_connections): more workers would only queue for them.
+RESOLVE_WORKERS = 10
 
 
 @datarecord
@@ -33,6 +38,7 @@ class Deployment:
     target: DeploymentTarget
     complete_time: datetime | None = None  # when it succeeded, failed or was stopped
     rollback_of: str | None = None  # the deployment whose failure or stop made CodeDeploy start this one
+    appspec: str | None = None  # the AppSpec content CodeDeploy holds, when the revision is inline
 
     def created_before(self, moment: datetime) -> bool:
         """Created at or before ``moment`` (a deployment without a create time never is)."""
@@ -43,13 +49,24 @@ def deployments_of(
     codedeploy: CodeDeployPort, deployment_ids: list[str], function_name: str, alias: str | None = None
 ) -> list[Deployment]:
     """The deployments among ``deployment_ids`` that shift ``function_name`` (and ``alias``), oldest
-    first (one resolve each); those that are not Lambda deployments, or name no versions, are skipped."""
-    matching: list[Deployment] = []
-    for deployment_id in deployment_ids:
+    first (one resolve each, up to RESOLVE_WORKERS at once); those that are not Lambda deployments, or
+    name no versions, are skipped. The first other error is raised."""
+
+    def resolve(deployment_id: str) -> Deployment | None:
         try:
-            deployment = codedeploy.resolve(deployment_id)
+            return codedeploy.resolve(deployment_id)
         except ResolutionError:
-            continue  # not a Lambda deployment, or one without versions: not this function's
+            return None  # not a Lambda deployment, or one without versions: not this function's
+
+    if len(deployment_ids) > 1:
+        with ThreadPoolExecutor(min(RESOLVE_WORKERS, len(deployment_ids)), "resolve") as pool:
+            resolved = list(pool.map(resolve, deployment_ids))
+    else:
+        resolved = [resolve(deployment_id) for deployment_id in deployment_ids]
+    matching: list[Deployment] = []
+    for deployment in resolved:
+        if deployment is None:
+            continue
         target = deployment.target
         if plain_function_name(target.function_name) == plain_function_name(function_name) and alias in (
             None,

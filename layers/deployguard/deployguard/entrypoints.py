@@ -16,6 +16,7 @@ versa the others pay only for their own). ``TYPE_CHECKING`` imports keep the ann
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cache
@@ -23,11 +24,21 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from deployguard.aws import clients
 from deployguard.aws.codedeploy import CodeDeploy
-from deployguard.aws.lambda_functions import Lambda
+from deployguard.aws.deployment_records import DeploymentRecords
+from deployguard.aws.lambda_functions import ROLLBACK_TAGS_MAX_AGE, Lambda
 from deployguard.aws.policy_store import PolicyStore
 from deployguard.aws.references import ReferenceResolver
+from deployguard.deadlines import deadline_at
 from deployguard.errors import DeployGuardError, EventError
-from deployguard.hook import Evaluate, Evaluation, HookName, HookRun, failed_evaluation, guard_lifecycle_event
+from deployguard.hook import (
+    REPORT_MARGIN_SECONDS,
+    Evaluate,
+    Evaluation,
+    HookName,
+    HookRun,
+    failed_evaluation,
+    guard_lifecycle_event,
+)
 from deployguard.observability import logger
 from deployguard.outcome import OutcomeRecord, Role
 from deployguard.pre_traffic import PreTrafficPorts, evaluate_pre_traffic
@@ -55,9 +66,42 @@ def codedeploy_adapter() -> CodeDeploy:
     return CodeDeploy(clients.codedeploy_client())
 
 
+# The account of the function running, from its context's ARN (remember_account): the account of the
+# functions it judges, whose ARNs the Lambda adapter builds for ListTags without a call to STS.
+_running_account: list[str] = []
+
+
+def remember_account(context: LambdaContext) -> None:
+    """Note the running function's account (its ARN's fifth field), once per environment."""
+    parts = str(getattr(context, "invoked_function_arn", "")).split(":")
+    if not _running_account and len(parts) > 4 and parts[4].isdigit():
+        _running_account.append(parts[4])
+
+
+def _account() -> str | None:
+    return _running_account[0] if _running_account else None
+
+
 @cache
 def lambda_adapter() -> Lambda:
-    return Lambda(clients.lambda_client(), clients.lambda_invoke_client())
+    return Lambda(
+        clients.lambda_client(),
+        clients.lambda_invoke_client(),
+        sts_client=clients.sts_client,
+        account=_account,
+    )
+
+
+@cache
+def rollback_lambda_adapter() -> Lambda:
+    """The alarm rollback's: a function's tags (its scope) remembered for a minute, as its deployment
+    records are (an alarm storm reads the same functions again and again)."""
+    return Lambda(
+        clients.lambda_client(),
+        sts_client=clients.sts_client,
+        account=_account,
+        tags_max_age=ROLLBACK_TAGS_MAX_AGE,
+    )
 
 
 @cache
@@ -66,8 +110,18 @@ def references_adapter() -> ReferenceResolver:
 
 
 @cache
-def policy_store(parameter: str, max_age: int) -> PolicyStore:
-    return PolicyStore(clients.ssm_client(), parameter, max_age=max_age)
+def policy_store(bucket: str, max_age: int) -> PolicyStore:
+    return PolicyStore(clients.s3_client, bucket, max_age=max_age)
+
+
+@cache
+def deployment_records(table_name: str) -> DeploymentRecords:
+    return DeploymentRecords(clients.dynamodb_client, table_name)
+
+
+def records_for(settings: HookSettings) -> DeploymentRecords | None:
+    """The deployment records when DEPLOYGUARD_DEPLOYMENT_TABLE is set; None (none kept) otherwise."""
+    return deployment_records(settings.deployment_table) if settings.deployment_table else None
 
 
 @cache
@@ -110,14 +164,17 @@ def reset() -> None:
     for cached in (
         codedeploy_adapter,
         lambda_adapter,
+        rollback_lambda_adapter,
         references_adapter,
         policy_store,
+        deployment_records,
         alert_publisher,
         alarms_adapter,
         metrics_adapter,
         bake_workflow,
     ):
         cached.cache_clear()
+    _running_account.clear()
     clients.reset()
 
 
@@ -139,7 +196,7 @@ def settings_from(environ: Mapping[str, str]) -> HookSettings | SettingsError:
 def _policy(settings: HookSettings) -> PolicyStore:
     """The stage's policy source; its parser starts building now, in the background, while the
     invocation's first AWS calls wait on the network."""
-    store = policy_store(settings.policy_parameter, settings.policy_cache_seconds)
+    store = policy_store(settings.policy_bucket, settings.policy_cache_seconds)
     store.prepare()
     return store
 
@@ -166,6 +223,7 @@ def run_hook(
 ) -> dict[str, Any]:
     """Run one lifecycle hook with the checks ``checks`` wires for the settings; invalid settings
     still end in a reported Failed naming the variable."""
+    remember_account(context)
     settings = settings_from(environ)
     if isinstance(settings, SettingsError):
         evaluate = _failing(failed_evaluation(settings))
@@ -201,6 +259,7 @@ def _pre_traffic(settings: HookSettings) -> Evaluate:
         functions=lambda_adapter(),
         references=references_adapter(),
         policy=_policy(settings),
+        records=records_for(settings),
     )
     return lambda run: evaluate_pre_traffic(run, ports, stage=settings.stage, today=now().date())
 
@@ -229,6 +288,7 @@ def _post_traffic(settings: HookSettings) -> Evaluate:
         watch=_watch(),
         policy=_policy(settings),
         bake=bake_workflow(arn) if arn else None,
+        versions=lambda_adapter(),
     )
     return lambda run: evaluate_post_traffic(run, ports, stage=settings.stage, clock=now)
 
@@ -248,6 +308,7 @@ def bake_step(event: Mapping[str, Any], context: LambdaContext, environ: Mapping
     """One poll of the bake workflow; invalid settings still end in a reported Failed."""
     from deployguard.bake_step import BakePorts, fail_bake_step, run_bake_step
 
+    remember_account(context)
     settings = settings_from(environ)
     if isinstance(settings, SettingsError):
         return fail_bake_step(
@@ -258,9 +319,23 @@ def bake_step(event: Mapping[str, Any], context: LambdaContext, environ: Mapping
             stage=environ.get(STAGE_VARIABLE),
         )
     ports = BakePorts(
-        codedeploy=codedeploy_adapter(), functions=lambda_adapter(), watch=_watch(), policy=_policy(settings)
+        codedeploy=codedeploy_adapter(),
+        functions=lambda_adapter(),
+        watch=_watch(),
+        policy=_policy(settings),
+        versions=lambda_adapter(),
     )
-    return run_bake_step(event, ports, stage=settings.stage, clock=now, alerts=alerts_for(settings))
+    # NOTE: the poll's calls end by the remaining time minus the reserve, the report by the last second
+    remaining = context.get_remaining_time_in_millis() / 1000
+    with deadline_at(time.monotonic() + remaining - REPORT_MARGIN_SECONDS):
+        return run_bake_step(
+            event,
+            ports,
+            stage=settings.stage,
+            clock=now,
+            alerts=alerts_for(settings),
+            deadline=time.monotonic() + remaining - settings.time_reserve_seconds,
+        )
 
 
 def alarm_rollback(
@@ -273,26 +348,32 @@ def alarm_rollback(
     from deployguard.observability import ERROR_MAX
     from deployguard.secrets import Redactor
 
+    remember_account(context)
     settings = settings_from(environ)
     if isinstance(settings, SettingsError):
         record_unrun(failed_evaluation(settings), stage=environ.get(STAGE_VARIABLE))
         raise settings
     ports = RollbackPorts(
         codedeploy=codedeploy_adapter(),
-        functions=lambda_adapter(),
+        functions=rollback_lambda_adapter(),
         alarms=alarms_adapter(),
         policy=_policy(settings),
+        records=records_for(settings),
     )
     reserve = settings.time_reserve_seconds
+    # NOTE: the deadline's context variable reaches the rollback's worker only if it is submitted
+    # with deployguard.deadlines.in_context; without it, retries are bounded by their attempts only
+    deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000 - reserve
     try:
-        records = handle_alarm_event(
-            event,
-            ports,
-            stage=settings.stage,
-            clock=now,
-            alerts=alerts_for(settings),
-            seconds_left=lambda: context.get_remaining_time_in_millis() / 1000 - reserve,
-        )
+        with deadline_at(deadline):
+            records = handle_alarm_event(
+                event,
+                ports,
+                stage=settings.stage,
+                clock=now,
+                alerts=alerts_for(settings),
+                seconds_left=lambda: context.get_remaining_time_in_millis() / 1000 - reserve,
+            )
     except EventError as exc:  # NOTE: not raised: a retry of a malformed event cannot succeed
         error = Redactor().clip(str(exc), ERROR_MAX)  # the event's own text: key formats at least
         logger.error("malformed alarm event", extra={"error": error})

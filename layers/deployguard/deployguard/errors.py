@@ -26,9 +26,24 @@ class AwsCallError(DeployGuardError):
 
     code = "AWS"
 
-    def __init__(self, operation: str, error_code: str, message: str) -> None:
+    def __init__(
+        self,
+        operation: str,
+        error_code: str,
+        message: str,
+        *,
+        throttled: bool = False,
+        out_of_time: bool = False,
+        attempts: int = 1,
+    ) -> None:
         self.operation = operation
         self.error_code = error_code
+        self.throttled = throttled  # refused for the rate of calls (retried first, then given up)
+        self.out_of_time = out_of_time  # the last retry would have passed the invocation's deadline
+        self.attempts = attempts
+        if throttled:
+            ended = "until the deadline" if out_of_time else "until retries were exhausted"
+            message = f"{message} (throttled on {attempts} attempt(s) {ended})"
         super().__init__(f"{operation} failed with {error_code}: {message}")
 
 

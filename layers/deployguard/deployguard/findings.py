@@ -7,6 +7,10 @@ from enum import StrEnum
 
 from deployguard.records import datarecord
 
+THROTTLED = "AWS001"
+"""An AWS API kept refusing a check's call for its rate (throttled) until the check's deadline or its
+last attempt: the check could not run. Not a finding about the release: the cause to see is load."""
+
 
 class Severity(StrEnum):
     ERROR = "error"
@@ -69,3 +73,28 @@ def decide(checks: list[CheckResult]) -> Decision:
     if checks and not any(c.blocking for c in checks):
         return Decision.SUCCEEDED
     return Decision.FAILED
+
+
+def error_findings(error: BaseException) -> list[Finding]:
+    """The findings an error that stopped a check carries: AWS001 when an AWS call was throttled to
+    the end (an ``AwsCallError`` with ``throttled``), else none."""
+    if not getattr(error, "throttled", False):
+        return []
+    operation = str(getattr(error, "operation", "an AWS call"))
+    until = (
+        "until the hook's deadline"
+        if getattr(error, "out_of_time", False)
+        else "until retries were exhausted"
+    )
+    return [
+        Finding(
+            code=THROTTLED,
+            severity=Severity.ERROR,
+            subject=operation,
+            message=(
+                f"{operation} was throttled (rate exceeded) {until}, after "
+                f"{getattr(error, 'attempts', 1)} attempt(s): the check could not run. Too many calls "
+                "at once in this account and Region: see docs/operations.md#throttling"
+            ),
+        )
+    ]

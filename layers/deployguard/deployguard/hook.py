@@ -7,7 +7,8 @@ The protocol every hook shares, in :func:`guard_lifecycle_event`, top to bottom:
   failed evaluation;
 - a retried invocation whose lifecycle event already has a status stops without re-running checks;
 - the checks run on a worker against a deadline that keeps ``reserve`` seconds before the Lambda
-  timeout, so a slow check still ends in a reported Failed, not an hour of waiting;
+  timeout, so a slow check still ends in a reported Failed, not an hour of waiting; their AWS
+  calls see the deadline (``deployguard.deadlines``): a throttled call is retried while it fits;
 - PutLifecycleEventHookExecutionStatus exactly once; LifecycleEventAlreadyCompleted is logged;
 - if the report itself cannot be delivered, raise, so Lambda's async retry tries again;
 - then the outcome record (log line, metrics, alert).
@@ -26,9 +27,11 @@ from aws_lambda_powertools.utilities.data_classes.code_deploy_lifecycle_hook_eve
 )
 
 from deployguard.appspec import DeploymentTarget
+from deployguard.deadlines import deadline_at, in_context
 from deployguard.errors import DeployGuardError, EventError
-from deployguard.findings import CheckResult, Decision, Result, decide
+from deployguard.findings import CheckResult, Decision, Finding, Result, decide, error_findings
 from deployguard.guard import Bypassed, Unguarded, bypass_reason
+from deployguard.mode import ENFORCE, Mode, apply_mode
 from deployguard.observability import finish_record, logger
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.outcome import Bypassed as Bypass
@@ -40,6 +43,10 @@ if TYPE_CHECKING:
     from deployguard.ports import AlertPublisher, HookStatusPort
 
 HookName = Literal["BeforeAllowTraffic", "AfterAllowTraffic"]
+AfterSuccess = Callable[[], CheckResult]
+"""Work done once a Succeeded status was reported (version pruning); it never raises."""
+
+REPORT_MARGIN_SECONDS = 1.0  # of the Lambda's remaining time, left when the status report gives up
 
 DEADLINE_MESSAGE = (
     "checks did not finish before the hook's deadline; reported Failed with time to spare "
@@ -130,6 +137,9 @@ class Evaluation:
     redactor: Redactor = field(default_factory=Redactor)
     defer: bool = False  # the status will be reported later (bake workflow started)
     actions: list[Action] = field(default_factory=list)
+    mode: Mode = ENFORCE  # the guarding entry's; enforce when no entry was read (fail closed)
+    # run once the checks' own Succeeded was reported (version pruning); its result joins the record
+    after_success: AfterSuccess | None = None
 
 
 def failed_evaluation(error: DeployGuardError) -> Evaluation:
@@ -141,13 +151,14 @@ def failed_evaluation(error: DeployGuardError) -> Evaluation:
     ``internal``, and its traceback is logged, redacted (never the raw one: it would quote the
     values the bug saw)."""
     if not isinstance(error, RedactedError):
-        return _failed(type(error).__name__, str(error))
+        return _failed(type(error).__name__, str(error), findings=error_findings(error))
     if error.crashed:
         logger.error(
             "hook check crashed",
             extra={"error_type": error.error_type, "error": str(error), "traceback": error.traceback},
         )
-    return _failed("internal" if error.crashed else error.error_type, str(error), error.redactor)
+    name = "internal" if error.crashed else error.error_type
+    return _failed(name, str(error), error.redactor, findings=error.findings)
 
 
 def unchecked_evaluation(verdict: Unguarded | Bypassed, target: DeploymentTarget) -> Evaluation:
@@ -212,7 +223,7 @@ def guard_lifecycle_event(
     # Evaluate within the deadline; past it, the deadline's failed evaluation stands.
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{hook}-checks")
     try:
-        answer = pool.submit(_evaluate, run, hook, codedeploy, evaluate).result(
+        answer = pool.submit(in_context(_evaluate), run, hook, codedeploy, evaluate).result(
             timeout=max(run.seconds_left(), 0)
         )
     except TimeoutError:
@@ -240,7 +251,18 @@ def guard_lifecycle_event(
     )
     if answer.defer and decision is Decision.SUCCEEDED:  # the bake workflow reports later, or nobody
         return finish_record(record, answer.redactor, alerts=alerts)
-    return report_and_record(record, decision, codedeploy, answer.redactor, alerts=alerts)
+    # NOTE: the report may use the reserve, not the Lambda's last second: a throttled report retries
+    # while it fits, else raises in time for Lambda to retry the invocation
+    with deadline_at(time.monotonic() + remaining_ms() / 1000 - REPORT_MARGIN_SECONDS):
+        return report_and_record(
+            record,
+            decision,
+            codedeploy,
+            answer.redactor,
+            alerts=alerts,
+            mode=answer.mode,
+            after_success=answer.after_success,
+        )
 
 
 def report_and_record(
@@ -250,12 +272,16 @@ def report_and_record(
     redactor: Redactor,
     *,
     alerts: AlertPublisher | None = None,
+    mode: Mode = ENFORCE,
+    after_success: AfterSuccess | None = None,
 ) -> OutcomeRecord:
     """Report ``decision`` once, add the action to the record, record it. Raises if it cannot
-    report (the record says so), so Lambda's retry (or the bake workflow's) tries again."""
+    report (the record says so), so Lambda's retry (or the bake workflow's) tries again. In observe
+    ``mode`` the status reported is Succeeded and the record keeps ``decision`` (``deployguard.mode``)."""
     deployment_id, execution_id = record.deployment_id, record.lifecycle_event_hook_execution_id
     if not (deployment_id and execution_id):
         raise EventError("a status can only be reported for a known deployment and hook execution")
+    record, decision = apply_mode(record, decision, mode)
     record = replace(record, decision=decision)
     try:
         reported = codedeploy.report(deployment_id, execution_id, decision)
@@ -265,18 +291,29 @@ def report_and_record(
         raise
     kind = ActionKind.STATUS_REPORTED if reported else ActionKind.STATUS_ALREADY_REPORTED
     action = Action(kind=kind, detail=decision.value)
+    if (
+        after_success is not None
+        and reported
+        and record.decision is Decision.SUCCEEDED
+        and record.would_have in (None, Decision.SUCCEEDED)
+    ):
+        # NOTE: after the report, never before: its result is a check of the record, not of the decision
+        record = replace(record, checks=[*record.checks, after_success()])
     return finish_record(replace(record, actions=[*record.actions, action]), redactor, alerts=alerts)
 
 
 def _evaluate(
     run: HookRun, hook: HookName, codedeploy: HookStatusPort, evaluate: Evaluate
 ) -> Evaluation | AlreadyReported:
-    """The worker: the retry check, then the hook's checks; any error is a failed evaluation."""
+    """The worker: the retry check, then the hook's checks; any error is a failed evaluation. Every
+    AWS call in it ends by the deadline (``deployguard.deadlines``): a throttled call is retried only
+    while the retry fits."""
     try:
-        status = codedeploy.lifecycle_event_status(run.ids.deployment_id, hook)
-        if status in ("Succeeded", "Failed"):
-            return AlreadyReported(status=status)
-        return evaluate(run)
+        with deadline_at(run.deadline):
+            status = codedeploy.lifecycle_event_status(run.ids.deployment_id, hook)
+            if status in ("Succeeded", "Failed"):
+                return AlreadyReported(status=status)
+            return evaluate(run)
     except DeployGuardError as exc:
         return failed_evaluation(exc)
     except Exception as exc:  # a bug must still end in a reported Failed
@@ -284,9 +321,11 @@ def _evaluate(
         return failed_evaluation(RedactedError(exc, Redactor()))
 
 
-def _failed(name: str, message: str, redactor: Redactor | None = None) -> Evaluation:
+def _failed(
+    name: str, message: str, redactor: Redactor | None = None, *, findings: list[Finding] | None = None
+) -> Evaluation:
     return Evaluation(
-        checks=[CheckResult(name=name, result=Result.ERROR, message=message)],
+        checks=[CheckResult(name=name, result=Result.ERROR, message=message, findings=findings or [])],
         reason=message,
         redactor=redactor or Redactor(),
     )

@@ -29,7 +29,7 @@ MAX_FINDINGS = 3
 MAX_LINE = 300
 MAX_REASON = 600
 
-AlertKind = Literal["failed", "rolled_back", "rollback_failed", "bypassed", "ended"]
+AlertKind = Literal["failed", "rolled_back", "rollback_failed", "bypassed", "ended", "would_have_failed"]
 
 
 @datarecord
@@ -54,7 +54,8 @@ def alert_kind(record: OutcomeRecord) -> AlertKind | None:
     """Alert on a deployment DeployGuard rolled back, or failed with a status CodeDeploy received;
     on an alarm rollback that failed or was left partial (an action that failed, with or without a
     deployment known: an unreadable policy, a failing ListDeployments, the deadline); and on every
-    bypass (hooks, bake step, alarm rollback: checks or rollback skipped by policy).
+    bypass (hooks, bake step, alarm rollback: checks or rollback skipped by policy); and, in observe
+    mode, on a release enforce mode would have failed or rolled back ("would have failed").
 
     A failed report is not alerted (Lambda retries the hook, and the retry alerts); a retried hook
     that finds its status already reported is not alerted again.
@@ -67,6 +68,8 @@ def alert_kind(record: OutcomeRecord) -> AlertKind | None:
         return None
     if record.bypass is not None and (record.hook is None or record.status_reported):
         return "bypassed"
+    if record.would_have is Decision.FAILED and (record.status_reported or record.hook is None):
+        return "would_have_failed"
     if record.rolled_back:
         return "rolled_back"
     if record.decision is Decision.FAILED and record.status_reported:
@@ -148,6 +151,7 @@ def _what(record: OutcomeRecord, kind: AlertKind) -> str:
         "rolled_back": "rolled back",
         "bypassed": "bypassed by policy",
         "ended": "ended (no status)",
+        "would_have_failed": "would have failed (observe)",
     }[kind]
     return f" deployment {record.deployment_id} {verb}"
 
@@ -165,6 +169,7 @@ def body(record: OutcomeRecord, kind: AlertKind, redactor: Redactor | None = Non
         "rollback_failed": "could not finish rolling back",
         "bypassed": "let through, bypassed by policy,",
         "ended": "reported no status for (it had already ended)",
+        "would_have_failed": "observed, and would have failed or rolled back (observe mode: it changed nothing),",
     }[kind]
     versions = f"version {record.current_version or '?'} -> {record.target_version or '?'}"
     where = f" at {record.hook}" if record.hook else ""
@@ -229,6 +234,8 @@ def consequence(record: OutcomeRecord) -> str:
         return f"alias {alias} is back on version {current}{after}."
     if record.rolled_back:
         return f"CodeDeploy rolls alias {alias} back to version {current}."
+    if record.mode == "observe" and record.would_have is Decision.FAILED:
+        return "observe mode: nothing was stopped or rolled back; set mode: enforce to act on this verdict."
     if record.role is Role.ALARM_ROLLBACK:
         return "nothing was rolled back: check the alias with `deployguard status`, roll back with `deployguard rollback`."
     if record.decision is Decision.FAILED and record.hook == "BeforeAllowTraffic":

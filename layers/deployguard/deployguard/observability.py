@@ -92,7 +92,7 @@ def record_outcome(
     guard.
     """
     # NOTE: a failed or rolled-back outcome is a WARNING, so it survives POWERTOOLS_LOG_LEVEL=WARNING
-    failed = record.rolled_back or record.decision is Decision.FAILED
+    failed = record.rolled_back or Decision.FAILED in (record.decision, record.would_have)
     (logger.warning if failed else logger.info)(LOG_MESSAGE, extra=record.document())
     _emit_metrics(record)
     if alerts is not None:

@@ -143,6 +143,20 @@ class OutcomeRecord:
     reason: str = field(
         default="", metadata=_about("Why, in one line: the blocking checks and their messages.")
     )
+    mode: Literal["observe"] | None = field(
+        default=None,
+        metadata=_about(
+            "'observe' when the policy's mode is observe: DeployGuard reported Succeeded and changed "
+            "nothing, whatever the checks said (would_have holds their verdict); null: enforced."
+        ),
+    )
+    would_have: Decision | None = field(
+        default=None,
+        metadata=_about(
+            "In observe mode, the verdict enforce mode would have acted on: Failed means the release "
+            "would have been failed (hooks, bake) or rolled back (alarm rollback)."
+        ),
+    )
     checks: list[CheckResult] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
     bypass: Bypassed | None = None
@@ -203,6 +217,8 @@ _STRUCTURAL = frozenset(
         "role",
         "hook",
         "decision",
+        "mode",
+        "would_have",
         "result",
         "kind",
         "severity",

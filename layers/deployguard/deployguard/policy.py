@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import json
+import re
 from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -24,6 +25,7 @@ from pydantic import (
     ConfigDict,
     Field,
     JsonValue,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -39,7 +41,9 @@ from deployguard.documents import (
     read_document,
 )
 from deployguard.errors import PolicyError
+from deployguard.mode import ENFORCE, OBSERVE, Mode
 from deployguard.patterns import PatternError, check_pattern, load_engine
+from deployguard.smoke import DEFAULT_SMOKE_CONCURRENCY, MAX_SMOKE_CONCURRENCY
 from deployguard.stages import Stage
 
 POLICY_VERSION = 1
@@ -56,8 +60,8 @@ class _Strict(BaseModel):
 
 
 MAX_PATTERN_INSTRUCTIONS = 50_000
-"""RE2 instructions all of a policy's patterns compile to, together: compiling and matching take
-time in proportion. Patterns of the slowest kind up to this budget take about 1 s to compile and
+"""RE2 instructions all of a policy's distinct patterns compile to, together (a pattern repeated in
+many entries counts once: RE2 compiles and checks it once): compiling and matching take time in proportion. Patterns of the slowest kind up to this budget take about 1 s to compile and
 match against a 4 KB value (``scripts/bench_policy.py``); ``\\.prod\\.`` is 10 instructions,
 a URL pattern about 60."""
 
@@ -67,6 +71,7 @@ class _PatternBudget:
 
     def __init__(self) -> None:
         self.left = MAX_PATTERN_INSTRUCTIONS
+        self.seen: set[str] = set()  # a pattern repeated (in every entry of a fleet) counts once
 
     def spend(self, instructions: int) -> None:
         crossed = self.left >= 0 and instructions > self.left
@@ -82,8 +87,10 @@ class _PatternBudget:
 def _check_regex(pattern: str, info: ValidationInfo, index: int | None = None) -> str:
     """The pattern, if RE2 — the engine the hooks match with — can run it within the limits."""
     budget = info.context.get("patterns") if isinstance(info.context, dict) else None
-    if isinstance(budget, _PatternBudget) and budget.left < 0:
-        return pattern  # the policy is already invalid: compile no more (the error is reported once)
+    if isinstance(budget, _PatternBudget) and (budget.left < 0 or pattern in budget.seen):
+        # already invalid: compile no more (the error is reported once); or already counted: RE2
+        # compiles a pattern once (deployguard.patterns caches it) and a hook matches one entry's
+        return pattern
     try:
         instructions = check_pattern(pattern)
     except PatternError as exc:
@@ -94,6 +101,7 @@ def _check_regex(pattern: str, info: ValidationInfo, index: int | None = None) -
             "1000 repetitions"
         ) from exc
     if isinstance(budget, _PatternBudget):
+        budget.seen.add(pattern)
         budget.spend(instructions)
     return pattern
 
@@ -173,7 +181,8 @@ class ConfigRules(_Strict):
     """What the target version's configuration must satisfy."""
 
     stage_variable: str | None = Field(
-        "STAGE", description="Variable that must equal the deployment's stage; null to skip."
+        None,
+        description="Variable that must equal the deployment's stage (e.g. STAGE); unset: not checked.",
     )
     required: list[str] = Field(default_factory=list, description="Variables present and non-empty.")
     rules: list[ValueRule] = Field(default_factory=list)
@@ -291,11 +300,53 @@ class DeploymentGroupRef(_Strict):
     name: str = Field(min_length=1, max_length=100)
 
 
+CheckPhase = Literal["pre_traffic", "post_traffic"]
+
+
+def _both_phases() -> list[CheckPhase]:
+    return ["pre_traffic", "post_traffic"]
+
+
+class CustomCheck(_Strict):
+    """The application team's own check: a Lambda function DeployGuard invokes with the deployment's
+    context, whose JSON answer (``{"result": "pass"|"fail", "findings": [...]}``) joins the decision."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    function: str = Field(
+        min_length=1,
+        max_length=170,
+        pattern=r"^[A-Za-z0-9_:.$-]+$",
+        description="The check function's name or ARN, optionally with ':<alias or version>' "
+        "(default $LATEST). It must carry the tag deployguard:stage=<stage> (the hooks' IAM condition).",
+    )
+    when: list[CheckPhase] = Field(
+        default_factory=_both_phases,
+        min_length=1,
+        description="Before traffic shifts (pre_traffic), after it (post_traffic), or both.",
+    )
+    timeout_ms: int = Field(10_000, ge=100, le=900_000)
+
+
+class Prune(_Strict):
+    """After a Succeeded deployment, delete the function's older versions (Lambda's code storage
+    quota): never one an alias routes to, never the newest ``keep``, never the target version, never
+    the previous one while the stage's rollback window (``rollback.recent_minutes``) is open."""
+
+    keep: int = Field(
+        ge=1, le=1000, description="How many of the newest versions to keep besides the aliases'."
+    )
+
+
 class FunctionPolicy(_Strict):
     match: str | None = Field(None, description="Function name or glob (default: the key under 'functions').")
     config: ConfigRules = Field(default_factory=ConfigRules)
     smoke: list[SmokeCase] = Field(default_factory=list)
-    smoke_concurrency: int = Field(8, ge=1, le=64)
+    smoke_concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SMOKE_CONCURRENCY,
+        description=f"How many smoke cases run at once (default: all of them, at most {DEFAULT_SMOKE_CONCURRENCY}).",
+    )
     post_traffic_smoke: bool = Field(True, description="Run the smoke tests against the alias too.")
     alarms: AlarmRules | None = None
     version_health: VersionHealth | None = None
@@ -304,13 +355,30 @@ class FunctionPolicy(_Strict):
         None, description="Where the alarm rollback looks for the function's in-flight deployment."
     )
     bypass: Bypass | None = None
+    mode: Mode = Field(
+        ENFORCE,
+        description="enforce: the verdict fails or rolls back the release; observe: every check runs and "
+        "is recorded and alerted as 'would have failed', but DeployGuard reports Succeeded and never "
+        "stops a deployment or moves an alias.",
+    )
+
+    custom_checks: list[CustomCheck] = Field(
+        default_factory=list,
+        description="The application's own check functions (docs/policy.md#custom-checks).",
+    )
+    prune: Prune | None = Field(
+        None, description="Delete old versions after a Succeeded deployment (off unless set)."
+    )
 
     @model_validator(mode="after")
     def _unique_case_names(self) -> FunctionPolicy:
-        names = [case.name for case in self.smoke]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise ValueError(f"smoke case names must be unique; repeated: {', '.join(duplicated)}")
+        for kind, names in (
+            ("smoke case", [case.name for case in self.smoke]),
+            ("custom check", [check.name for check in self.custom_checks]),
+        ):
+            duplicated = sorted({n for n in names if names.count(n) > 1})
+            if duplicated:
+                raise ValueError(f"{kind} names must be unique; repeated: {', '.join(duplicated)}")
         return self
 
 
@@ -332,6 +400,13 @@ class Policy(_Strict):
     )
     rollback: RollbackRules = Field(default_factory=RollbackRules)
     functions: dict[str, FunctionPolicy] = Field(min_length=1)
+    _unnamed: str | None = PrivateAttr(None)
+
+    @property
+    def unnamed_reason(self) -> str | None:
+        """Why no entry can name the function being judged (no ``deployguard:app`` tag, no document
+        for its application), when the store knows; None for a policy read from a document."""
+        return self._unnamed
 
     def for_function(self, function_name: str) -> tuple[str, FunctionPolicy] | None:
         """The policy entry guarding ``function_name`` (a name or ARN): exact match first, then globs."""
@@ -402,9 +477,9 @@ def _unwrap(annotation: Any) -> Any:
     return args[0] if get_origin(annotation) in (Union, UnionType) and len(args) == 1 else annotation
 
 
-def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+def _model_at(loc: tuple[int | str, ...], root: type[BaseModel]) -> type[BaseModel] | None:
     """The policy model that holds the last key of ``loc`` (for 'did you mean' suggestions)."""
-    current: Any = Policy
+    current: Any = root
     for part in loc[:-1]:
         current = _unwrap(current)
         if isinstance(current, type) and issubclass(current, BaseModel):
@@ -418,8 +493,8 @@ def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _unknown_key_fix(loc: tuple[int | str, ...]) -> str:
-    model = _model_at(loc)
+def _unknown_key_fix(loc: tuple[int | str, ...], root: type[BaseModel]) -> str:
+    model = _model_at(loc, root)
     if model is None or not loc:
         return _FIXES["extra_forbidden"]
     allowed = list(model.model_fields)
@@ -450,7 +525,7 @@ def _first_errors(error: ValidationError) -> list[dict[str, Any]]:
     return items
 
 
-def policy_issues(error: ValidationError) -> list[PolicyIssue]:
+def policy_issues(error: ValidationError, root: type[BaseModel] | None = None) -> list[PolicyIssue]:
     """The first :data:`MAX_REPORTED_ISSUES` errors (``error.error_count()`` counts them all)."""
     issues = []
     for item in _first_errors(error):
@@ -458,7 +533,7 @@ def policy_issues(error: ValidationError) -> list[PolicyIssue]:
         problem = str(item["msg"]).removeprefix("Value error, ")
         kind = str(item["type"])
         fix = (
-            _unknown_key_fix(loc)
+            _unknown_key_fix(loc, root or Policy)
             if kind == "extra_forbidden"
             else _FIXES.get(kind, "see `deployguard policy schema`")
         )
@@ -488,9 +563,11 @@ class UnreadablePolicyError(InvalidPolicyError):
         super().__init__(source, [issue])
 
 
-def parse_document(text: str, source: str) -> Any:
+def parse_document(text: str, source: str, *, json_only: bool = False) -> Any:
+    """``text`` parsed within the limits; ``json_only``: a stored document (``policy publish``
+    stores JSON), so a hook never runs a YAML parser on what the bucket holds."""
     try:
-        return parse_json_or_yaml(text)
+        return parse_json(text) if json_only else parse_json_or_yaml(text)
     except DocumentSyntaxError as exc:
         raise UnreadablePolicyError(source, _document_issue(exc)) from exc
 
@@ -641,3 +718,425 @@ def _check_publishable(policy: Policy, source: str) -> None:
     except DocumentLimitError as exc:
         issue = PolicyIssue(path="(document)", problem=f"with its payload files inlined, {exc}", fix=exc.fix)
         raise InvalidPolicyError(source, [issue]) from exc
+
+
+# --- the store's documents: a stage baseline and one document per application --------------------
+#
+# The platform team publishes ``<stage>/baseline.json``: what every function of the stage gets unless
+# its application says otherwise (``defaults``) and what no application may weaken (``floors``).
+# Each application team publishes ``<stage>/apps/<application>.json`` with its functions. A
+# function's effective entry is the baseline's defaults with the application's entry merged over
+# them (mappings key by key, lists and scalars replaced), then validated and checked against the
+# floors. The hooks validate only that merged document: one validation per application document.
+
+APPLICATION_NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+"""An application's name: its S3 key ``<stage>/apps/<name>.json`` and its functions' tag
+``deployguard:app`` value."""
+
+_APPLICATION_KEYS = ("version", "stage", "application", "mode", "functions")
+_NOT_DEFAULTS = ("match", "bypass", "deployment_group")
+
+_LEVEL_RANK = {"ignore": 0, "warning": 1, "error": 2}
+_PRE_EXISTING_RANK = {"report": 0, "block": 1}
+_INCONCLUSIVE_RANK = {"pass": 0, "fail": 1}
+_MODE_RANK = {OBSERVE: 0, ENFORCE: 1}
+
+
+class Floors(_Strict):
+    """What no application may weaken, each keyed by the path in a function entry it bounds.
+
+    A level is a minimum (error > warning > ignore); ``bake.minutes`` and
+    ``version_health.min_invocations`` are minimums; ``version_health.max_error_rate`` and
+    ``version_health.max_throttles`` are ceilings; ``mode: enforce`` refuses an application in
+    observe mode (``deployguard.mode``). A floor on ``version_health`` or ``alarms``
+    also requires the entry (or the baseline's defaults) to set that section."""
+
+    plaintext_secrets: Level | None = Field(None, alias="config.plaintext_secrets")
+    references_verify: Level | None = Field(None, alias="config.references.verify")
+    deprecated_runtime: Level | None = Field(None, alias="config.settings.deprecated_runtime")
+    tracing: Level | None = Field(None, alias="config.settings.tracing")
+    on_failure_destination: Level | None = Field(None, alias="config.settings.on_failure_destination")
+    removed_variables: Level | None = Field(None, alias="config.drift.removed_variables")
+    bake_minutes: int | None = Field(None, ge=0, le=55, alias="bake.minutes")
+    max_error_rate: float | None = Field(None, ge=0, le=1, alias="version_health.max_error_rate")
+    max_throttles: int | None = Field(None, ge=0, alias="version_health.max_throttles")
+    min_invocations: int | None = Field(None, ge=0, alias="version_health.min_invocations")
+    inconclusive: Literal["pass", "fail"] | None = Field(None, alias="version_health.inconclusive")
+    pre_existing: Literal["block", "report"] | None = Field(None, alias="alarms.pre_existing")
+    mode: Mode | None = Field(None, alias="mode")
+
+
+class Baseline(_Strict):
+    """A stage's baseline, published by the platform team (``<stage>/baseline.json``)."""
+
+    version: Literal[1] = 1
+    stage: Stage
+    unguarded: Literal["fail", "pass"] = Field(
+        "fail", description="A deployment of a function no application document names."
+    )
+    rollback: RollbackRules = Field(default_factory=RollbackRules)
+    defaults: FunctionPolicy = Field(
+        default_factory=FunctionPolicy,
+        description="What every function entry gets unless its application sets it (merged key by key).",
+    )
+    floors: Floors = Field(default_factory=Floors)
+
+    @field_validator("defaults")
+    @classmethod
+    def _defaults_are_general(cls, defaults: FunctionPolicy) -> FunctionPolicy:
+        named = sorted(set(_NOT_DEFAULTS) & defaults.model_fields_set)
+        if named:
+            raise ValueError(
+                f"{', '.join(named)} belong to one function: set them in its application document"
+            )
+        return defaults
+
+    @model_validator(mode="after")
+    def _defaults_within_floors(self) -> Baseline:
+        found = floor_issues(self.floors, self.defaults, "", require_sections=False)
+        problems = [f"defaults.{i.path}: {i.problem}" for i in found]
+        if problems:
+            raise ValueError("the defaults are weaker than the floors: " + "; ".join(problems))
+        return self
+
+
+class ApplicationPolicy(_Strict):
+    """One application's functions, published by its team (``<stage>/apps/<application>.json``)."""
+
+    version: Literal[1] = 1
+    stage: Stage
+    application: str = Field(
+        pattern=APPLICATION_NAME, description="Its functions' deployguard:app tag value."
+    )
+    mode: Mode | None = Field(
+        None, description="Every function's mode unless its entry sets one (default: the baseline's)."
+    )
+    functions: dict[str, FunctionPolicy] = Field(min_length=1)
+
+
+def _with_application_mode(functions: Any, mode: Any) -> Any:
+    """The raw entries of an application document with its ``mode`` (if any) under each entry's own."""
+    if mode is None or not isinstance(functions, dict):
+        return functions
+    return {k: {"mode": mode, **v} if isinstance(v, dict) else v for k, v in functions.items()}
+
+
+def _floor_fields() -> list[tuple[str, str]]:
+    return [(name, str(field.alias)) for name, field in Floors.model_fields.items()]
+
+
+def _value_at(entry: FunctionPolicy, path: str) -> tuple[bool, Any]:
+    """(whether the section holding it is set, the value) at a dotted ``path`` of ``entry``."""
+    current: Any = entry
+    for part in path.split("."):
+        if current is None:
+            return False, None
+        current = getattr(current, part)
+    return True, current
+
+
+def _weaker(alias: str, floor: Any, value: Any) -> bool:
+    if alias in ("bake.minutes", "version_health.min_invocations"):
+        return bool(value < floor)
+    if alias in ("version_health.max_error_rate", "version_health.max_throttles"):
+        return bool(value > floor)
+    ranks = (
+        _PRE_EXISTING_RANK
+        if alias == "alarms.pre_existing"
+        else _INCONCLUSIVE_RANK
+        if alias == "version_health.inconclusive"
+        else _MODE_RANK
+        if alias == "mode"
+        else _LEVEL_RANK
+    )
+    return ranks[value] < ranks[floor]
+
+
+def floor_issues(
+    floors: Floors, entry: FunctionPolicy, prefix: str, *, require_sections: bool = True
+) -> list[PolicyIssue]:
+    """Where ``entry`` (an effective entry, at ``prefix``) is weaker than a floor of the baseline
+    (``require_sections``: a section a floor bounds must be set; not of the defaults, which may
+    leave ``alarms`` or ``version_health`` to each application)."""
+    issues = []
+    for name, alias in _floor_fields():
+        floor = getattr(floors, name)
+        if floor is None:
+            continue
+        at = f"{prefix}.{alias}" if prefix else alias
+        present, value = _value_at(entry, alias)
+        if not present and not require_sections:
+            continue
+        if not present:
+            section = alias.split(".")[0]
+            issues.append(
+                PolicyIssue(
+                    path=at,
+                    problem=f"'{section}' is not set, but the baseline's floor {alias} is {floor!r}",
+                    fix=f"set {section} (with {alias.split('.', 1)[1]} within the floor {floor!r})",
+                )
+            )
+        elif _weaker(alias, floor, value):
+            issues.append(
+                PolicyIssue(
+                    path=at,
+                    problem=f"{value!r} is weaker than the baseline's floor {alias}: {floor!r}",
+                    fix=f"set it to {floor!r} or stricter, or remove it to take the baseline's default",
+                )
+            )
+    return issues
+
+
+def deep_merge(base: Any, over: Any) -> Any:
+    """``over`` merged onto ``base``: mappings key by key, anything else replaced."""
+    if isinstance(base, dict) and isinstance(over, dict):
+        merged = dict(base)
+        for key, value in over.items():
+            merged[key] = deep_merge(base[key], value) if key in base else value
+        return merged
+    return over
+
+
+def load_baseline(
+    text: str, source: str = "<baseline>", *, stage: Stage | None = None, json_only: bool = False
+) -> Baseline:
+    """Parse and validate a stage baseline (YAML or JSON; ``json_only``: as stored). With
+    ``stage``, it must be that stage's."""
+    document = _mapping(parse_document(text, source, json_only=json_only), source)
+    try:
+        baseline = Baseline.model_validate(document, context={"patterns": _PatternBudget()})
+    except ValidationError as exc:
+        raise InvalidPolicyError(source, policy_issues(exc, Baseline), total=exc.error_count()) from exc
+    _check_stage(baseline.stage, stage, source)
+    return baseline
+
+
+def _mapping(document: Any, source: str) -> dict[str, Any]:
+    if not isinstance(document, dict):
+        raise InvalidPolicyError(
+            source,
+            [PolicyIssue(path="(document)", problem="must be a mapping", fix="start with 'version: 1'")],
+        )
+    return document
+
+
+def _check_stage(found: Stage, stage: Stage | None, source: str) -> None:
+    if stage is not None and found is not stage:
+        raise InvalidPolicyError(
+            source,
+            [
+                PolicyIssue(
+                    path="stage",
+                    problem=f"this is a {found.value} document but the guard runs in {stage.value}",
+                    fix=f"publish it with --stage {found.value}, or set 'stage: {stage.value}'",
+                )
+            ],
+        )
+
+
+def application_document(text: str, source: str, *, json_only: bool = False) -> dict[str, Any]:
+    """An application document, parsed (bounded; ``json_only``: as stored) but not validated: what
+    :func:`effective_policy` merges. Keys only the baseline sets are errors here."""
+    document = _mapping(parse_document(text, source, json_only=json_only), source)
+    issues = [
+        PolicyIssue(
+            path=str(key)[:_SHOWN_KEY],
+            problem="an application document does not set this"
+            + (" (the stage's baseline does)" if key in ("unguarded", "rollback") else ""),
+            fix=f"remove it; allowed keys here: {', '.join(_APPLICATION_KEYS)}",
+        )
+        for key in document
+        if key not in _APPLICATION_KEYS
+    ]
+    if issues:
+        raise InvalidPolicyError(source, issues)
+    return document
+
+
+def effective_policy(
+    baseline: Baseline,
+    document: dict[str, Any],
+    source: str,
+    *,
+    application: str | None = None,
+    stage: Stage | None = None,
+    function_name: str | None = None,
+) -> Policy:
+    """The policy the hooks judge ``application``'s functions by: the baseline's ``defaults`` with
+    each entry of ``document`` (from :func:`application_document`) merged over them, validated, and
+    checked against the baseline's floors. Every error names its path in the application document.
+
+    With ``function_name``, only the entry that guards it (as :meth:`Policy.for_function` picks it:
+    an exact ``match`` first, then a glob) is merged and validated: a hook judges one function, and
+    validating one entry of a 200-function document costs a hundredth of validating them all
+    (``deployguard policy publish`` validated every entry before storing it). None matching: a
+    policy naming no function, which says so (:attr:`Policy.unnamed_reason`)."""
+    defaults = baseline.defaults.model_dump(mode="json", exclude_unset=True)
+    functions = document.get("functions")
+    if function_name is not None and isinstance(functions, dict) and functions:
+        functions = _entry_for(functions, function_name)
+        if not functions:
+            named = document.get("application")
+            return unnamed_policy(
+                baseline,
+                f"add it under 'functions' of application {str(named)[:64]}'s document (or tag it with "
+                "the application that names it)",
+            )
+    functions = _with_application_mode(functions, document.get("mode"))
+    merged: dict[str, Any] = {
+        "version": document.get("version", 1),
+        "stage": document.get("stage"),
+        "unguarded": baseline.unguarded,
+        "rollback": baseline.rollback.model_dump(mode="json"),
+        "functions": (
+            {k: deep_merge(defaults, v) if isinstance(v, dict) else v for k, v in functions.items()}
+            if isinstance(functions, dict)
+            else functions
+        ),
+    }
+    issues: list[PolicyIssue] = []
+    named = document.get("application")
+    if not isinstance(named, str) or not valid_application_name(named):
+        issues.append(
+            PolicyIssue(
+                path="application",
+                problem="must name the application (lowercase letters, digits, '.', '_', '-'; at most 63)",
+                fix="set 'application:' to the value of its functions' deployguard:app tag",
+            )
+        )
+    elif application is not None and named != application:
+        issues.append(
+            PolicyIssue(
+                path="application",
+                problem=f"this is application {named}'s document, stored as {application}'s",
+                fix=f"publish it with --app {named}, or set 'application: {application}'",
+            )
+        )
+    try:
+        policy = Policy.model_validate(merged, context={"patterns": _PatternBudget()})
+    except ValidationError as exc:
+        found = policy_issues(exc)
+        raise InvalidPolicyError(source, issues + found, total=len(issues) + exc.error_count()) from exc
+    for key, entry in policy.functions.items():
+        issues.extend(floor_issues(baseline.floors, entry, format_location(("functions", key))))
+    if issues:
+        raise InvalidPolicyError(source, issues)
+    _check_stage(policy.stage, stage, source)
+    if policy.stage is not baseline.stage:
+        raise InvalidPolicyError(
+            source,
+            [
+                PolicyIssue(
+                    path="stage",
+                    problem=f"a {policy.stage.value} application under the {baseline.stage.value} baseline",
+                    fix=f"set 'stage: {baseline.stage.value}'",
+                )
+            ],
+        )
+    return policy
+
+
+def _entry_for(functions: dict[str, Any], function_name: str) -> dict[str, Any]:
+    """The raw entry of ``functions`` that guards ``function_name``, as a one-entry mapping."""
+    name = plain_function_name(function_name)
+
+    def pattern(key: str, entry: Any) -> str:
+        match = entry.get("match") if isinstance(entry, dict) else None
+        return match if isinstance(match, str) else str(key)
+
+    for key, entry in functions.items():
+        if name == pattern(key, entry):
+            return {key: entry}
+    for key, entry in functions.items():
+        if fnmatch.fnmatchcase(name, pattern(key, entry)):
+            return {key: entry}
+    return {}
+
+
+def valid_application_name(name: str) -> bool:
+    """``name`` is a valid application name (:data:`APPLICATION_NAME`; plain ``re``: ASCII only)."""
+    return re.fullmatch(APPLICATION_NAME, name, flags=re.ASCII) is not None
+
+
+def unnamed_policy(baseline: Baseline, reason: str) -> Policy:
+    """The policy of a function no application document guards: the baseline's ``unguarded`` decides,
+    and ``reason`` (the missing tag or document, and the fix) is what the finding says."""
+    policy = Policy.model_construct(
+        version=1,
+        stage=baseline.stage,
+        unguarded=baseline.unguarded,
+        rollback=baseline.rollback,
+        functions={},
+    )
+    policy._unnamed = reason
+    return policy
+
+
+Origin = Literal["application", "baseline default", "built-in default"]
+
+
+def value_origins(
+    baseline: Baseline, document: dict[str, Any], policy: Policy
+) -> dict[str, dict[str, Origin]]:
+    """Where each value of each effective entry came from: entry key → dotted path in the entry →
+    the application document, the baseline's defaults, or DeployGuard's built-in default."""
+    defaults = baseline.defaults.model_dump(mode="json", exclude_unset=True)
+    raw = _with_application_mode(document.get("functions") or {}, document.get("mode"))
+    origins: dict[str, dict[str, Origin]] = {}
+
+    def walk(value: Any, path: tuple[str, ...], own: Any, default: Any, into: dict[str, Origin]) -> None:
+        if isinstance(value, dict) and value:
+            for key, child in value.items():
+                walk(
+                    child,
+                    (*path, key),
+                    own.get(key, _ABSENT) if isinstance(own, dict) else _ABSENT,
+                    default.get(key, _ABSENT) if isinstance(default, dict) else _ABSENT,
+                    into,
+                )
+            return
+        into[".".join(path)] = (
+            "application"
+            if own is not _ABSENT
+            else "baseline default"
+            if default is not _ABSENT
+            else "built-in default"
+        )
+
+    for key, entry in policy.functions.items():
+        walk(entry.model_dump(mode="json"), (), raw.get(key, {}), defaults, origins.setdefault(key, {}))
+    return origins
+
+
+_ABSENT: Any = object()
+
+
+def inline_document_payloads(document: dict[str, Any], base_dir: Path, *, source: str) -> dict[str, Any]:
+    """An application document (as :func:`application_document` parsed it) with every smoke case's
+    ``payload_file`` read into ``payload``, under the rules of :func:`inline_payloads`."""
+    folder = base_dir.resolve()
+    issues: list[PolicyIssue] = []
+    functions = document.get("functions")
+    if not isinstance(functions, dict):
+        return document
+    inlined: dict[str, Any] = {}
+    for key, entry in functions.items():
+        cases = entry.get("smoke") if isinstance(entry, dict) else None
+        if not isinstance(cases, list):
+            inlined[key] = entry
+            continue
+        new_cases = []
+        for index, case in enumerate(cases):
+            if isinstance(case, dict) and isinstance(case.get("payload_file"), str):
+                field = format_location(("functions", key, "smoke", index, "payload_file"))
+                try:
+                    payload = _read_payload(folder, case["payload_file"])
+                except _PayloadError as exc:
+                    issues.append(PolicyIssue(path=field, problem=exc.problem, fix=exc.fix))
+                    continue
+                case = {**{k: v for k, v in case.items() if k != "payload_file"}, "payload": payload}  # noqa: PLW2901
+            new_cases.append(case)
+        inlined[key] = {**entry, "smoke": new_cases}
+    if issues:
+        raise InvalidPolicyError(source, issues)
+    return {**document, "functions": inlined}

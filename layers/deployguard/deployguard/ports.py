@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from deployguard.alarms import AlarmState
     from deployguard.deployment import Deployment
     from deployguard.findings import Decision
+    from deployguard.lookup import DeploymentRecord
     from deployguard.notify import Alert
     from deployguard.policy import Policy
     from deployguard.secrets import Reference
@@ -44,8 +45,9 @@ class HookStatusPort(Protocol):
 class CodeDeployPort(HookStatusPort, Protocol):
     """CodeDeploy: resolve a deployment, read its status, stop it, list deployments."""
 
-    def resolve(self, deployment_id: str) -> Deployment:
-        """The deployment with its function and versions (ResolutionError when it names none)."""
+    def resolve(self, deployment_id: str, *, appspec: str | None = None) -> Deployment:
+        """The deployment with its function and versions (ResolutionError when it names none);
+        ``appspec``: content it may hold, used only if CodeDeploy's hash of its revision matches."""
         ...
 
     def stop(self, deployment_id: str, *, auto_rollback: bool = True) -> bool:
@@ -65,10 +67,26 @@ class CodeDeployPort(HookStatusPort, Protocol):
         ...
 
 
+class DeploymentRecordsPort(Protocol):
+    """The deployments the pre-traffic hook saw start, one per function and alias (hints: the alarm
+    rollback verifies each with CodeDeploy before it acts)."""
+
+    def record(self, entry: DeploymentRecord) -> bool:
+        """Keep ``entry``; False when a newer deployment of the function and alias is kept."""
+        ...
+
+    def latest(self, function_name: str) -> list[DeploymentRecord]:
+        """The records of ``function_name`` (a plain name), one per alias."""
+        ...
+
+
 class LambdaPort(Protocol):
     """Lambda: a version's configuration, synthetic invocations, and the alias."""
 
-    def snapshot(self, function_name: str, version: str) -> FunctionSnapshot: ...
+    def snapshot(self, function_name: str, version: str, *, destinations: bool = True) -> FunctionSnapshot:
+        """The version's configuration; its on-failure destination only with ``destinations``
+        (one more call, GetFunctionEventInvokeConfig, made only when a rule needs it)."""
+        ...
 
     def environment(self, function_name: str, version: str) -> dict[str, str]:
         """The version's environment variables only (what a redactor is built from)."""
@@ -84,6 +102,33 @@ class LambdaPort(Protocol):
 
     def point_alias(self, state: AliasState, version: str) -> AliasState:
         """Put the alias on ``version``, routing cleared, only if it is still as ``state`` read it."""
+        ...
+
+    # issue 12: tags()
+    def tags(self, function_name: str) -> Mapping[str, str]:
+        """The function's tags (ListTags on its unqualified ARN): ``deployguard:app`` names its
+        application policy, ``deployguard:stage`` the DeployGuard stage that may guard it."""
+        ...
+
+
+class VersionsPort(Protocol):
+    """A function's published versions and aliases, deleting a version (version pruning), and a
+    version's ARN."""
+
+    def versions(self, function_name: str) -> list[str]:
+        """Every version of the function, $LATEST included (ListVersionsByFunction, all pages)."""
+        ...
+
+    def aliases(self, function_name: str) -> list[AliasState]:
+        """Every alias of the function with its routing (ListAliases, all pages)."""
+        ...
+
+    def delete_version(self, function_name: str, version: str) -> None:
+        """DeleteFunction of exactly ``version`` (a Qualifier: never the function itself)."""
+        ...
+
+    def version_arn(self, function_name: str, version: str) -> str:
+        """The qualified ARN of ``version`` (what a custom check is told after traffic shifts)."""
         ...
 
 
@@ -141,4 +186,14 @@ class PolicySource(Protocol):
     ``load`` is quicker when the policy is needed; ``load`` raises PolicyError."""
 
     def prepare(self) -> None: ...
-    def load(self, stage: Stage) -> Policy: ...
+    def load(self, stage: Stage, application: str | None, function_name: str | None = None) -> Policy:
+        """The effective policy of ``application``'s functions: the stage's baseline defaults with
+        the application's document merged over them, floors checked (with ``function_name``: only
+        the entry guarding it, which is all a hook judges). None (the function has no
+        ``deployguard:app`` tag) or an application with no document: a policy that names no
+        function and says why (``Policy.unnamed_reason``); the baseline's ``unguarded`` decides."""
+        ...
+
+    def load_all(self, stage: Stage) -> Policy:
+        """Every application's entries of the stage in one policy (the alarm rollback)."""
+        ...

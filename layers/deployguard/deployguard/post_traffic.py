@@ -12,20 +12,37 @@ records that and runs no check (a smoke test of the alias would test the version
 
 from __future__ import annotations
 
-from deployguard.bake import BakeState, Clock, Verdict, decide_poll, execution_name, open_window, output
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from deployguard.bake import (
+    BakeState,
+    Clock,
+    Verdict,
+    decide_poll,
+    execution_name,
+    first_wait,
+    open_window,
+    output,
+)
+from deployguard.custom_checks import CheckContext, run_custom_checks
 from deployguard.deployment import TERMINAL_STATUSES, Deployment
 from deployguard.findings import CheckResult, Result
 from deployguard.guard import Guarded, guard_function
-from deployguard.hook import Evaluation, HookRun, unchecked_evaluation
+from deployguard.hook import Evaluation, HookRun, failed_evaluation, unchecked_evaluation
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
-from deployguard.ports import BakeStarter, CodeDeployPort, LambdaPort, PolicySource
+from deployguard.ports import BakeStarter, CodeDeployPort, LambdaPort, PolicySource, VersionsPort
+from deployguard.prune import pruning
 from deployguard.records import datarecord
-from deployguard.redaction import redacting, version_redactor
+from deployguard.redaction import RedactedError, redacting, version_redactor
 from deployguard.secrets import Redactor
 from deployguard.settings import SettingsError
 from deployguard.smoke import run_smoke
-from deployguard.stages import Stage
+from deployguard.stages import APP_TAG, Stage
 from deployguard.watch import WatchPorts, poll_checks
+
+if TYPE_CHECKING:
+    from deployguard.policy import FunctionPolicy
 
 
 @datarecord
@@ -35,6 +52,7 @@ class PostTrafficPorts:
     watch: WatchPorts
     policy: PolicySource
     bake: BakeStarter | None  # None when DEPLOYGUARD_BAKE_STATE_MACHINE_ARN is unset
+    versions: VersionsPort | None = None  # version pruning (``prune``); None: never prunes
 
 
 def evaluate_post_traffic(run: HookRun, ports: PostTrafficPorts, *, stage: Stage, clock: Clock) -> Evaluation:
@@ -42,16 +60,40 @@ def evaluate_post_traffic(run: HookRun, ports: PostTrafficPorts, *, stage: Stage
     target = deployment.target
     if deployment.status in TERMINAL_STATUSES:
         return deployment_ended(deployment)
+    tags = ports.functions.tags(target.function_name)  # scope (and application): read once
+    policy = ports.policy.load(stage, tags.get(APP_TAG), target.function_name)
     found = guard_function(
-        ports.policy.load(stage), target.function_name, deployment_id=deployment.deployment_id
+        policy,
+        target.function_name,
+        tags=tags,
+        deployment_id=deployment.deployment_id,
     )
     if not isinstance(found, Guarded):
         return unchecked_evaluation(found, target)
     redactor = version_redactor(
         ports.functions, target.function_name, [target.target_version, target.current_version]
     )
-    with redacting(redactor):
-        return _watch(run, ports, found, deployment, stage=stage, clock=clock, redactor=redactor)
+    try:
+        with redacting(redactor):
+            watched = _watch(
+                run,
+                ports,
+                found,
+                deployment,
+                stage=stage,
+                clock=clock,
+                redactor=redactor,
+                application=tags.get(APP_TAG),
+            )
+    except RedactedError as exc:  # as the pre-traffic hook: the entry's mode decides this failure too
+        failed = failed_evaluation(exc)
+        return replace(
+            failed, target=target, checks=[found.policy_check, *failed.checks], mode=found.entry.mode
+        )
+    if watched.defer or ports.versions is None:
+        return replace(watched, mode=found.entry.mode)
+    after = pruning(ports.versions, found.entry, deployment, policy.rollback.recent_minutes, clock)
+    return replace(watched, mode=found.entry.mode, after_success=after)
 
 
 def deployment_ended(deployment: Deployment) -> Evaluation:
@@ -76,6 +118,7 @@ def _watch(
     stage: Stage,
     clock: Clock,
     redactor: Redactor,
+    application: str | None = None,
 ) -> Evaluation:
     target, entry = deployment.target, found.entry
     smoke = (
@@ -90,6 +133,9 @@ def _watch(
         )
         if entry.post_traffic_smoke
         else []
+    )
+    smoke += _custom_checks(
+        run, ports, entry, deployment, stage=stage, application=application, redactor=redactor
     )
     checks = [found.policy_check, *smoke]
     if any(check.blocking for check in smoke):
@@ -115,9 +161,8 @@ def _watch(
         # NOTE: the execution's input shows in the Step Functions console: redacted like a record
         prior_checks=OutcomeRecord(role=Role.POST_TRAFFIC, checks=smoke).redacted(redactor).checks,
     )
-    execution = ports.bake.start(
-        execution_name(deployment.deployment_id, execution_id), output(state, outcome)
-    )
+    first = replace(outcome, wait_seconds=first_wait(window, now, deployment.deployment_id))
+    execution = ports.bake.start(execution_name(deployment.deployment_id, execution_id), output(state, first))
     until = window.until.isoformat(timespec="seconds")
     return Evaluation(
         checks=checks,
@@ -126,4 +171,35 @@ def _watch(
         reason=f"first poll passed; baking {entry.bake.minutes} minute(s) until {until}, the bake workflow reports the status",
         actions=[Action(kind=ActionKind.BAKE_STARTED, detail=execution)],
         redactor=redactor,
+    )
+
+
+def _custom_checks(
+    run: HookRun,
+    ports: PostTrafficPorts,
+    entry: FunctionPolicy,
+    deployment: Deployment,
+    *,
+    stage: Stage,
+    application: str | None,
+    redactor: Redactor,
+) -> list[CheckResult]:
+    """The application's own post-traffic checks (none: no call at all)."""
+    if not any("post_traffic" in c.when for c in entry.custom_checks):
+        return []
+    functions, versions = ports.functions, ports.versions
+    target = deployment.target
+    arn = versions.version_arn(target.function_name, target.target_version) if versions is not None else None
+    context = CheckContext(
+        deployment_id=deployment.deployment_id,
+        stage=stage,
+        application=application,
+        function_name=target.function_name,
+        alias=target.alias,
+        target_version=target.target_version,
+        target_version_arn=arn,
+        current_version=target.current_version,
+    )
+    return run_custom_checks(
+        entry.custom_checks, "post_traffic", context, functions, deadline=run.deadline, redactor=redactor
     )

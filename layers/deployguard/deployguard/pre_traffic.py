@@ -1,6 +1,10 @@
 """BeforeAllowTraffic: the new version is published but gets no traffic yet. Validate its
 configuration against the stage's policy and smoke-test it; any doubt fails the deployment.
 
+The deployment is recorded first (``deployguard.lookup``: the alarm rollback finds it from the
+function without searching the account); a record that cannot be written is a warning, never a
+failure (the rollback then searches, more slowly).
+
 The invocation's redactor is built from both versions' environments as soon as they are read,
 before any check runs (``check_version``); an error after that point is recorded redacted with it,
 with the deployment's target and the policy check kept in the record."""
@@ -10,13 +14,17 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
+from deployguard.appspec import DeploymentTarget
 from deployguard.checks import check_version
+from deployguard.custom_checks import CheckContext
+from deployguard.findings import CheckResult, Result
 from deployguard.guard import Guarded, guard_function
 from deployguard.hook import Evaluation, HookRun, failed_evaluation, unchecked_evaluation
-from deployguard.ports import CodeDeployPort, LambdaPort, PolicySource, ReferencePort
+from deployguard.lookup import keep_record
+from deployguard.ports import CodeDeployPort, DeploymentRecordsPort, LambdaPort, PolicySource, ReferencePort
 from deployguard.records import datarecord
 from deployguard.redaction import RedactedError
-from deployguard.stages import Stage
+from deployguard.stages import APP_TAG, Stage
 
 
 @datarecord
@@ -25,16 +33,64 @@ class PreTrafficPorts:
     functions: LambdaPort
     references: ReferencePort
     policy: PolicySource
+    records: DeploymentRecordsPort | None = None  # None: DEPLOYGUARD_DEPLOYMENT_TABLE unset
+
+
+RECORD_CHECK = "deployment-record"
 
 
 def evaluate_pre_traffic(run: HookRun, ports: PreTrafficPorts, *, stage: Stage, today: date) -> Evaluation:
     deployment = ports.codedeploy.resolve(run.ids.deployment_id)
     target = deployment.target
+    unrecorded = keep_record(ports.records, deployment) if ports.records is not None else None
+    warnings = (
+        [
+            CheckResult(
+                name=RECORD_CHECK,
+                result=Result.WARNED,
+                message=f"the deployment could not be recorded ({unrecorded}): an alarm rollback will "
+                "search the account's deployments for it, more slowly",
+            )
+        ]
+        if unrecorded
+        else []
+    )
+    tags = ports.functions.tags(target.function_name)  # scope (and application): read once
     found = guard_function(
-        ports.policy.load(stage), target.function_name, deployment_id=run.ids.deployment_id
+        ports.policy.load(stage, tags.get(APP_TAG), target.function_name),
+        target.function_name,
+        tags=tags,
+        deployment_id=run.ids.deployment_id,
     )
     if not isinstance(found, Guarded):
         return unchecked_evaluation(found, target)
+    return replace(
+        _check(run, ports, found, target, warnings, stage=stage, today=today, application=tags.get(APP_TAG)),
+        mode=found.entry.mode,
+    )
+
+
+def _check(
+    run: HookRun,
+    ports: PreTrafficPorts,
+    found: Guarded,
+    target: DeploymentTarget,
+    warnings: list[CheckResult],
+    *,
+    stage: Stage,
+    today: date,
+    application: str | None = None,
+) -> Evaluation:
+    context = CheckContext(
+        deployment_id=run.ids.deployment_id,
+        stage=stage,
+        application=application,
+        function_name=target.function_name,
+        alias=target.alias,
+        target_version=target.target_version,
+        target_version_arn=None,  # from the target's configuration, read by check_version
+        current_version=target.current_version,
+    )
     try:
         result = check_version(
             functions=ports.functions,
@@ -47,8 +103,11 @@ def evaluate_pre_traffic(run: HookRun, ports: PreTrafficPorts, *, stage: Stage, 
             today=today,
             deadline=run.deadline,
             deployment_id=run.ids.deployment_id,
+            custom=context,
         )
     except RedactedError as exc:
         failed = failed_evaluation(exc)
-        return replace(failed, target=target, checks=[found.policy_check, *failed.checks])
-    return Evaluation(checks=[found.policy_check, *result.checks], target=target, redactor=result.redactor)
+        return replace(failed, target=target, checks=[found.policy_check, *failed.checks, *warnings])
+    return Evaluation(
+        checks=[found.policy_check, *result.checks, *warnings], target=target, redactor=result.redactor
+    )

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from deployguard.errors import DeployGuardError
+from deployguard.findings import error_findings
 from deployguard.secrets import Redactor
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class RedactedError(DeployGuardError):
         self.crashed = not isinstance(error, DeployGuardError)
         self.code = "INTERNAL" if self.crashed else getattr(error, "code", DeployGuardError.code)
         self.redactor = redactor
+        self.findings = error_findings(error)  # AWS001: the cause stays visible through redaction
         message = redactor.clip(str(error), ERROR_MESSAGE_MAX)
         self.traceback = (
             redactor.clip("".join(traceback.format_exception(error)), TRACEBACK_MAX) if self.crashed else ""

@@ -15,8 +15,9 @@ from deployguard.records import datarecord
 from deployguard.stages import Stage
 
 PREFIX = "DEPLOYGUARD_"
-PARAMETER_NAME = re.compile(r"^/[A-Za-z0-9_.\-/]+$")
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3's rule for bucket names
 TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
+TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")  # DynamoDB's rule for table names
 
 
 class SettingsError(DeployGuardError):
@@ -28,11 +29,16 @@ class HookSettings:
     """Environment of a DeployGuard hook function (``DEPLOYGUARD_*`` variables)."""
 
     stage: Stage  # DEPLOYGUARD_STAGE: dev, staging or prod
-    policy_parameter: str  # DEPLOYGUARD_POLICY_PARAMETER: SSM parameter holding this stage's policy
+    policy_bucket: (
+        str  # DEPLOYGUARD_POLICY_BUCKET: the policy store (<stage>/baseline.json, <stage>/apps/*.json)
+    )
     policy_cache_seconds: int = 300
     time_reserve_seconds: float = 10.0  # time kept to report a status before the Lambda timeout
     bake_state_machine_arn: str | None = None
     alert_topic_arn: str | None = None  # SNS topic for failed or rolled-back deployments; unset: none
+    # DynamoDB table of the deployments the pre-traffic hook saw start (deployguard.lookup); unset:
+    # none recorded, and the alarm rollback searches the account's deployments
+    deployment_table: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> HookSettings:
@@ -92,9 +98,10 @@ def _number(kind: type[int] | type[float], low: float, high: float) -> Callable[
 # "" when a condition leaves a value out (!If [HasTopic, !Ref Topic, ""]).
 _FIELDS: dict[str, tuple[Callable[[str], Any], bool]] = {
     "stage": (_stage, True),
-    "policy_parameter": (_matching(PARAMETER_NAME, "an SSM parameter name starting with '/'"), True),
+    "policy_bucket": (_matching(BUCKET_NAME, "an S3 bucket name"), True),
     "policy_cache_seconds": (_number(int, 0, 3600), False),
     "time_reserve_seconds": (_number(float, 1, 120), False),
     "bake_state_machine_arn": (str, False),
     "alert_topic_arn": (_matching(TOPIC_ARN, "an SNS topic ARN"), False),
+    "deployment_table": (_matching(TABLE_NAME, "a DynamoDB table name"), False),
 }

@@ -15,14 +15,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
+from deployguard.deadlines import in_context
 from deployguard.errors import DeployGuardError
 from deployguard.findings import CheckResult, Finding, Result, Severity
 from deployguard.jsonpath import MISSING, find
 from deployguard.patterns import MAX_MATCHED_CHARS, search
+from deployguard.records import datarecord
 from deployguard.snapshot import InvocationResult
 
 if TYPE_CHECKING:
@@ -34,6 +36,17 @@ Invoker = Callable[[bytes], InvocationResult]
 
 _SHOWN = 80
 ERROR_MESSAGE_SHOWN = 200
+MAX_SMOKE_CONCURRENCY = 64
+"""The most cases a policy may run at once (``smoke_concurrency``); the invoke client's pool holds as many."""
+DEFAULT_SMOKE_CONCURRENCY = 32
+"""Without ``smoke_concurrency``, every case at once, up to this many."""
+
+
+def smoke_workers(cases: int, concurrency: int | None) -> int:
+    """How many cases run at once: the policy's ``smoke_concurrency``, or all of them (at most
+    DEFAULT_SMOKE_CONCURRENCY); never more than there are cases, never 0."""
+    limit = concurrency if concurrency is not None else DEFAULT_SMOKE_CONCURRENCY
+    return max(1, min(limit, cases))
 
 
 def _quote(text: str, limit: int, redactor: Redactor | None) -> str:
@@ -150,42 +163,82 @@ def run_smoke(
     cases: list[SmokeCase],
     invoker: Invoker,
     *,
-    concurrency: int,
+    concurrency: int | None,
     deadline: float | None = None,
     redactor: Redactor | None = None,
 ) -> list[CheckResult]:
     """Run every case; one CheckResult per case, in the policy's order. Never raises for a case.
 
-    ``deadline`` is a ``time.monotonic()`` instant after which unfinished cases fail. Returns as
-    soon as every case has an answer or has timed out, without waiting for stuck invocations.
+    ``concurrency``: how many cases run at once (None: all of them, up to
+    DEFAULT_SMOKE_CONCURRENCY). ``deadline`` is a ``time.monotonic()`` instant after which
+    unfinished cases fail. Returns as soon as every case has an answer or has timed out, without
+    waiting for stuck invocations.
     """
-    if not cases:
+
+    def job(case: SmokeCase) -> BoundedJob:
+        def run() -> CheckResult:
+            begin = time.perf_counter()
+            try:
+                result = invoker(case_payload(case))
+            except DeployGuardError as exc:
+                return CheckResult(
+                    name=f"smoke:{case.name}", result=Result.ERROR, message=str(exc), duration_ms=_ms(begin)
+                )
+            findings = evaluate(case, result, redactor)
+            return CheckResult(
+                name=f"smoke:{case.name}",
+                result=Result.FAILED if findings else Result.PASSED,
+                duration_ms=_ms(begin),
+                message="; ".join(f.message for f in findings) or f"answered in {result.latency_ms:.0f} ms",
+                findings=findings,
+            )
+
+        return BoundedJob(
+            check_name=f"smoke:{case.name}",
+            subject=case.name,
+            timeout_ms=case.timeout_ms,
+            timeout_code="SMK002",
+            timeout_owner="the case's",
+            run=run,
+        )
+
+    return run_bounded([job(c) for c in cases], concurrency=concurrency, deadline=deadline)
+
+
+@datarecord
+class BoundedJob:
+    """One invocation-backed check run by :func:`run_bounded`: ``run`` never raises for the check's
+    own failures; a job without an answer within ``timeout_ms`` (or by the deadline) fails with
+    ``timeout_code``."""
+
+    check_name: str
+    subject: str
+    timeout_ms: int
+    timeout_code: str
+    timeout_owner: str  # whose timeout_ms it is, in the message: "the case's", "the check's"
+    run: Callable[[], CheckResult]
+
+
+def run_bounded(
+    jobs: Sequence[BoundedJob], *, concurrency: int | None, deadline: float | None = None
+) -> list[CheckResult]:
+    """Run ``jobs`` on a bounded pool (smoke cases, custom checks); one CheckResult per job, in order.
+    Returns as soon as every job has an answer or has timed out, without waiting for stuck ones."""
+    if not jobs:
         return []
     started: dict[int, float] = {}
     lock = threading.Lock()
 
-    def run(index: int, case: SmokeCase) -> CheckResult:
+    def run(index: int, job: BoundedJob) -> CheckResult:
         with lock:
             started[index] = time.monotonic()
-        begin = time.perf_counter()
-        try:
-            result = invoker(case_payload(case))
-        except DeployGuardError as exc:
-            return CheckResult(
-                name=f"smoke:{case.name}", result=Result.ERROR, message=str(exc), duration_ms=_ms(begin)
-            )
-        findings = evaluate(case, result, redactor)
-        return CheckResult(
-            name=f"smoke:{case.name}",
-            result=Result.FAILED if findings else Result.PASSED,
-            duration_ms=_ms(begin),
-            message="; ".join(f.message for f in findings) or f"answered in {result.latency_ms:.0f} ms",
-            findings=findings,
-        )
+        return job.run()
 
     results: dict[int, CheckResult] = {}
-    pool = ThreadPoolExecutor(max_workers=min(concurrency, len(cases)), thread_name_prefix="smoke")
-    futures: dict[Future[CheckResult], int] = {pool.submit(run, i, c): i for i, c in enumerate(cases)}
+    pool = ThreadPoolExecutor(max_workers=smoke_workers(len(jobs), concurrency), thread_name_prefix="smoke")
+    futures: dict[Future[CheckResult], int] = {
+        pool.submit(in_context(run), i, j): i for i, j in enumerate(jobs)
+    }
     pending = set(futures)
     try:
         while pending:
@@ -195,32 +248,37 @@ def run_smoke(
             now = time.monotonic()
             for future in list(pending):
                 index = futures[future]
-                case = cases[index]
+                job = jobs[index]
                 with lock:
                     began = started.get(index)
-                timed_out = began is not None and now - began > case.timeout_ms / 1000
+                timed_out = began is not None and now - began > job.timeout_ms / 1000
                 if timed_out or (deadline is not None and now >= deadline):
                     pending.discard(future)
                     future.cancel()
                     reason = (
-                        f"no answer within {case.timeout_ms} ms (the case's timeout_ms)"
+                        f"no answer within {job.timeout_ms} ms ({job.timeout_owner} timeout_ms)"
                         if timed_out
                         else "not finished when the hook had to report (hook deadline)"
                     )
                     results[index] = CheckResult(
-                        name=f"smoke:{case.name}",
+                        name=job.check_name,
                         result=Result.FAILED,
                         message=reason,
                         duration_ms=(now - began) * 1000 if began else 0.0,
                         findings=[
-                            Finding(code="SMK002", severity=Severity.ERROR, subject=case.name, message=reason)
+                            Finding(
+                                code=job.timeout_code,
+                                severity=Severity.ERROR,
+                                subject=job.subject,
+                                message=reason,
+                            )
                         ],
                     )
     finally:
-        # NOTE: no wait (and no `with`, which waits): a case stuck in its invocation is already
+        # NOTE: no wait (and no `with`, which waits): a job stuck in its invocation is already
         # reported; its thread ends when the invoke client's read timeout does.
         pool.shutdown(wait=False, cancel_futures=True)
-    return [results[i] for i in range(len(cases))]
+    return [results[i] for i in range(len(jobs))]
 
 
 def _ms(begin: float) -> float:

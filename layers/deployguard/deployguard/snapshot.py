@@ -20,6 +20,7 @@ class FunctionSnapshot:
     tracing_mode: str | None = None
     dead_letter_target: str | None = None
     on_failure_destination: str | None = None
+    arn: str | None = None  # the version's qualified ARN (GetFunctionConfiguration's FunctionArn)
 
 
 @datarecord

@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from deployguard.aws.retries import CONTROL_PLANE_ATTEMPTS, bound_by_deadline
+from deployguard.smoke import MAX_SMOKE_CONCURRENCY
+
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_codedeploy import CodeDeployClient
@@ -23,22 +26,35 @@ if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_ssm import SSMClient
     from mypy_boto3_stepfunctions import SFNClient
+    from mypy_boto3_sts import STSClient
 
     from deployguard.aws.cloudwatch import TaggingClient
+    from deployguard.aws.deployment_records import DynamoDBClient
+    from deployguard.aws.policy_store import S3Client
 
-# NOTE: short connect/read timeouts and bounded standard retries: a hook must always keep enough
-# time to report its status, so no single call may hang for botocore's default 60 s x 5 attempts.
+# NOTE: short connect/read timeouts, and standard retries (jittered backoff) bounded by attempts
+# and by the invocation's deadline (deployguard.aws.retries): a throttled call is retried while
+# the retry fits, and a hook always keeps the time to report its status.
 # `total_max_attempts` counts the first attempt; botocore's `max_attempts` counts retries only
 # (max_attempts 1 is two attempts).
 CONTROL_PLANE = Config(
-    connect_timeout=3, read_timeout=10, retries={"total_max_attempts": 3, "mode": "standard"}
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"total_max_attempts": CONTROL_PLANE_ATTEMPTS, "mode": "standard"},
 )
 # Smoke invocations: the per-case timeout is enforced by the smoke engine; one attempt (a retried
 # invocation would hide a failure, invoke the version twice and double the latency, a read timeout
 # included). The read timeout is Lambda's longest run
 # (900 s) unless the caller knows its cases' timeouts: `deployguard check` passes them, so a stuck
 # invocation cannot hold its thread (and the process's exit) past the case's timeout.
-INVOKE = Config(connect_timeout=3, read_timeout=900, retries={"total_max_attempts": 1, "mode": "standard"})
+# The pool holds a connection per concurrent case, up to the most a policy may run at once
+# (botocore's default pool of 10 would queue the rest).
+INVOKE = Config(
+    connect_timeout=3,
+    read_timeout=900,
+    retries={"total_max_attempts": 1, "mode": "standard"},
+    max_pool_connections=MAX_SMOKE_CONCURRENCY,
+)
 
 _lock = threading.Lock()
 
@@ -49,7 +65,8 @@ def _client(service: str, invoke: bool = False, read_timeout: float | None = Non
     if read_timeout is not None:
         config = config.merge(Config(read_timeout=read_timeout))
     with _lock:  # boto3's default session is not thread-safe while it creates clients
-        return boto3.client(service, config=config)  # type: ignore[call-overload]
+        client = boto3.client(service, config=config)  # type: ignore[call-overload]
+    return client if invoke else bound_by_deadline(client, CONTROL_PLANE_ATTEMPTS)
 
 
 def reset() -> None:
@@ -92,6 +109,23 @@ def logs_client() -> CloudWatchLogsClient:
 
 def stepfunctions_client() -> SFNClient:
     return _client("stepfunctions")  # type: ignore[no-any-return]
+
+
+def dynamodb_client() -> DynamoDBClient:
+    """The deployment records' table (``deployguard.aws.deployment_records``)."""
+    return _client("dynamodb")  # type: ignore[no-any-return]
+
+
+def s3_client() -> S3Client:
+    """The policy store's bucket (``deployguard.aws.policy_store``; made on first use, off the init:
+    S3's service model is large)."""
+    return _client("s3")  # type: ignore[no-any-return]
+
+
+def sts_client() -> STSClient:
+    """GetCallerIdentity only (no permission needed): the account of the function ARNs the Lambda
+    adapter builds to read a function's tags."""
+    return _client("sts")  # type: ignore[no-any-return]
 
 
 def tagging_client() -> TaggingClient:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from deployguard.appspec import DeploymentTarget, parse_appspec, revision_content
+from deployguard.appspec import REVISION_CONTENT_SECTIONS, DeploymentTarget, parse_appspec, revision_content
 from deployguard.aws.errors import aws_call, unless
+from deployguard.aws.warm_cache import WarmCache
 from deployguard.deployment import IN_FLIGHT_STATUSES, Deployment
 from deployguard.errors import ResolutionError
 from deployguard.findings import Decision
 
 if TYPE_CHECKING:
     from mypy_boto3_codedeploy import CodeDeployClient
+
+APPSPECS_KEPT = 1024  # AppSpec contents remembered while warm (a few hundred bytes each)
 
 
 class CodeDeploy:
@@ -22,17 +26,25 @@ class CodeDeploy:
 
     def __init__(self, client: CodeDeployClient) -> None:
         self._client = client
+        # AppSpec contents by (application, revision sha256), kept while warm: content-addressed, so
+        # an entry can never be stale (CodeDeploy registers a revision by the hash of its content).
+        self._appspecs: WarmCache[tuple[str, str], str] = WarmCache(APPSPECS_KEPT)
 
     # --- resolution -------------------------------------------------------------------------------
-    def resolve(self, deployment_id: str) -> Deployment:
+    def resolve(self, deployment_id: str, *, appspec: str | None = None) -> Deployment:
         """GetDeployment → AppSpec (inline, or via GetApplicationRevision) → function and versions.
 
-        Falls back to ListDeploymentTargets/GetDeploymentTarget when the revision has no AppSpec.
+        ``appspec`` is content the caller was told the deployment holds (a deployment record): it is
+        used only when its SHA-256 is the one CodeDeploy gives for the deployment's revision, which
+        saves GetApplicationRevision; so is content this adapter read before. Falls back to
+        ListDeploymentTargets/GetDeploymentTarget when the revision has no AppSpec.
         """
         with aws_call("GetDeployment"):
             info = self._client.get_deployment(deploymentId=deployment_id)["deploymentInfo"]
         application = info.get("applicationName", "")
         revision = dict(info.get("revision", {}))
+        if appspec is not None:
+            self._remember(application, appspec)
         target = self._target_from_revision(application, revision) or self._target_from_targets(deployment_id)
         if target is None:
             raise ResolutionError(
@@ -48,18 +60,33 @@ class CodeDeploy:
             target=target,
             complete_time=info.get("completeTime"),
             rollback_of=info.get("rollbackInfo", {}).get("rollbackTriggeringDeploymentId"),
+            appspec=self._content(application, revision),
         )
 
     def _target_from_revision(self, application: str, revision: dict[str, Any]) -> DeploymentTarget | None:
-        content = revision_content(revision)
-        if content is None and revision.get("revisionType") in ("AppSpecContent", "String"):
+        content = self._content(application, revision)
+        if content is None and revision.get("revisionType") in REVISION_CONTENT_SECTIONS:
             with aws_call("GetApplicationRevision"):
                 answer = self._client.get_application_revision(
                     applicationName=application,
                     revision=revision,  # type: ignore[arg-type]
                 )
             content = revision_content(dict(answer.get("revision", {})))
+            if content is not None:
+                self._remember(application, content)
         return parse_appspec(content) if content else None
+
+    def _content(self, application: str, revision: dict[str, Any]) -> str | None:
+        """The revision's inline content, or content remembered under its SHA-256."""
+        content = revision_content(revision)
+        if content is not None:
+            return content
+        section = revision.get(REVISION_CONTENT_SECTIONS.get(str(revision.get("revisionType")), ""))
+        sha256 = section.get("sha256") if isinstance(section, dict) else None
+        return self._appspecs.get((application, str(sha256))) if sha256 else None
+
+    def _remember(self, application: str, content: str) -> None:
+        self._appspecs.put((application, hashlib.sha256(content.encode()).hexdigest()), content)
 
     def _target_from_targets(self, deployment_id: str) -> DeploymentTarget | None:
         info = self._lambda_target(deployment_id).get("lambdaFunctionInfo", {})

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from deployguard.aws.retries import DEADLINE_REACHED, THROTTLING_CODES
 from deployguard.errors import AwsCallError
 from deployguard.secrets import Redactor
 
@@ -36,7 +37,15 @@ def aws_call(operation: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         message = Redactor().clip(str(exc.response.get("Error", {}).get("Message", "")), AWS_MESSAGE_MAX)
-        raise AwsCallError(operation, error_code(exc), message) from exc
+        code, metadata = error_code(exc), exc.response.get("ResponseMetadata", {})
+        raise AwsCallError(
+            operation,
+            code,
+            message,
+            throttled=code in THROTTLING_CODES,
+            out_of_time=bool(metadata.get(DEADLINE_REACHED)),
+            attempts=int(metadata.get("RetryAttempts", 0)) + 1,
+        ) from exc
     except BotoCoreError as exc:  # timeouts, connection errors, retries exhausted
         raise AwsCallError(operation, type(exc).__name__, "no answer from AWS") from exc
 
