@@ -71,7 +71,7 @@ rehearse: $(STAMP) ## run guarded deployments of the example app on an embedded 
 lint: $(STAMP) ## ruff and mypy (strict)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/deployguard/deployguard cli/deployguard_cli functions tests scripts
+	$(BIN)/mypy layers/deployguard/deployguard cli/deployguard_cli functions tests scripts examples
 
 # --- tests: one target per tier; a tier is the folder that says what its tests need ----------------
 .PHONY: unit
