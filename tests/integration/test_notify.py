@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -21,39 +21,12 @@ from deployguard.notify import SUBJECT_MAX, Alert, alert_for, notify
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
 from deployguard.secrets import Redactor
 from deployguard.settings import HookSettings, SettingsError
+from tests.support.aws import Topic, make_topic
 from tests.support.handlers import FakeLambdaContext, load_handler
 from tests.support.outcomes import FakeCodeDeploy, captured_output, guard_event, json_lines, rollback_record
 
 TARGET = DeploymentTarget(function_name="orders", alias="live", current_version="1", target_version="2")
 SECRET = "hunter2-Sup3rSecret"
-
-
-@dataclass
-class Topic:
-    arn: str
-    queue_url: str
-    sqs: Any = field(repr=False)
-
-    def messages(self) -> list[dict[str, Any]]:
-        """The SNS envelopes delivered to the subscribed queue (Subject, Message, MessageAttributes)."""
-        answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
-
-
-def make_topic(name: str = "deployguard-alerts", *, fifo: bool = False) -> Topic:
-    sns = boto3.client("sns")
-    sqs: Any = boto3.client("sqs")  # NOTE: no SQS stubs in the dev extras; the test reads it loosely
-    attributes = {"FifoTopic": "true", "ContentBasedDeduplication": "false"} if fifo else {}
-    suffix = ".fifo" if fifo else ""
-    arn = sns.create_topic(Name=name + suffix, Attributes=attributes)["TopicArn"]
-    queue_url = sqs.create_queue(
-        QueueName=f"{name}-inbox{suffix}", Attributes={"FifoQueue": "true"} if fifo else {}
-    )["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
-    return Topic(arn=arn, queue_url=queue_url, sqs=sqs)
 
 
 @pytest.fixture

@@ -17,8 +17,7 @@ from deployguard.errors import PolicyError
 from deployguard.stages import Stage
 from deployguard_cli.commands.policy import effective_view, publish_application, publish_baseline
 from deployguard_cli.localaws import moto_cloudwatch, moto_codedeploy, moto_lambda_alias
-from tests.integration.test_notify import Topic, make_topic
-from tests.support.aws import fail
+from tests.support.aws import Topic, fail, make_topic
 from tests.support.handlers import FakeLambdaContext, load_handler
 from tests.support.outcomes import captured_output, outcome_lines
 from tests.support.release import (

@@ -299,3 +299,33 @@ def counted_calls() -> Iterator[list[str]]:
     finally:
         for client in registered:
             client.meta.events.unregister("before-call.*.*", count)
+
+
+@dataclass
+class Topic:
+    """An SNS topic with an SQS queue subscribed, so a test can read what was published."""
+
+    arn: str
+    queue_url: str
+    sqs: Any = field(repr=False)
+
+    def messages(self) -> list[dict[str, Any]]:
+        """The SNS envelopes delivered to the subscribed queue (Subject, Message, MessageAttributes)."""
+        answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        return [json.loads(m["Body"]) for m in answer.get("Messages", [])]
+
+
+def make_topic(name: str = "deployguard-alerts", *, fifo: bool = False) -> Topic:
+    sns = boto3.client("sns")
+    sqs: Any = boto3.client("sqs")  # NOTE: no SQS stubs in the dev extras; the test reads it loosely
+    attributes = {"FifoTopic": "true", "ContentBasedDeduplication": "false"} if fifo else {}
+    suffix = ".fifo" if fifo else ""
+    arn = sns.create_topic(Name=name + suffix, Attributes=attributes)["TopicArn"]
+    queue_url = sqs.create_queue(
+        QueueName=f"{name}-inbox{suffix}", Attributes={"FifoQueue": "true"} if fifo else {}
+    )["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn)
+    return Topic(arn=arn, queue_url=queue_url, sqs=sqs)
