@@ -475,34 +475,25 @@ def run(
     with local_aws(), captured_output(), execution_environments(), deployment_records():
         entrypoints.reset()
         executions = build(deployments, named_groups=named_groups)
-        pre = load_handler("pre_traffic").handler
-        jobs = [_hook_job(pre, d, e) for d, e in executions.items()]
-        phases.append(
-            _burst(
-                "pre-traffic hooks",
-                "deployment",
-                jobs,
-                within_seconds=within_seconds,
-                fleet=Fleet(),
-                workers=deployments,
-            )
+        # the post-traffic events exist only once the pre-traffic phase is over: computed then
+        hook_phases: tuple[tuple[str, str, Callable[[], dict[str, str]]], ...] = (
+            ("pre-traffic hooks", "pre_traffic", lambda: executions),
+            ("post-traffic hooks", "post_traffic", lambda: to_after_allow_traffic(executions)),
         )
-        log(phases[-1].report())
-
-        after = to_after_allow_traffic(executions)
-        post = load_handler("post_traffic").handler
-        jobs = [_hook_job(post, d, e) for d, e in after.items()]
-        phases.append(
-            _burst(
-                "post-traffic hooks",
-                "deployment",
-                jobs,
-                within_seconds=within_seconds,
-                fleet=Fleet(),
-                workers=deployments,
+        for label, hook, events in hook_phases:
+            handler = load_handler(hook).handler
+            jobs = [_hook_job(handler, d, e) for d, e in events().items()]
+            phases.append(
+                _burst(
+                    label,
+                    "deployment",
+                    jobs,
+                    within_seconds=within_seconds,
+                    fleet=Fleet(),
+                    workers=deployments,
+                )
             )
-        )
-        log(phases[-1].report())
+            log(phases[-1].report())
 
         phases.append(storm(executions, alarm_events, within_seconds=within_seconds))
         log(phases[-1].report())
