@@ -112,6 +112,11 @@ def dashboard_body(
         _expression(
             f"SUM({search('Decisions', 'Sum', period, Result='Succeeded')})", "succeeded", "Succeeded"
         ),
+        _expression(
+            f"SUM({search('ObservedFailures', 'Sum', period)})",
+            "observed",
+            "Would have failed (observe mode)",
+        ),
     ]
     failures = [_expression(search("FailedChecks", "Sum", period), "failedchecks")]
     rollbacks = [
@@ -124,7 +129,7 @@ def dashboard_body(
     ]
     errors = [_expression(_lambda_errors_search(functions, 60), "errors")]
     widgets = [
-        _metric_widget("DeployGuard decisions", decisions, region, x=0, y=0, stacked=True),
+        _metric_widget("DeployGuard decisions", decisions, region, x=0, y=0),
         _metric_widget("Failed checks by code", failures, region, x=12, y=0),
         _metric_widget("Rollbacks, and time from alarm to alias restored (ms)", rollbacks, region, x=0, y=6),
         _metric_widget("Hook duration (ms)", durations, region, x=12, y=6),

@@ -94,6 +94,26 @@ def test_a_passing_decision_with_warnings_counts_no_failed_check() -> None:
     ]
 
 
+def test_an_observed_failure_is_counted_apart_from_the_succeeded_it_reported() -> None:
+    # GIVEN observe mode: the checks failed, the hook reported Succeeded
+    outcome = record(
+        decision=Decision.SUCCEEDED, mode="observe", would_have=Decision.FAILED, checks=[FAILED_CONFIG]
+    )
+
+    metrics = emitted(outcome)
+
+    # THEN the dashboard can tell it from a release that passed: ObservedFailures, and the failed
+    # check by its code; Decisions counts what CodeDeploy was told
+    base = {"Stage": "prod", "Function": "orders", "Hook": "BeforeAllowTraffic", "service": "deployguard"}
+    assert metrics == [
+        ("Decisions", 1.0, {**base, "Result": "Succeeded"}),
+        ("HookDuration", 420.0, base),
+        ("FailedChecks", 1.0, {**base, "Check": "CFG002", "Result": "failed"}),
+        ("FailedChecks", 1.0, {**base, "Check": "CFG003", "Result": "failed"}),
+        ("ObservedFailures", 1.0, base),
+    ]
+
+
 def test_an_alarm_rollback_counts_a_rollback_and_the_time_to_restore() -> None:
     outcome = record(
         role=Role.ALARM_ROLLBACK,
@@ -194,6 +214,7 @@ def test_every_documented_metric_is_emitted_by_some_outcome() -> None:
             actions=[Action(kind=ActionKind.ALIAS_RESTORED)],
             alarm_to_restore_ms=1.0,
         ),
+        record(decision=Decision.SUCCEEDED, mode="observe", would_have=Decision.FAILED),
     ]
 
     names = {name for outcome in outcomes for name, _, _ in emitted(outcome)}

@@ -37,6 +37,7 @@ METRICS: dict[str, tuple[MetricUnit, tuple[str, ...]]] = {
     "FailedChecks": (MetricUnit.Count, ("Stage", "Function", "Hook", "Check", "Result")),
     "Rollbacks": (MetricUnit.Count, ("Stage", "Function")),
     "AlarmToRestoreTime": (MetricUnit.Milliseconds, ("Stage", "Function")),
+    "ObservedFailures": (MetricUnit.Count, ("Stage", "Function", "Hook")),
 }
 COMMON_DIMENSIONS: dict[str, str] = {"service": SERVICE}
 
@@ -48,6 +49,8 @@ METRIC_DESCRIPTIONS: dict[str, str] = {
     "Rollbacks": "1 per release rolled back: DeployGuard stopped the deployment or restored the alias, "
     "or reported Failed after traffic shifted.",
     "AlarmToRestoreTime": "From the alarm's state change to the alias back on the previous version.",
+    "ObservedFailures": "1 per outcome in observe mode that enforce mode would have failed or rolled "
+    "back (reported Succeeded, nothing stopped: Decisions counts it as Succeeded).",
 }
 
 DIMENSION_DESCRIPTIONS: dict[str, str] = {
@@ -112,6 +115,8 @@ def _emit_metrics(record: OutcomeRecord) -> None:
     for check in record.checks:
         for code in failed_codes(check):
             _emit("FailedChecks", 1, {**base, "Check": code, "Result": check.result.value})
+    if record.would_have is Decision.FAILED:
+        _emit("ObservedFailures", 1, base)
     if record.rolled_back:
         _emit("Rollbacks", 1, base)
         if record.alarm_to_restore_ms is not None:
