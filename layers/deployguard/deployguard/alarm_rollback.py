@@ -771,15 +771,10 @@ def _out_of_scope(
     left alone, and the attempt says why. NOTE: StopDeployment is allowed on "*" (it supports no
     resource-level permissions): this check is what keeps the rollback to its stage's functions."""
     try:
-        read = tags.result(timeout=deadline.remaining())
+        finding = scope_finding(policy, name, tags.result(timeout=deadline.remaining()))
     except TimeoutError:
         deadline.check(f"the tags of {name} were read")
         raise
-    except DeployGuardError as exc:
-        attempt.fail(f"{alarm.name} in ALARM, but the tags of {name} could not be read: {exc}", exc)
-        return True
-    try:
-        finding = scope_finding(policy, name, read)
     except DeployGuardError as exc:
         attempt.fail(f"{alarm.name} in ALARM, but the tags of {name} could not be read: {exc}", exc)
         return True

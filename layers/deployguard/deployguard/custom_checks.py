@@ -21,6 +21,7 @@ from deployguard.records import datarecord
 from deployguard.smoke import ERROR_MESSAGE_SHOWN, BoundedJob, run_bounded
 
 if TYPE_CHECKING:
+    from deployguard.appspec import DeploymentTarget
     from deployguard.policy import CheckPhase, CustomCheck
     from deployguard.ports import LambdaPort
     from deployguard.secrets import Redactor
@@ -52,6 +53,28 @@ class CheckContext:
     target_version: str
     target_version_arn: str | None
     current_version: str | None
+
+    @classmethod
+    def of(
+        cls,
+        deployment_id: str,
+        target: DeploymentTarget,
+        *,
+        stage: str,
+        application: str | None,
+        target_version_arn: str | None = None,
+    ) -> CheckContext:
+        """The context of ``target``'s deployment ``deployment_id``."""
+        return cls(
+            deployment_id=deployment_id,
+            stage=stage,
+            application=application,
+            function_name=target.function_name,
+            alias=target.alias,
+            target_version=target.target_version,
+            target_version_arn=target_version_arn,
+            current_version=target.current_version,
+        )
 
 
 def check_context(context: CheckContext, phase: CheckPhase, check: CustomCheck) -> dict[str, Any]:

@@ -190,15 +190,8 @@ def _custom_checks(
     functions, versions = ports.functions, ports.versions
     target = deployment.target
     arn = versions.version_arn(target.function_name, target.target_version) if versions is not None else None
-    context = CheckContext(
-        deployment_id=deployment.deployment_id,
-        stage=stage,
-        application=application,
-        function_name=target.function_name,
-        alias=target.alias,
-        target_version=target.target_version,
-        target_version_arn=arn,
-        current_version=target.current_version,
+    context = CheckContext.of(
+        deployment.deployment_id, target, stage=stage, application=application, target_version_arn=arn
     )
     return run_custom_checks(
         entry.custom_checks, "post_traffic", context, functions, deadline=run.deadline, redactor=redactor

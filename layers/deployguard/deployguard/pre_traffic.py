@@ -81,16 +81,8 @@ def _check(
     today: date,
     application: str | None = None,
 ) -> Evaluation:
-    context = CheckContext(
-        deployment_id=run.ids.deployment_id,
-        stage=stage,
-        application=application,
-        function_name=target.function_name,
-        alias=target.alias,
-        target_version=target.target_version,
-        target_version_arn=None,  # from the target's configuration, read by check_version
-        current_version=target.current_version,
-    )
+    # NOTE: no version ARN yet: check_version takes it from the target's configuration it reads
+    context = CheckContext.of(run.ids.deployment_id, target, stage=stage, application=application)
     try:
         result = check_version(
             functions=ports.functions,
