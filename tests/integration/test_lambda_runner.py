@@ -10,7 +10,10 @@ import importlib.util
 import io
 import json
 import os
+import re
+import shutil
 import signal
+import sys
 import textwrap
 import time
 import uuid
@@ -18,7 +21,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
@@ -596,17 +599,14 @@ def test_every_invocation_is_recorded(orders: Orders) -> None:
     assert first.duration_ms > 0 and first.init_duration_ms > 0
 
 
-@pytest.mark.parametrize(
-    ("runtime", "code"),
-    [("nodejs20.x", zip_of({"index.js": "exports.handler = async () => 1;"})), ("python3.12", b"not a zip")],
-    ids=["not-python", "no-zip"],
-)
-def test_functions_that_cannot_run_here_keep_motos_queued_results(
-    lam: LambdaClient, role: str, runtime: RuntimeType, code: bytes
-) -> None:
-    # GIVEN a function this machine cannot run, and a result queued through moto's API
+def test_functions_that_cannot_run_here_keep_motos_queued_results(lam: LambdaClient, role: str) -> None:
+    # GIVEN a function without a zip to run, and a result queued through moto's API
     lam.create_function(
-        FunctionName="elsewhere", Runtime=runtime, Role=role, Handler="index.handler", Code={"ZipFile": code}
+        FunctionName="elsewhere",
+        Runtime="python3.12",
+        Role=role,
+        Handler="index.handler",
+        Code={"ZipFile": b"not a zip"},
     )
     queued = requests.post(
         "http://motoapi.amazonaws.com/moto-api/static/lambda-simple/response",
@@ -619,6 +619,178 @@ def test_functions_that_cannot_run_here_keep_motos_queued_results(
     # WHEN invoked twice  THEN moto's simple behaviour: the queued result, then the echo
     assert lam.invoke(FunctionName="elsewhere", Payload=b'{"a": 1}')["Payload"].read() == b"queued answer"
     assert lam.invoke(FunctionName="elsewhere", Payload=b'{"a": 1}')["Payload"].read() == b'{"a": 1}'
+    assert len(lambda_runner.invocations()) == before
+
+
+# --- runtimes -------------------------------------------------------------------------------
+
+NODE = shutil.which("node")
+needs_node = pytest.mark.skipif(NODE is None, reason="node is not on PATH: the Node.js runtime cannot run")
+
+NODE_PROBE = textwrap.dedent(
+    """
+    exports.handler = async (event, context) => {
+      console.log("hello from", context.functionName, { n: 1 });
+      if (event.fail) {
+        throw new TypeError("bad order " + event.fail);
+      }
+      return {
+        event,
+        functionName: context.functionName,
+        awsRequestId: context.awsRequestId,
+        invokedFunctionArn: context.invokedFunctionArn,
+        memoryLimitInMB: context.memoryLimitInMB,
+        remaining: context.getRemainingTimeInMillis(),
+        region: process.env.AWS_REGION,
+      };
+    };
+    """
+)
+
+NODE_CALLBACK = textwrap.dedent(
+    """
+    export function handler(event, context, callback) {
+      setTimeout(() => callback(null, { doubled: event.n * 2 }), 10);
+    }
+    """
+)
+
+
+def make_node(lam: LambdaClient, role: str, name: str, files: dict[str, str], handler: str) -> str:
+    lam.create_function(
+        FunctionName=name,
+        Runtime="nodejs20.x",
+        Role=role,
+        Handler=handler,
+        Code={"ZipFile": zip_of(files)},
+        Timeout=10,
+        MemorySize=256,
+    )
+    return name
+
+
+@needs_node
+def test_a_nodejs_async_handler_answers_with_its_context(lam: LambdaClient, role: str) -> None:
+    # GIVEN a CommonJS async handler
+    make_node(lam, role, "node-probe", {"index.js": NODE_PROBE}, "index.handler")
+
+    # WHEN invoked
+    answer = lam.invoke(FunctionName="node-probe", Payload=b'{"order": 7}')
+
+    # THEN it answers with the event and a context shaped like the Node runtime's
+    assert answer.get("FunctionError") is None
+    seen = payload_of(answer)
+    assert seen["event"] == {"order": 7}
+    assert seen["functionName"] == "node-probe"
+    assert seen["invokedFunctionArn"].endswith(":function:node-probe")
+    assert seen["memoryLimitInMB"] == "256"
+    assert 0 < seen["remaining"] <= 10_000
+    assert seen["region"] == REGION
+    assert lambda_runner.invocations()[-1].request_id == seen["awsRequestId"]
+
+
+@needs_node
+def test_a_nodejs_callback_handler_in_an_esm_module_answers(lam: LambdaClient, role: str) -> None:
+    # GIVEN a callback-style handler in an .mjs module
+    make_node(lam, role, "node-callback", {"lib/calc.mjs": NODE_CALLBACK}, "lib/calc.handler")
+
+    # WHEN invoked  THEN the value passed to the callback is the answer
+    answer = lam.invoke(FunctionName="node-callback", Payload=b'{"n": 21}')
+    assert payload_of(answer) == {"doubled": 42}
+
+
+@needs_node
+def test_a_nodejs_handler_that_throws_answers_lambdas_error_shape(lam: LambdaClient, role: str) -> None:
+    make_node(lam, role, "node-probe", {"index.js": NODE_PROBE}, "index.handler")
+
+    answer = lam.invoke(FunctionName="node-probe", Payload=b'{"fail": "o-1"}', LogType="Tail")
+
+    error = payload_of(answer)
+    assert answer["FunctionError"] == "Unhandled"
+    assert set(error) == {"errorType", "errorMessage", "trace"}
+    assert (error["errorType"], error["errorMessage"]) == ("TypeError", "bad order o-1")
+    assert error["trace"][0] == "TypeError: bad order o-1"
+    assert any("index.js" in line for line in error["trace"])
+    log = base64.b64decode(answer["LogResult"]).decode()
+    assert "\tERROR\tInvoke Error \t{" in log
+    assert lambda_runner.invocations()[-1].error == "TypeError"
+
+
+@needs_node
+def test_nodejs_console_lines_land_in_the_log_stream(
+    lam: LambdaClient, role: str, session: boto3.session.Session
+) -> None:
+    make_node(lam, role, "node-probe", {"index.js": NODE_PROBE}, "index.handler")
+
+    request_id = payload_of(lam.invoke(FunctionName="node-probe", Payload=b"{}"))["awsRequestId"]
+
+    logs = session.client("logs")
+    stream = logs.describe_log_streams(logGroupName="/aws/lambda/node-probe")["logStreams"][0]
+    messages = [
+        e["message"]
+        for e in logs.get_log_events(
+            logGroupName="/aws/lambda/node-probe", logStreamName=stream["logStreamName"]
+        )["events"]
+    ]
+    line = next(m for m in messages if "hello from" in m)
+    stamp, logged_id, level, text = line.split("\t")
+    assert (logged_id, level, text) == (request_id, "INFO", "hello from node-probe { n: 1 }")
+    assert stamp.endswith("Z")
+    assert messages[0].startswith("START RequestId: ") and messages[-1].startswith("REPORT RequestId: ")
+
+
+OTHER_PYTHON = next(v for v in ("3.11", "3.12") if v != "{}.{}".format(*sys.version_info[:2]))
+
+
+@pytest.mark.skipif(
+    shutil.which(f"python{OTHER_PYTHON}") is None
+    and not any((Path.home() / ".pyenv" / "versions").glob(f"{OTHER_PYTHON}.*")),
+    reason=f"no Python {OTHER_PYTHON} on this machine to run a python{OTHER_PYTHON} function",
+)
+def test_a_python_runtime_runs_on_the_python_it_names(lam: LambdaClient, role: str) -> None:
+    # GIVEN a function whose Runtime names another Python than the one running the tests
+    lam.create_function(
+        FunctionName="other-python",
+        Runtime=cast("RuntimeType", f"python{OTHER_PYTHON}"),
+        Role=role,
+        Handler="which.handler",
+        Code={
+            "ZipFile": zip_of(
+                {"which.py": "import sys\ndef handler(e, c): return '%d.%d' % sys.version_info[:2]"}
+            )
+        },
+    )
+
+    # WHEN invoked  THEN it ran on that Python
+    assert payload_of(lam.invoke(FunctionName="other-python", Payload=b"{}")) == OTHER_PYTHON
+
+
+@pytest.mark.parametrize(
+    ("runtime", "named"),
+    [
+        ("java21", r"java21 cannot run on the embedded AWS: it runs python3\.X .* and nodejs\* runtimes"),
+        ("python3.99", r"python3\.99 cannot run on the embedded AWS: no Python 3\.99 on this machine"),
+    ],
+    ids=["unsupported", "python-not-present"],
+)
+def test_a_runtime_that_cannot_run_here_is_refused_clearly(
+    lam: LambdaClient, role: str, runtime: str, named: str
+) -> None:
+    # GIVEN a function whose runtime cannot run on this machine (moto accepts any runtime name)
+    lam.create_function(
+        FunctionName="elsewhere",
+        Runtime=cast("RuntimeType", runtime),
+        Role=role,
+        Handler="index.handler",
+        Code={"ZipFile": zip_of({"index.py": "def handler(e, c): return 1"})},
+    )
+
+    # WHEN invoked  THEN Invoke refuses it, naming the runtime and what runs here; nothing ran
+    before = len(lambda_runner.invocations())
+    with pytest.raises(ClientError) as refused:
+        lam.invoke(FunctionName="elsewhere", Payload=b"{}")
+    assert refused.value.response["Error"]["Code"] == "InvalidRuntimeException"
+    assert re.search(named, refused.value.response["Error"]["Message"])
     assert len(lambda_runner.invocations()) == before
 
 

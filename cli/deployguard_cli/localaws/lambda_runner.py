@@ -43,8 +43,12 @@ What is simulated or left out:
     most :data:`POOL_SIZE` servers live at once. In fresh mode (:func:`set_mode`) every invocation
     is a cold start in a new ``sys.executable`` process and log stream of its own;
   * init time is not charged to the timeout, as on Lambda; ``Duration`` is the handler's own time;
-    the interpreter is this one, whatever ``Runtime`` says (only ``python*`` runtimes run here);
-    memory is not limited; there are no concurrency limits or throttles;
+    ``Runtime`` picks the interpreter: ``python3.X`` runs on Python 3.X found on this machine (this
+    interpreter, ``python3.X`` on PATH or ``~/.pyenv/versions/3.X*``; another interpreter sees
+    only its own packages and the layers), ``nodejs*`` on the ``node`` on PATH (whatever its
+    version) through :file:`bootstrap_node.js`, one fresh process per invocation (no fork server,
+    in either mode); any other runtime, or a Python not present, is refused with
+    ``InvalidRuntimeException`` naming the runtime and what runs here; memory is not limited; there are no concurrency limits or throttles;
   * credentials are fake role credentials; ``AWS_ENDPOINT_URL`` points at the moto server
     when the invoke came through one (``ThreadedMotoServer``/``moto_server``) and otherwise at
     a closed local port, so code that calls AWS from an in-process ``mock_aws`` fails fast
@@ -54,7 +58,7 @@ What is simulated or left out:
     (:func:`wait_for_events` joins them); failed asynchronous invocations are not retried;
     ``DryRun`` runs nothing;
   * the runtime's root logging handler is not installed (keeps the cold start cheap);
-  * functions that cannot run here (image package type, no zip, not a python runtime) keep
+  * functions that cannot run here (image package type, no zip) keep
     moto's simple behaviour: a queued result (``/moto-api/static/lambda-simple/response``) or
     the echoed payload. Queued results are not consumed by functions that run.
 """
@@ -140,6 +144,8 @@ class _Target:
     invoked_function_arn: str
     handler: str
     runtime: str
+    command: tuple[str, ...]
+    """The interpreter and its flags that run the bootstrap (``python3.X -u`` or ``node``)."""
     code: bytes
     code_sha256: str
     layers: tuple[tuple[bytes, str], ...]
@@ -390,10 +396,11 @@ def _target(backend: Any, fn: Any, function_name: str, qualifier: str | None) ->
     runtime = str(getattr(fn, "run_time", None) or "")
     code: bytes = getattr(fn, "code_bytes", b"") or b""
     handler = getattr(fn, "handler", None)
-    if getattr(fn, "package_type", "Zip") != "Zip" or not runtime.startswith("python") or not handler:
+    if getattr(fn, "package_type", "Zip") != "Zip" or not handler:
         return None
     if not code or not zipfile.is_zipfile(io.BytesIO(code)):
         return None
+    command = _command(runtime)
     layers = []
     for layer in getattr(fn, "layers", None) or []:
         version = backend.layers_versions_by_arn(layer["Arn"])
@@ -406,6 +413,7 @@ def _target(backend: Any, fn: Any, function_name: str, qualifier: str | None) ->
         invoked_function_arn=_invoked_arn(fn, function_name, qualifier),
         handler=str(handler),
         runtime=runtime,
+        command=command,
         code=code,
         code_sha256=getattr(fn, "code_digest", None) or hashlib.sha256(code).hexdigest(),
         layers=tuple(layers),
@@ -416,6 +424,70 @@ def _target(backend: Any, fn: Any, function_name: str, qualifier: str | None) ->
         log_group=fn.logs_group_name,
         logs_backend=fn.logs_backend,
     )
+
+
+def _command(runtime: str) -> tuple[str, ...]:
+    """The interpreter for ``runtime`` on this machine; refuses (``InvalidRuntimeException``, as
+    Invoke answers for a runtime it cannot run) any other runtime or a version not present."""
+    if runtime.startswith("python"):
+        python = _python(runtime.removeprefix("python"))
+        if python is None:
+            raise _invalid_runtime(
+                f"The runtime {runtime} cannot run on the embedded AWS: no Python {runtime.removeprefix('python')} "
+                f"on this machine (looked for python{runtime.removeprefix('python')} on PATH and in "
+                f"~/.pyenv/versions). Install it, or set Runtime to a Python present here."
+            )
+        return (python, "-u")
+    if runtime.startswith("nodejs"):
+        node = shutil.which("node")
+        if node is None:
+            raise _invalid_runtime(
+                f"The runtime {runtime} cannot run on the embedded AWS: no node on PATH. Install Node.js."
+            )
+        return (node,)
+    raise _invalid_runtime(
+        f"The runtime {runtime or '(none)'} cannot run on the embedded AWS: it runs python3.X "
+        "(the versions present on this machine) and nodejs* runtimes only."
+    )
+
+
+@functools.cache
+def _python(version: str) -> str | None:
+    """An interpreter of Python ``version`` (``"3.12"``): this one, ``pythonX.Y`` on PATH, or the
+    newest ``~/.pyenv/versions/X.Y*``; each candidate is asked its version (a pyenv shim on PATH
+    may name a version that is not active)."""
+    if version == f"{sys.version_info.major}.{sys.version_info.minor}":
+        return sys.executable
+    candidates = [found] if (found := shutil.which(f"python{version}")) else []
+    pyenv = Path.home() / ".pyenv" / "versions"
+    if pyenv.is_dir():
+        candidates += [
+            str(root / "bin" / f"python{version}")
+            for root in sorted(pyenv.glob(f"{version}*"), reverse=True)
+            if root.name == version or root.name.startswith(f"{version}.")
+        ]
+    for candidate in candidates:
+        try:
+            answer = subprocess.run(  # noqa: S603 - an interpreter found on this machine, no shell
+                [candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if answer.returncode == 0 and answer.stdout.strip() == version:
+            return candidate
+    return None
+
+
+def _invalid_runtime(message: str) -> Exception:
+    from moto.core.exceptions import JsonRESTError  # noqa: PLC0415 - see install()
+
+    error = JsonRESTError("InvalidRuntimeException", message)
+    error.code = 502  # Invoke's InvalidRuntimeException is a 502, as in the Lambda API model
+    return error
 
 
 def _invoked_arn(fn: Any, function_name: str, qualifier: str | None) -> str:
@@ -497,7 +569,7 @@ class _Run:
 
 
 def _run(target: _Target, event: bytes, *, spec: dict[str, Any], endpoint: str, stream: str) -> _Run:
-    if _mode == "pool":
+    if _mode == "pool" and not _is_node(target):  # NOTE: Node.js runs one fresh process per invocation
         return _pool.run(target, event, spec=spec, endpoint=endpoint)
     return _run_fresh(target, event, spec=spec, endpoint=endpoint, stream=stream)
 
@@ -517,7 +589,7 @@ def _run_fresh(target: _Target, event: bytes, *, spec: dict[str, Any], endpoint:
         with (work / "event.json").open("rb") as stdin, (work / "output.log").open("w+b") as output:
             try:
                 process = subprocess.Popen(  # noqa: S603 - our interpreter, our bootstrap, no shell
-                    [sys.executable, "-u", str(_bootstrap_path()), json.dumps(spec)],
+                    [*target.command, str(_bootstrap_path(target)), json.dumps(spec)],
                     stdin=stdin,
                     stdout=output,
                     stderr=subprocess.STDOUT,
@@ -694,6 +766,16 @@ def _environment(
     python_path = os.pathsep.join([*layer_paths, *([inherited] if inherited else [])])
     if python_path:
         env["PYTHONPATH"] = python_path
+    if _is_node(target):  # a layer's nodejs/node_modules, as /opt/nodejs/node_modules on Lambda
+        node_version = target.runtime.removeprefix("nodejs").split(".")[0]
+        env["NODE_PATH"] = os.pathsep.join(
+            path
+            for root in reversed(layer_roots)
+            for path in (
+                str(root / "nodejs" / f"node{node_version}" / "node_modules"),
+                str(root / "nodejs" / "node_modules"),
+            )
+        )
     return env
 
 
@@ -706,13 +788,17 @@ def _cache_root() -> Path:
     return root
 
 
+def _is_node(target: _Target) -> bool:
+    return target.runtime.startswith("nodejs")
+
+
 @functools.cache
-def _bootstrap_source() -> str:
-    """The bootstrap module's text (:mod:`deployguard_cli.localaws.bootstrap`), read once."""
-    return resources.files("deployguard_cli.localaws").joinpath("bootstrap.py").read_text(encoding="utf-8")
+def _bootstrap_source(name: str) -> str:
+    """A bootstrap's text (:mod:`deployguard_cli.localaws.bootstrap` or ``bootstrap_node.js``), read once."""
+    return resources.files("deployguard_cli.localaws").joinpath(name).read_text(encoding="utf-8")
 
 
-def _bootstrap_path() -> Path:
+def _bootstrap_path(target: _Target) -> Path:
     """A copy of the bootstrap in the code cache, named by its content; the function's process
     runs it as a script.
 
@@ -721,9 +807,10 @@ def _bootstrap_path() -> Path:
     it as a module would import DeployGuard's package into the function's process. Here the
     function's process starts exactly as it did when the bootstrap was a string in this module.
     """
-    source = _bootstrap_source()
+    name = "bootstrap_node.js" if _is_node(target) else "bootstrap.py"
+    source = _bootstrap_source(name)
     digest = hashlib.sha256(source.encode()).hexdigest()[:16]
-    path = _cache_root() / f"bootstrap-{digest}.py"
+    path = _cache_root() / f"bootstrap-{digest}{Path(name).suffix}"
     if not path.exists():
         staging = path.with_suffix(f".{uuid.uuid4().hex}.tmp")
         staging.write_text(source, encoding="utf-8")
@@ -831,7 +918,7 @@ class _Server:
         with log_path.open("wb") as log:
             try:
                 self._process = subprocess.Popen(  # noqa: S603 - our interpreter, our bootstrap, no shell
-                    [sys.executable, "-u", str(_bootstrap_path()), json.dumps(spec)],
+                    [*self._target.command, str(_bootstrap_path(self._target)), json.dumps(spec)],
                     stdin=subprocess.PIPE,
                     stdout=log,
                     stderr=subprocess.STDOUT,
