@@ -45,6 +45,9 @@ INVOKE = "arn:aws:states:::lambda:invoke"
 ASL_SPEC = "https://states-language.net/spec.html"
 SFN_ERRORS = "https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html"
 SFN_WAIT = "https://docs.aws.amazon.com/step-functions/latest/dg/state-wait.html"
+SFN_RESULT_PATH = "https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultpath.html"
+SFN_PATHS = "https://docs.aws.amazon.com/step-functions/latest/dg/amazon-states-language-paths.html"
+SFN_CHOICE = "https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.html"
 EB_PATTERNS = "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html"
 CW_DESCRIBE = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html"
 CW_COMPOSITE = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutCompositeAlarm.html"
@@ -254,6 +257,71 @@ def test_input_path_null_gives_the_state_an_empty_object(workflows: Workflows) -
 
     assert execution["status"] == "SUCCEEDED"
     assert [event for _, _, event in functions.calls] == [{}]
+
+
+@pytest.mark.parametrize(
+    ("result_path", "output"),
+    [
+        ("$.checks[0]", {"checks": ["passed", {"name": "smoke"}], "id": 7}),
+        ("$.checks[1].verdict", {"checks": ["pending", {"name": "smoke", "verdict": "passed"}], "id": 7}),
+    ],
+    ids=["array-element", "field-of-an-array-element"],
+)
+def test_a_result_path_with_an_array_index_overwrites_that_node(
+    workflows: Workflows, result_path: str, output: dict[str, Any]
+) -> None:
+    # Source: SFN_RESULT_PATH, "Use ResultPath to update a node in the input with the result": the
+    # result overwrites the one node ResultPath names; SFN_PATHS, "Reference paths": a reference path
+    # reaches that node with dot and square-bracket notation (an index, not a key named "checks[0]").
+    document = {"checks": ["pending", {"name": "smoke"}], "id": 7}
+
+    execution, _ = workflows.run(
+        machine(Check=task(STEP_ARN, ResultPath=result_path)), {STEP: lambda e: "passed"}, document
+    )
+
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["output"]) == output
+
+
+@pytest.mark.parametrize(
+    ("value", "rule", "matches"),
+    [
+        ("2001-01-01T12:00:00.000Z", {"TimestampEquals": "2001-01-01T12:00:00Z"}, True),
+        ("2001-01-01T12:00:00Z", {"TimestampEquals": "2001-01-01T12:00:00.000Z"}, True),
+        ("2001-01-01T12:00:01Z", {"TimestampEquals": "2001-01-01T12:00:00Z"}, False),
+        ("2001-01-01T12:00:00.000Z", {"TimestampEqualsPath": "$.other"}, True),
+        ("2001-01-01T12:00:00Z", {"TimestampLessThan": "2001-01-01T12:00:01.000Z"}, True),
+        ("2001-01-01T12:00:00.000Z", {"TimestampGreaterThanEquals": "2001-01-01T12:00:00Z"}, True),
+        ("2001-01-01T12:00:00.000Z", {"StringEquals": "2001-01-01T12:00:00Z"}, False),
+    ],
+    ids=[
+        "equals-with-fraction",
+        "equals-literal-with-fraction",
+        "equals-other-second",
+        "equals-path",
+        "less-than-literal-with-fraction",
+        "greater-than-equals",
+        "string-equals-compares-text",
+    ],
+)
+def test_timestamp_rules_compare_instants_not_strings(
+    workflows: Workflows, value: str, rule: dict[str, str], matches: bool
+) -> None:
+    # Source: SFN_CHOICE, "Choice Rules": Timestamp* operators compare timestamps, which "must conform
+    # to RFC3339 profile ISO 8601" (whose seconds may carry a fraction: the context object's own
+    # times do); the same instant written two ways is equal. StringEquals compares the text ("a
+    # field considered to be a timestamp can be matched by a StringEquals comparator").
+    choice = {"Type": "Choice", "Choices": [{"Variable": "$.at", **rule, "Next": "Yes"}], "Default": "No"}
+    definition = machine(
+        Pick=choice,
+        Yes={"Type": "Pass", "Result": True, "End": True},
+        No={"Type": "Pass", "Result": False, "End": True},
+    )
+
+    execution, _ = workflows.run(definition, document={"at": value, "other": "2001-01-01T12:00:00Z"})
+
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["output"]) is matches
 
 
 def test_waits_pass_on_the_virtual_clock_not_in_real_time(workflows: Workflows) -> None:

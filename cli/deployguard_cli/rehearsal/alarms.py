@@ -1,22 +1,11 @@
 """CloudWatch's part: evaluate alarms from the metrics in CloudWatch, and shape each state change as
-the "CloudWatch Alarm State Change" event CloudWatch puts on EventBridge (the engine matches it to
-rules with moto's ``EventPattern``).
+the "CloudWatch Alarm State Change" event CloudWatch puts on EventBridge.
 
 moto stores alarms and metrics but never evaluates an alarm. :class:`AlarmEvaluator` does, every
-minute, from the alarm's own definition as ``DescribeAlarms`` returns it: single-metric alarms
-(``Statistic`` or a percentile ``ExtendedStatistic``) and metric-math alarms (``Metrics`` with
-``MetricStat`` queries and one expression: ``IF``, ``FILL``, ``SUM``/``MIN``/``MAX``/``AVG`` of a
-list, arithmetic and comparisons), ``EvaluationPeriods``, ``DatapointsToAlarm`` (M out of N),
-``ComparisonOperator``, ``Threshold`` and ``TreatMissingData``. Data comes from ``GetMetricData``
-(percentiles, which moto cannot compute, from moto's stored samples). A new state is written with
-``SetAlarmState`` and returned as an EventBridge event shaped like CloudWatch's.
-
-Judged as the CloudWatch User Guide says ("Alarm evaluation"; "Configuring how CloudWatch alarms
-treat missing data", https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarms-and-missing-data.html):
-every minute, on the periods ending at that minute (not on epoch-aligned buckets), over the
-*evaluation range* (:func:`evaluation_range`), by :func:`judge`; both ported from LocalStack's
-``localstack/services/cloudwatch/alarm_scheduler.py`` (Apache-2.0, (c) LocalStack contributors).
-What remains approximate: docs/fidelity.md, "Alarm evaluation".
+minute, from the alarm as ``DescribeAlarms`` returns it (one metric, a percentile, or metric math)
+and its data as ``GetMetricData`` returns it; a new state is written with ``SetAlarmState``. How it
+judges, after the CloudWatch User Guide and LocalStack's ``alarm_scheduler.py`` (Apache-2.0, (c)
+LocalStack contributors), and what remains approximate: docs/fidelity.md, "Alarm evaluation".
 """
 
 from __future__ import annotations
@@ -24,6 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import operator
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,19 +26,13 @@ from deployguard_cli.rehearsal.wiring import ACCOUNT_ID, REGION
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
 
-__all__ = [
-    "AlarmEvaluator",
-    "AlarmStateChange",
-    "MetricMathError",
-    "evaluate_expression",
-]
+__all__ = ["AlarmEvaluator", "AlarmStateChange", "MetricMathError", "evaluate_expression"]
 
-STATE_CHANGE = "CloudWatch Alarm State Change"
-_COMPARE: dict[str, Callable[[float, float], bool]] = {
-    "GreaterThanThreshold": lambda value, threshold: value > threshold,
-    "GreaterThanOrEqualToThreshold": lambda value, threshold: value >= threshold,
-    "LessThanThreshold": lambda value, threshold: value < threshold,
-    "LessThanOrEqualToThreshold": lambda value, threshold: value <= threshold,
+_COMPARE: dict[str, tuple[Callable[[float, float], bool], str]] = {  # ComparisonOperator: test, words
+    "GreaterThanThreshold": (operator.gt, "greater than"),
+    "GreaterThanOrEqualToThreshold": (operator.ge, "greater than or equal to"),
+    "LessThanThreshold": (operator.lt, "less than"),
+    "LessThanOrEqualToThreshold": (operator.le, "less than or equal to"),
 }
 _SIMPLE_STATS = frozenset({"Sum", "Average", "Minimum", "Maximum", "SampleCount"})
 
@@ -60,17 +44,35 @@ class MetricMathError(ValueError):
 @dataclass(frozen=True)
 class AlarmStateChange:
     alarm_name: str
-    alarm_arn: str
     previous: str
     state: str
     reason: str
     reason_data: dict[str, Any]
-    at: datetime
     event: dict[str, Any]  # what CloudWatch puts on the default event bus
 
 
 # --- metric math --------------------------------------------------------------------------------
 _Series = Mapping[datetime, float]
+_ARITHMETIC: dict[type[ast.operator], Callable[[float, float], float]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Pow: operator.pow,
+}
+_COMPARISONS: dict[type[ast.cmpop], Callable[[float, float], bool]] = {
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+}
+_AGGREGATES: dict[str, Callable[[list[float]], float]] = {
+    "SUM": sum,
+    "MIN": min,
+    "MAX": max,
+    "AVG": lambda values: sum(values) / len(values),
+}
 
 
 def evaluate_expression(expression: str, series: Mapping[str, _Series], at: datetime) -> float | None:
@@ -96,21 +98,17 @@ def _value(node: ast.expr, series: Mapping[str, _Series], at: datetime) -> float
         left, right = _value(node.left, series, at), _value(node.right, series, at)
         if left is None or right is None:
             return None
-        if isinstance(node.op, ast.Add):
-            return left + right
-        if isinstance(node.op, ast.Sub):
-            return left - right
-        if isinstance(node.op, ast.Mult):
-            return left * right
         if isinstance(node.op, ast.Div):
             return None if right == 0 else left / right  # CloudWatch drops the datapoint
-        if isinstance(node.op, ast.Pow):
-            return float(left**right)
+        if type(node.op) in _ARITHMETIC:
+            return float(_ARITHMETIC[type(node.op)](left, right))
     if isinstance(node, ast.Compare) and len(node.ops) == 1:
         left, right = _value(node.left, series, at), _value(node.comparators[0], series, at)
         if left is None or right is None:
             return None
-        return 1.0 if _compare(node.ops[0], left, right) else 0.0
+        if type(node.ops[0]) not in _COMPARISONS:
+            raise MetricMathError("unsupported comparison in metric math")
+        return 1.0 if _COMPARISONS[type(node.ops[0])](left, right) else 0.0
     if isinstance(node, ast.BoolOp):
         values = [_value(v, series, at) for v in node.values]
         if any(v is None for v in values):
@@ -120,20 +118,6 @@ def _value(node: ast.expr, series: Mapping[str, _Series], at: datetime) -> float
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         return _call(node.func.id.upper(), node.args, series, at)
     raise MetricMathError(f"the rehearsal does not evaluate {ast.unparse(node)!r} in metric math")
-
-
-def _compare(op: ast.cmpop, left: float, right: float) -> bool:
-    table: dict[type[ast.cmpop], Callable[[float, float], bool]] = {
-        ast.Gt: lambda a, b: a > b,
-        ast.GtE: lambda a, b: a >= b,
-        ast.Lt: lambda a, b: a < b,
-        ast.LtE: lambda a, b: a <= b,
-        ast.Eq: lambda a, b: a == b,
-        ast.NotEq: lambda a, b: a != b,
-    }
-    if type(op) not in table:
-        raise MetricMathError("unsupported comparison in metric math")
-    return table[type(op)](left, right)
 
 
 def _call(name: str, args: Sequence[ast.expr], series: Mapping[str, _Series], at: datetime) -> float | None:
@@ -147,15 +131,9 @@ def _call(name: str, args: Sequence[ast.expr], series: Mapping[str, _Series], at
     if name == "FILL" and len(args) == 2:
         value = _value(args[0], series, at)
         return _value(args[1], series, at) if value is None else value
-    if name in ("SUM", "MIN", "MAX", "AVG") and len(args) == 1 and isinstance(args[0], ast.List):
+    if name in _AGGREGATES and len(args) == 1 and isinstance(args[0], ast.List):
         values = [v for v in (_value(e, series, at) for e in args[0].elts) if v is not None]
-        if not values:
-            return None
-        if name == "SUM":
-            return sum(values)
-        if name == "AVG":
-            return sum(values) / len(values)
-        return min(values) if name == "MIN" else max(values)
+        return _AGGREGATES[name](values) if values else None
     if name == "ABS" and len(args) == 1:
         value = _value(args[0], series, at)
         return None if value is None else abs(value)
@@ -167,53 +145,6 @@ def _percentile(values: Sequence[float], percent: float) -> float:
     ordered = sorted(values)
     rank = max(math.ceil(percent / 100 * len(ordered)) - 1, 0)  # nearest-rank, as CloudWatch documents
     return ordered[rank]
-
-
-class _Metrics:
-    """Per-period values of one metric and statistic, from CloudWatch (moto), keyed by each
-    period's start: periods are counted from ``start`` (a sliding window), not from the epoch."""
-
-    def __init__(self, cloudwatch: CloudWatchClient, samples: Callable[[], Sequence[Any]] | None) -> None:
-        self._cloudwatch = cloudwatch
-        self._samples = samples
-
-    def series(
-        self, metric: Mapping[str, Any], stat: str, period: int, start: datetime, end: datetime
-    ) -> dict[datetime, float]:
-        if stat in _SIMPLE_STATS:
-            query: Any = {"Id": "m", "MetricStat": {"Metric": dict(metric), "Period": period, "Stat": stat}}
-            answer = self._cloudwatch.get_metric_data(
-                MetricDataQueries=[query],
-                StartTime=start,
-                EndTime=end,
-            )
-            result = answer["MetricDataResults"][0]  # moto's periods start at StartTime, as ours
-            return {
-                _period_start(t, start, period): float(v)
-                for t, v in zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
-            }
-        if stat.startswith("p") and self._samples is not None:
-            return self._percentiles(metric, float(stat[1:]), period, start, end)
-        raise MetricMathError(f"the rehearsal does not compute the statistic {stat}")
-
-    def _percentiles(
-        self, metric: Mapping[str, Any], percent: float, period: int, start: datetime, end: datetime
-    ) -> dict[datetime, float]:
-        # NOTE: moto's GetMetricData has no percentiles; its stored samples are the same metric data.
-        wanted = sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
-        buckets: dict[datetime, list[float]] = {}
-        assert self._samples is not None
-        for datum in self._samples():
-            if datum.namespace != metric["Namespace"] or datum.name != metric["MetricName"]:
-                continue
-            if sorted((d.name, d.value) for d in datum.dimensions) != wanted:
-                continue
-            stamp = (
-                datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=start.tzinfo)
-            )
-            if start <= stamp < end and hasattr(datum, "value"):
-                buckets.setdefault(_period_start(stamp, start, period), []).append(float(datum.value))
-        return {when: _percentile(values, percent) for when, values in buckets.items()}
 
 
 def _period_start(when: datetime, start: datetime, period: int) -> datetime:
@@ -229,27 +160,20 @@ TREATMENTS = ("missing", "ignore", "breaching", "notBreaching")
 
 
 def evaluation_range(evaluation_periods: int) -> int:
-    """How many datapoints an evaluation retrieves: more than ``EvaluationPeriods``.
-
-    The User Guide says only that the number "depends on the length of the alarm period" and gives
-    5 for ``EvaluationPeriods`` 3; this is LocalStack's reading (``alarm_scheduler.py``,
-    ``collect_metric_data``, Apache-2.0): N + max(N // 3, 2), which gives that 5.
-    """
+    """How many datapoints an evaluation retrieves: N + max(N // 3, 2), LocalStack's reading
+    (``collect_metric_data``) of the User Guide, which gives 5 for N = 3 (docs/fidelity.md)."""
     return evaluation_periods + max(evaluation_periods // 3, 2)
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What :func:`judge` decided, and from which datapoints."""
+    """What :func:`judge` decided (None: the alarm keeps its state), and from which datapoints."""
 
     state: str | None
-    """``OK``, ``ALARM``, ``INSUFFICIENT_DATA``, or None: the alarm keeps its current state."""
     breaching: int
     evaluated: int
-    filled: int
-    """Missing datapoints filled in with ``TreatMissingData`` (``breaching``/``notBreaching``)."""
-    rule: str
-    """``all missing``, ``premature alarm``, ``real datapoints``, ``filled`` or ``too few``."""
+    filled: int  # missing datapoints filled in with TreatMissingData (breaching/notBreaching)
+    rule: str  # all missing, premature alarm, real datapoints, filled or too few
 
 
 def judge(
@@ -260,20 +184,9 @@ def judge(
     treat_missing_data: str,
 ) -> Verdict:
     """An alarm's state from the datapoints of its evaluation range, oldest first (True: breaching,
-    False: not breaching, None: missing), as the CloudWatch User Guide ("How alarm state is evaluated
-    when data is missing" and "Avoiding premature transitions to alarm state") describes it:
-
-    * every datapoint missing: ``missing`` → INSUFFICIENT_DATA, ``ignore`` → the current state,
-      ``breaching`` → ALARM, ``notBreaching`` → OK;
-    * at least N real datapoints: the N most recent real ones decide (M of them breaching → ALARM,
-      else OK); the treatment is not needed;
-    * fewer, premature alarm (``missing`` and ``ignore`` only): when every real datapoint breaches
-      and the oldest is at least ``DatapointsToAlarm`` datapoints old, ``missing`` goes to ALARM
-      even with fewer than M datapoints, ``ignore`` keeps its state (the docs' tables, row 5);
-    * otherwise every real datapoint counts and the missing ones are filled in as few times as
-      possible (N minus the real ones) with ``breaching``/``notBreaching``; for ``missing`` and
-      ``ignore`` nothing is filled in: M breaching → ALARM, any non-breaching → OK, else too few
-      to judge (INSUFFICIENT_DATA, ``ignore``: keep the state, the 2023 guide's row ``- - - - X``).
+    False: not breaching, None: missing), as the CloudWatch User Guide's "How alarm state is
+    evaluated when data is missing" and "Avoiding premature transitions to alarm state" describe it
+    (their tables are tests/integration/test_alarm_evaluation.py; the readings: docs/fidelity.md).
 
     Ported from LocalStack's ``calculate_alarm_state``/``is_triggering_premature_alarm``
     (``localstack/services/cloudwatch/alarm_scheduler.py``, Apache-2.0), with two changes the
@@ -323,8 +236,10 @@ class _Judgement:
 class AlarmEvaluator:
     """Evaluates the named alarms every minute and writes their new states.
 
-    ``stamp(alarm_name, when)``, if given, is called after each state change: moto stamps
-    ``StateUpdatedTimestamp`` with the real time, the rehearsal puts its virtual time there.
+    ``samples()``, if given, returns moto's stored metric data (for percentiles, which moto's
+    ``GetMetricData`` does not compute). ``stamp(alarm_name, when)``, if given, is called after each
+    state change: moto stamps ``StateUpdatedTimestamp`` with the real time, the rehearsal puts its
+    virtual time there.
     """
 
     def __init__(
@@ -336,26 +251,22 @@ class AlarmEvaluator:
         stamp: Callable[[str, datetime], None] | None = None,
     ) -> None:
         self._cloudwatch = cloudwatch
+        self._samples = samples
         self._stamp = stamp
         self._names = list(alarm_names)
-        self._metrics = _Metrics(cloudwatch, samples)
-
-    @property
-    def alarm_names(self) -> list[str]:
-        return list(self._names)
 
     def evaluate(self, now: datetime) -> list[AlarmStateChange]:
         """Judge every alarm on the datapoints of its evaluation range ending at ``now``'s minute;
         SetAlarmState on each change."""
         if not self._names:
             return []
-        alarms = self._cloudwatch.describe_alarms(AlarmNames=self._names)["MetricAlarms"]
         changes = []
-        for alarm in alarms:
+        for alarm in self._cloudwatch.describe_alarms(AlarmNames=self._names)["MetricAlarms"]:
             judgement = self._judge(dict(alarm), now)
             previous = str(alarm.get("StateValue", "INSUFFICIENT_DATA"))
             if judgement is None or judgement.state == previous:
                 continue
+            state, reason = judgement.state, judgement.reason
             reason_data = {
                 "version": "1.0",
                 "queryDate": now.isoformat(timespec="milliseconds"),
@@ -373,31 +284,16 @@ class AlarmEvaluator:
             }
             self._cloudwatch.set_alarm_state(
                 AlarmName=alarm["AlarmName"],
-                StateValue=judgement.state,  # type: ignore[arg-type]
-                StateReason=judgement.reason,
+                StateValue=state,  # type: ignore[arg-type]
+                StateReason=reason,
                 StateReasonData=json.dumps(reason_data),
             )
             if self._stamp is not None:
                 self._stamp(alarm["AlarmName"], now)
-            changes.append(
-                AlarmStateChange(
-                    alarm_name=alarm["AlarmName"],
-                    alarm_arn=alarm["AlarmArn"],
-                    previous=previous,
-                    state=judgement.state,
-                    reason=judgement.reason,
-                    reason_data=reason_data,
-                    at=now,
-                    event=state_change_event(
-                        dict(alarm),
-                        previous=previous,
-                        state=judgement.state,
-                        reason=judgement.reason,
-                        reason_data=reason_data,
-                        at=now,
-                    ),
-                )
+            event = state_change_event(
+                dict(alarm), previous=previous, state=state, reason=reason, reason_data=reason_data, at=now
             )
+            changes.append(AlarmStateChange(alarm["AlarmName"], previous, state, reason, reason_data, event))
         return changes
 
     def _judge(self, alarm: dict[str, Any], now: datetime) -> _Judgement | None:
@@ -409,10 +305,10 @@ class AlarmEvaluator:
         end = floor_to(now, min(period, 60))
         span = evaluation_range(evaluation_periods)
         periods = [end - timedelta(seconds=period * (span - i)) for i in range(span)]
-        values_by_period = self._values(alarm, period, periods[0], end)
+        values_by_period = self._values(alarm, periods[0], end)
         values = [values_by_period.get(p) for p in periods]
         threshold = float(alarm["Threshold"])
-        compare = _COMPARE[str(alarm["ComparisonOperator"])]
+        compare, words = _COMPARE[str(alarm["ComparisonOperator"])]
         treat = str(alarm.get("TreatMissingData") or "missing")
         if alarm.get("Namespace") == "AWS/DynamoDB":
             treat = "ignore"  # the guide: AWS/DynamoDB alarms always ignore missing data
@@ -434,7 +330,7 @@ class AlarmEvaluator:
         counted = verdict.breaching if alarming else verdict.evaluated - verdict.breaching
         reason = (
             f"Threshold Crossed: {counted} out of the last {verdict.evaluated} datapoints of {name} "
-            f"were {'' if alarming else 'not '}{_word(alarm)} the threshold ({threshold:g}) "
+            f"were {'' if alarming else 'not '}{words} the threshold ({threshold:g}) "
             f"(minimum {to_alarm} for ALARM); the most recent was {'missing' if latest is None else f'{latest:g}'}"
         )
         if verdict.filled:
@@ -443,34 +339,76 @@ class AlarmEvaluator:
             reason += "; every datapoint in the evaluation range breaches (premature alarm rule)"
         return _Judgement(verdict.state, reason + ".", values, periods)
 
-    def _values(
-        self, alarm: Mapping[str, Any], period: int, start: datetime, end: datetime
+    def _values(self, alarm: Mapping[str, Any], start: datetime, end: datetime) -> dict[datetime, float]:
+        """The values of the alarm's returned query, by period start: a metric's, or its expression's
+        at the timestamps where a query has data."""
+        series: dict[str, dict[datetime, float]] = {}
+        returned = None
+        for query in _queries(alarm):
+            if "MetricStat" in query:
+                stat = query["MetricStat"]
+                series[query["Id"]] = self._series(
+                    stat["Metric"], stat["Stat"], int(stat["Period"]), start, end
+                )
+            if query.get("ReturnData", True):
+                returned = query
+        if returned is None:
+            raise MetricMathError(f"alarm {alarm['AlarmName']} returns no data (no ReturnData query)")
+        if "MetricStat" in returned:
+            return series[returned["Id"]]
+        stamps = sorted({t for s in series.values() for t in s})
+        values = {t: evaluate_expression(returned["Expression"], series, t) for t in stamps}
+        return {t: v for t, v in values.items() if v is not None}
+
+    def _series(
+        self, metric: Mapping[str, Any], stat: str, period: int, start: datetime, end: datetime
     ) -> dict[datetime, float]:
-        if alarm.get("Metrics"):
-            series: dict[str, dict[datetime, float]] = {}
-            expression = None
-            for query in alarm["Metrics"]:
-                if "MetricStat" in query:
-                    stat = query["MetricStat"]
-                    series[query["Id"]] = self._metrics.series(
-                        stat["Metric"], stat["Stat"], int(stat["Period"]), start, end
-                    )
-                if query.get("ReturnData", True):
-                    expression = query
-            if expression is None:
-                raise MetricMathError(f"alarm {alarm['AlarmName']} returns no data (no ReturnData query)")
-            if "MetricStat" in expression:
-                return series[expression["Id"]]
-            stamps = sorted({t for s in series.values() for t in s})
-            values = {t: evaluate_expression(expression["Expression"], series, t) for t in stamps}
-            return {t: v for t, v in values.items() if v is not None}
-        metric = {
-            "Namespace": alarm["Namespace"],
-            "MetricName": alarm["MetricName"],
-            "Dimensions": alarm.get("Dimensions", []),
+        """One metric's values for ``stat`` by period start; periods count from ``start`` (a sliding
+        window), not from the epoch."""
+        if stat in _SIMPLE_STATS:
+            query: Any = {"Id": "m", "MetricStat": {"Metric": dict(metric), "Period": period, "Stat": stat}}
+            answer = self._cloudwatch.get_metric_data(MetricDataQueries=[query], StartTime=start, EndTime=end)
+            result = answer["MetricDataResults"][0]  # moto's periods start at StartTime, as ours
+            return {
+                _period_start(t, start, period): float(v)
+                for t, v in zip(result.get("Timestamps", []), result.get("Values", []), strict=False)
+            }
+        if not (stat.startswith("p") and self._samples is not None):
+            raise MetricMathError(f"the rehearsal does not compute the statistic {stat}")
+        # NOTE: moto's GetMetricData has no percentiles; its stored samples are the same metric data.
+        wanted = sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+        buckets: dict[datetime, list[float]] = {}
+        for datum in self._samples():
+            if datum.namespace != metric["Namespace"] or datum.name != metric["MetricName"]:
+                continue
+            if sorted((d.name, d.value) for d in datum.dimensions) != wanted:
+                continue
+            stamp = (
+                datum.timestamp if datum.timestamp.tzinfo else datum.timestamp.replace(tzinfo=start.tzinfo)
+            )
+            if start <= stamp < end and hasattr(datum, "value"):
+                buckets.setdefault(_period_start(stamp, start, period), []).append(float(datum.value))
+        return {when: _percentile(values, float(stat[1:])) for when, values in buckets.items()}
+
+
+def _queries(alarm: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The alarm's metric queries as a metric-math alarm lists them; a single-metric alarm's metric
+    as one query (its id derived from the alarm's ARN, as CloudWatch's event shows it)."""
+    if alarm.get("Metrics"):
+        return list(alarm["Metrics"])
+    metric = {
+        "Namespace": alarm["Namespace"],
+        "MetricName": alarm["MetricName"],
+        "Dimensions": alarm.get("Dimensions", []),
+    }
+    stat = alarm.get("Statistic") or alarm.get("ExtendedStatistic") or "Average"
+    return [
+        {
+            "Id": str(uuid.uuid5(uuid.NAMESPACE_URL, str(alarm["AlarmArn"]))),
+            "MetricStat": {"Metric": metric, "Period": alarm["Period"], "Stat": stat},
+            "ReturnData": True,
         }
-        stat = alarm.get("Statistic") or alarm.get("ExtendedStatistic") or "Average"
-        return self._metrics.series(metric, str(stat), period, start, end)
+    ]
 
 
 def _period(alarm: Mapping[str, Any]) -> int:
@@ -490,58 +428,26 @@ def _describe(alarm: Mapping[str, Any]) -> str:
     return f"{alarm.get('MetricName')} ({stat})"
 
 
-def _word(alarm: Mapping[str, Any]) -> str:
-    operator = str(alarm["ComparisonOperator"])
-    return {
-        "GreaterThanThreshold": "greater than",
-        "GreaterThanOrEqualToThreshold": "greater than or equal to",
-        "LessThanThreshold": "less than",
-        "LessThanOrEqualToThreshold": "less than or equal to",
-    }[operator]
-
-
 def _configuration(alarm: Mapping[str, Any]) -> dict[str, Any]:
-    def metric_stat(stat: Mapping[str, Any]) -> dict[str, Any]:
-        metric = stat["Metric"]
-        return {
-            "metric": {
-                "namespace": metric["Namespace"],
-                "name": metric["MetricName"],
-                "dimensions": {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])},
-            },
-            "period": int(stat["Period"]),
-            "stat": stat["Stat"],
-        }
-
+    """The event's ``configuration``: the alarm's description and its queries."""
     metrics: list[dict[str, Any]] = []
-    if alarm.get("Metrics"):
-        for query in alarm["Metrics"]:
-            entry: dict[str, Any] = {"id": query["Id"], "returnData": bool(query.get("ReturnData", True))}
-            if "MetricStat" in query:
-                entry["metricStat"] = metric_stat(query["MetricStat"])
-            else:
-                entry["expression"] = query["Expression"]
-                entry["label"] = query.get("Label", query["Id"])
-            metrics.append(entry)
-    else:
-        stat = alarm.get("Statistic") or alarm.get("ExtendedStatistic")
-        metrics.append(
-            {
-                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, str(alarm["AlarmArn"]))),
-                "metricStat": metric_stat(
-                    {
-                        "Metric": {
-                            "Namespace": alarm["Namespace"],
-                            "MetricName": alarm["MetricName"],
-                            "Dimensions": alarm.get("Dimensions", []),
-                        },
-                        "Period": alarm["Period"],
-                        "Stat": stat,
-                    }
-                ),
-                "returnData": True,
+    for query in _queries(alarm):
+        entry: dict[str, Any] = {"id": query["Id"], "returnData": bool(query.get("ReturnData", True))}
+        if "MetricStat" in query:
+            stat, metric = query["MetricStat"], query["MetricStat"]["Metric"]
+            entry["metricStat"] = {
+                "metric": {
+                    "namespace": metric["Namespace"],
+                    "name": metric["MetricName"],
+                    "dimensions": {d["Name"]: d["Value"] for d in metric.get("Dimensions", [])},
+                },
+                "period": int(stat["Period"]),
+                "stat": stat["Stat"],
             }
-        )
+        else:
+            entry["expression"] = query["Expression"]
+            entry["label"] = query.get("Label", query["Id"])
+        metrics.append(entry)
     return {"description": alarm.get("AlarmDescription", ""), "metrics": metrics}
 
 
@@ -562,7 +468,7 @@ def state_change_event(
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": STATE_CHANGE,
+        "detail-type": "CloudWatch Alarm State Change",
         "source": "aws.cloudwatch",
         "account": ACCOUNT_ID,
         "time": at.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -1,13 +1,10 @@
 """Virtual time: real time plus every wait the rehearsal skipped.
 
-CodeDeploy waits minutes between traffic shifts, a hook may take up to an hour to report, a bake
-workflow sleeps between polls. The rehearsal skips those waits instead of sleeping through them:
-:meth:`VirtualClock.advance_to` moves the clock forward at once. Between skips the clock runs at
-real speed, so code that runs for real (a hook handler, a smoke test) sees its own duration.
-
-The guard functions read the time with ``datetime.now(UTC)``; :func:`virtual_datetime` makes the
-``datetime`` those modules see answer with the clock, so an outcome record's timestamps, a bake
-step's "how long have we baked" and the metrics the traffic writes share one timeline.
+The rehearsal skips CodeDeploy's minutes between shifts, a hook's wait to report, a bake's sleeps:
+:meth:`VirtualClock.advance_to` moves the clock forward at once; between skips it runs at real
+speed, so code that runs for real (a hook handler, a smoke test) sees its own duration.
+:func:`virtual_datetime` makes the guard functions' ``datetime.now(UTC)`` read the clock, so their
+records, a bake's "how long have we baked" and the traffic's metrics share one timeline.
 """
 
 from __future__ import annotations
@@ -55,10 +52,6 @@ class VirtualClock:
         self._real_origin = time.monotonic()
         self._skipped = 0.0
         self._lock = threading.Lock()
-
-    @property
-    def start(self) -> datetime:
-        return self._start
 
     def now(self) -> datetime:
         with self._lock:
@@ -118,9 +111,6 @@ class Scheduler:
         self.settle()
         return self._due[0][0] if self._due else None
 
-    def pending(self) -> list[str]:
-        return [label for _, _, label, _ in sorted(self._due)]
-
     def cancel(self, label: str) -> None:
         self._due = [entry for entry in self._due if entry[2] != label]
         heapq.heapify(self._due)
@@ -135,7 +125,18 @@ class Scheduler:
             self.clock.advance_to(target)
 
 
-def _virtual_datetime_class(clock: VirtualClock) -> type[datetime]:
+_patch_lock = threading.RLock()
+
+
+@contextlib.contextmanager
+def virtual_datetime(clock: VirtualClock, owns: Callable[[str], bool]) -> Iterator[Callable[[], None]]:
+    """While inside, modules named by ``owns`` see a ``datetime`` that reads ``clock``.
+
+    Yields ``refresh``: call it before running code that may have imported more modules since
+    (a handler's first call). Only names bound to :class:`datetime.datetime` itself are replaced,
+    and each is put back on exit; instances are real ``datetime`` objects throughout.
+    """
+
     class VirtualDatetime(datetime, metaclass=_AnyDatetime):
         """``datetime`` whose ``now``/``utcnow``/``today`` read the rehearsal's virtual clock."""
 
@@ -152,21 +153,6 @@ def _virtual_datetime_class(clock: VirtualClock) -> type[datetime]:
         def today(cls) -> datetime:  # type: ignore[override]
             return cls.now()
 
-    return VirtualDatetime
-
-
-_patch_lock = threading.RLock()
-
-
-@contextlib.contextmanager
-def virtual_datetime(clock: VirtualClock, owns: Callable[[str], bool]) -> Iterator[Callable[[], None]]:
-    """While inside, modules named by ``owns`` see a ``datetime`` that reads ``clock``.
-
-    Yields ``refresh``: call it before running code that may have imported more modules since
-    (a handler's first call). Only names bound to :class:`datetime.datetime` itself are replaced,
-    and each is put back on exit; instances are real ``datetime`` objects throughout.
-    """
-    virtual = _virtual_datetime_class(clock)
     patched: list[tuple[Any, str]] = []
 
     def refresh() -> None:
@@ -176,7 +162,7 @@ def virtual_datetime(clock: VirtualClock, owns: Callable[[str], bool]) -> Iterat
                     continue
                 for attribute, value in list(vars(module).items()):
                     if value is datetime:
-                        setattr(module, attribute, virtual)
+                        setattr(module, attribute, VirtualDatetime)
                         patched.append((module, attribute))
 
     refresh()
@@ -185,5 +171,5 @@ def virtual_datetime(clock: VirtualClock, owns: Callable[[str], bool]) -> Iterat
     finally:
         with _patch_lock:
             for module, attribute in reversed(patched):
-                if getattr(module, attribute, None) is virtual:
+                if getattr(module, attribute, None) is VirtualDatetime:
                     setattr(module, attribute, datetime)

@@ -1,42 +1,20 @@
 """CodeDeploy's part in a Lambda deployment, played against moto on the virtual clock.
 
-What :class:`CodeDeployEngine` does with one deployment, in the order AWS's CodeDeploy
-documentation gives a Lambda deployment's lifecycle (BeforeAllowTraffic, AllowTraffic,
-AfterAllowTraffic):
-
-1. reads the deployment as a hook would (``GetDeployment``, ``GetApplicationRevision``): the
-   AppSpec's function, alias, current and target versions and its ``Hooks``; the deployment
-   config; the group's alarms and ``autoRollbackConfiguration``;
-2. **BeforeAllowTraffic**: starts the lifecycle event (a new ``LifecycleEventHookExecutionId``),
-   invokes the hook function **asynchronously** with only ``DeploymentId`` and
-   ``LifecycleEventHookExecutionId`` and waits until it reports through
-   ``PutLifecycleEventHookExecutionStatus``, for at most **one hour** of virtual time. A hook that
-   raises is retried by Lambda (twice by default, after about one and two minutes);
-3. **AllowTraffic**: moves the alias by the deployment config (``Canary10Percent5Minutes``: 10 %,
-   then 100 % five minutes later; ``Linear10PercentEvery1Minute``: +10 % a minute;
-   ``AllAtOnce``), the share going to ``RoutingConfig.AdditionalVersionWeights`` until 100 %, when
-   ``FunctionVersion`` becomes the target and the routing is cleared;
-4. **AfterAllowTraffic**: the second hook, as in 2;
-5. throughout, once a minute: CloudWatch evaluates the alarms (their state changes go to
-   EventBridge, whose rules match with moto's own ``EventPattern`` and invoke their functions),
-   simulated traffic flows once AllowTraffic has begun, and CodeDeploy polls the group's metric and
-   composite alarms — one in ALARM stops the deployment (``errorInformation`` ``ALARM_ACTIVE``); a
-   poll that fails stops it too unless the group says ``ignorePollAlarmFailure``. A deployment
-   stopped by anyone (``StopDeployment``) is acted on at once: no traffic shifts after the stop.
-
-On a failed hook, a hook past its deadline, an alarm or a stop, the deployment ends ``Failed``
-(hooks) or ``Stopped`` (alarm, stop) and, when the group's ``autoRollbackConfiguration`` covers it
-(or ``StopDeployment`` asked for it), CodeDeploy rolls back: the alias goes back to the current
-version with its routing cleared, through a **new rollback deployment** (its own id, AllAtOnce,
-no hooks, ``creator: codeDeployRollback``, ``rollbackInfo`` linking the two). Every step is an
-:class:`EngineEvent` for the timeline; the result is a :class:`DeploymentOutcome`.
+:class:`CodeDeployEngine` runs one deployment through a Lambda deployment's lifecycle: the
+BeforeAllowTraffic hook (invoked asynchronously with only ``DeploymentId`` and
+``LifecycleEventHookExecutionId``, awaited until it reports, for at most an hour), AllowTraffic by
+the deployment config, the AfterAllowTraffic hook. Once a minute, alarms are evaluated (their state
+changes go to the EventBridge rules), traffic flows and CodeDeploy polls the group's alarms. A
+failure ends it ``Failed`` or ``Stopped``; per ``autoRollbackConfiguration`` a rollback deployment
+puts the alias back. Every step is an :class:`EngineEvent`; the result a :class:`DeploymentOutcome`.
+What it plays, step by step: docs/rehearsal.md; where it approximates CodeDeploy: docs/fidelity.md.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -112,14 +90,12 @@ def traffic_schedule(deployment_config_name: str) -> tuple[TrafficStep, ...]:
     if match := _CANARY.match(deployment_config_name):
         percent, minutes = int(match.group(1)), int(match.group(2))
         return (TrafficStep(timedelta(0), percent / 100), TrafficStep(timedelta(minutes=minutes), 1.0))
-    if match := _LINEAR.match(deployment_config_name):
+    if match := _LINEAR.match(deployment_config_name):  # the percentage comes at the start of each increment
         percent, minutes = int(match.group(1)), int(match.group(2))
-        steps, share, k = [], 0, 0
-        while share < 100:
-            share = min(percent * (k + 1), 100)
-            steps.append(TrafficStep(timedelta(minutes=minutes * k), share / 100))
-            k += 1
-        return tuple(steps)
+        return tuple(
+            TrafficStep(timedelta(minutes=minutes * k), min(percent * (k + 1), 100) / 100)
+            for k in range(math.ceil(100 / percent))
+        )
     raise EngineError(
         f"deployment config {deployment_config_name!r} is not one of CodeDeploy's predefined Lambda "
         "configs (CodeDeployDefault.LambdaCanary10Percent5Minutes, …Linear10PercentEvery1Minute, …AllAtOnce)"
@@ -186,7 +162,6 @@ class _Deployment:
     alarms_enabled: bool
     ignore_poll_alarm_failure: bool
     rollback_events: frozenset[str]
-    revision: dict[str, Any]
 
 
 @dataclass
@@ -254,7 +229,6 @@ class CodeDeployEngine:
         workflows: Router | None = None,
         observer: Callable[[EngineEvent], None] | None = None,
         hook_deadline: timedelta = HOOK_DEADLINE,
-        real_poll_seconds: float = 0.005,
         invocation_timeout_seconds: float = 900.0,
     ) -> None:
         self._scheduler = scheduler
@@ -269,7 +243,6 @@ class CodeDeployEngine:
         self._workflows = workflows
         self._observer = observer
         self._hook_deadline = hook_deadline
-        self._real_poll = real_poll_seconds
         self._invocation_timeout = invocation_timeout_seconds  # Lambda's limit, in real seconds
         self._events: list[EngineEvent] = []
         self._failure: _Failure | None = None
@@ -280,7 +253,7 @@ class CodeDeployEngine:
         self._hook_status: dict[str, str] = {}
         self._alarm_states: dict[str, str] = {}
         self._minutes: list[MinuteOfTraffic] = []
-        self._d: _Deployment | None = None
+        self._d: _Deployment  # set by run()
         self._rollback_id: str | None = None
 
     # --- the deployment -------------------------------------------------------------------------
@@ -345,23 +318,16 @@ class CodeDeployEngine:
             alarms_enabled=bool(alarm_config.get("enabled")),
             ignore_poll_alarm_failure=bool(alarm_config.get("ignorePollAlarmFailure")),
             rollback_events=frozenset(rollback.get("events", [])) if rollback.get("enabled") else frozenset(),
-            revision=revision,
         )
 
-    @property
-    def _deployment(self) -> _Deployment:
-        if self._d is None:
-            raise EngineError("no deployment is running")
-        return self._d
-
     def _over(self) -> bool:
-        if self._failure is None and self._d is not None:
+        if self._failure is None:
             self._observe_stop()
         return self._failure is not None
 
     # --- hooks ----------------------------------------------------------------------------------
     def _hook(self, lifecycle_event: str) -> bool:
-        d = self._deployment
+        d = self._d
         function = d.hooks.get(lifecycle_event)
         if not function:
             moto_codedeploy.set_lifecycle_event_status(d.deployment_id, lifecycle_event, "Skipped")
@@ -382,61 +348,54 @@ class CodeDeployEngine:
             function=function,
             execution_id=execution_id,
         )
-        call, began = self._start(function, payload), time.monotonic()
-        retries, retry_at = 0, None
-        while True:
-            status = self._reported(execution_id)
-            if status is not None:
-                return self._hook_reported(lifecycle_event, function, status, started)
-            if self._over():
-                moto_codedeploy.set_lifecycle_event_status(d.deployment_id, lifecycle_event, "Failed")
-                self._hook_status[lifecycle_event] = "Failed"
-                return False
-            now = self._clock.now()
-            if now >= deadline:
-                return self._hook_timed_out(lifecycle_event, function, deadline)
-            if call is not None:
-                done, error = self._finished(call, began)
-                if not done:
-                    continue  # the handler is running: real time passes, the clock with it
-                if error is not None and retries < self._invoker.max_retry_attempts(function):
-                    retry_at = (
-                        self._clock.now() + ASYNC_RETRY_DELAYS[min(retries, len(ASYNC_RETRY_DELAYS) - 1)]
-                    )
-                    retries += 1
-                    self._emit(
-                        "hook",
-                        f"{lifecycle_event}: {function} failed ({error}); Lambda retries it at {retry_at:%H:%M:%S}",
-                        lifecycle_event=lifecycle_event,
-                        error=error,
-                    )
-                elif error is not None:
-                    self._emit(
-                        "hook",
-                        f"{lifecycle_event}: {function} failed ({error}) and Lambda gave up retrying; "
-                        "CodeDeploy waits for the deadline",
-                        lifecycle_event=lifecycle_event,
-                        error=error,
-                    )
-                call = None
-                self._discover_workflows()
-                continue
-            if retry_at is not None and now >= retry_at:
-                call, began, retry_at = self._start(function, payload), time.monotonic(), None
-                continue
-            due = [t for t in (deadline, retry_at, self._scheduler.next_time()) if t is not None]
-            self._scheduler.run_until(
-                min(due), stop=lambda: self._over() or self._reported(execution_id) is not None
-            )
+        self._invoke(function, payload, lifecycle_event)
+        try:
+            while (status := self._reported(execution_id)) is None:
+                if self._over():
+                    moto_codedeploy.set_lifecycle_event_status(d.deployment_id, lifecycle_event, "Failed")
+                    self._hook_status[lifecycle_event] = "Failed"
+                    return False
+                if self._clock.now() >= deadline:
+                    return self._hook_timed_out(lifecycle_event, function, deadline)
+                self._scheduler.run_until(
+                    deadline, stop=lambda: self._over() or self._reported(execution_id) is not None
+                )
+        finally:
+            self._scheduler.cancel(f"retry {function}")  # Lambda's retries end with the lifecycle event
+        return self._hook_reported(lifecycle_event, function, status, started)
 
-    def _finished(self, call: Invocation, began: float) -> tuple[bool, str | None]:
-        """Whether an invocation ended, and its error; one running past Lambda's own limit counts
-        as timed out (its thread is abandoned, as Lambda would end the execution environment)."""
-        if call.wait(self._real_poll):
-            return True, call.error
-        if time.monotonic() - began > self._invocation_timeout:
-            return True, "Sandbox.Timedout"
-        return False, None
+    def _invoke(
+        self, function: str, event: Mapping[str, Any], lifecycle_event: str | None = None, attempt: int = 0
+    ) -> None:
+        """Lambda's asynchronous Invoke of a hook (for ``lifecycle_event``) or a rule's target, run to
+        its end (real time passes, the clock with it). A function error, or a run past Lambda's limit
+        (``Sandbox.Timedout``: its thread is abandoned, as Lambda would end the execution
+        environment), is retried after one, then two minutes, up to ``MaximumRetryAttempts``."""
+        call = self._start(function, event)
+        if call is None:
+            return
+        error = call.error if call.wait(self._invocation_timeout) else "Sandbox.Timedout"
+        self._discover_workflows()
+        if error is None and lifecycle_event is None:
+            self._emit("event", f"{function} handled the event", function=function)
+            self._observe_stop()
+        if error is None:
+            return
+        kind: EventKind = "event" if lifecycle_event is None else "hook"
+        failed = f"{lifecycle_event + ': ' if lifecycle_event else ''}{function} failed ({error})"
+        detail: dict[str, Any] = {
+            "error": error,
+            **({"lifecycle_event": lifecycle_event} if lifecycle_event else {}),
+        }
+        if attempt < self._invoker.max_retry_attempts(function):
+            at = self._clock.now() + ASYNC_RETRY_DELAYS[min(attempt, len(ASYNC_RETRY_DELAYS) - 1)]
+            self._emit(kind, f"{failed}; Lambda retries it at {at:%H:%M:%S}", **detail)
+            self._scheduler.at(
+                at, f"retry {function}", lambda _: self._invoke(function, event, lifecycle_event, attempt + 1)
+            )
+        else:
+            waits = "; CodeDeploy waits for the deadline" if lifecycle_event else ""
+            self._emit(kind, f"{failed}; Lambda gave up retrying{waits}", **detail)
 
     def _start(self, function: str, payload: Mapping[str, Any]) -> Invocation | None:
         if not self._invoker.knows(function):
@@ -448,7 +407,7 @@ class CodeDeployEngine:
         return self._invoker.invoke_async(function, payload)
 
     def _reported(self, execution_id: str) -> str | None:
-        for report in moto_codedeploy.hook_reports(self._deployment.deployment_id):
+        for report in moto_codedeploy.hook_reports(self._d.deployment_id):
             if report.lifecycle_event_hook_execution_id == execution_id:
                 return report.status
         return None
@@ -468,7 +427,7 @@ class CodeDeployEngine:
         return False
 
     def _hook_timed_out(self, lifecycle_event: str, function: str, deadline: datetime) -> bool:
-        d = self._deployment
+        d = self._d
         moto_codedeploy.set_lifecycle_event_status(d.deployment_id, lifecycle_event, "Failed")
         self._hook_status[lifecycle_event] = "Failed"
         self._fail(
@@ -481,7 +440,7 @@ class CodeDeployEngine:
 
     # --- traffic ----------------------------------------------------------------------------------
     def _allow_traffic(self, steps: Sequence[TrafficStep]) -> bool:
-        d = self._deployment
+        d = self._d
         moto_codedeploy.set_lifecycle_event_status(d.deployment_id, "AllowTraffic", "InProgress")
         start = self._clock.now()
         self._traffic_on = True
@@ -495,22 +454,12 @@ class CodeDeployEngine:
         return True
 
     def _shift(self, weight: float, at: datetime) -> None:
-        d = self._deployment
+        d = self._d
         t = d.target
-        if weight >= 1.0:
-            self._lambda.update_alias(
-                FunctionName=t.function_name,
-                Name=t.alias,
-                FunctionVersion=t.target_version,
-                RoutingConfig={"AdditionalVersionWeights": {}},
-            )
+        if weight >= 1.0:  # all of it: FunctionVersion becomes the target, the routing is cleared
+            self._route(t.target_version, {})
         else:
-            self._lambda.update_alias(
-                FunctionName=t.function_name,
-                Name=t.alias,
-                FunctionVersion=t.current_version,
-                RoutingConfig={"AdditionalVersionWeights": {t.target_version: weight}},
-            )
+            self._route(t.current_version, {t.target_version: weight})
         moto_codedeploy.set_target_version_weight(d.deployment_id, weight)
         self._max_weight = max(self._max_weight, weight)
         self._emit(
@@ -545,7 +494,7 @@ class CodeDeployEngine:
         self._discover_workflows()
 
     def _poll_alarms(self, when: datetime) -> None:
-        d = self._deployment
+        d = self._d
         if not (d.alarms_enabled and d.alarm_names):
             return
         try:  # without AlarmTypes DescribeAlarms answers metric alarms only
@@ -573,7 +522,7 @@ class CodeDeployEngine:
             self._stop_on_alarm(f"CodeDeploy's alarm poll found {', '.join(firing)} in ALARM", firing, when)
 
     def _stop_on_alarm(self, message: str, firing: list[str], when: datetime) -> None:
-        d = self._deployment
+        d = self._d
         moto_codedeploy.set_deployment_status(d.deployment_id, "Stopped")
         moto_codedeploy.set_error_information(
             d.deployment_id,
@@ -587,7 +536,7 @@ class CodeDeployEngine:
 
     def _observe_stop(self) -> None:
         """A StopDeployment by anyone (the alarm rollback function, an operator) ends the deployment."""
-        d = self._deployment
+        d = self._d
         requests = moto_codedeploy.stop_requests(d.deployment_id)  # accepted StopDeployment calls
         if self._failure is not None or not requests:
             return
@@ -610,23 +559,7 @@ class CodeDeployEngine:
                 f"EventBridge rule {rule.name} matched: invoking {rule.function_name}",
                 rule=rule.name,
             )
-            self._deliver(rule, dict(event), attempt=0)
-
-    def _deliver(self, rule: Rule, event: dict[str, Any], attempt: int) -> None:
-        call = self._start(rule.function_name, event)
-        if call is None:
-            return
-        error = call.error if call.wait(self._invocation_timeout) else "Sandbox.Timedout"
-        if error is None:
-            self._emit("event", f"{rule.function_name} handled the event", function=rule.function_name)
-            self._observe_stop()
-            return
-        if attempt < self._invoker.max_retry_attempts(rule.function_name):
-            at = self._clock.now() + ASYNC_RETRY_DELAYS[min(attempt, len(ASYNC_RETRY_DELAYS) - 1)]
-            self._emit("event", f"{rule.function_name} failed ({error}); Lambda retries at {at:%H:%M:%S}")
-            self._scheduler.at(at, f"retry {rule.name}", lambda _: self._deliver(rule, event, attempt + 1))
-        else:
-            self._emit("event", f"{rule.function_name} failed ({error}); Lambda gave up retrying")
+            self._invoke(rule.function_name, dict(event))
 
     def _discover_workflows(self) -> None:
         if self._workflows is not None:
@@ -661,7 +594,7 @@ class CodeDeployEngine:
         self._emit("decision", message, at=at, failure=kind)
 
     def _roll_back(self) -> None:
-        d = self._deployment
+        d = self._d
         failure = self._failure
         if failure is None:
             raise EngineError("rollback without a failure")
@@ -689,9 +622,7 @@ class CodeDeployEngine:
             )
             return
         t = d.target
-        alias = self._lambda.get_alias(FunctionName=t.function_name, Name=t.alias)
-        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
-        if str(alias["FunctionVersion"]) == t.current_version and not weights:
+        if self._alias() == (t.current_version, {}):
             restored_by = (
                 f" (restored by {self._last_actor})" if self._max_weight and self._last_actor else ""
             )
@@ -701,12 +632,7 @@ class CodeDeployEngine:
                 version=t.current_version,
             )
         else:
-            self._lambda.update_alias(
-                FunctionName=t.function_name,
-                Name=t.alias,
-                FunctionVersion=t.current_version,
-                RoutingConfig={"AdditionalVersionWeights": {}},
-            )
+            self._route(t.current_version, {})
             self._emit(
                 "rollback",
                 f"alias {t.alias} back on version {t.current_version}, routing cleared",
@@ -722,7 +648,7 @@ class CodeDeployEngine:
 
     def _rollback_deployment(self) -> str:
         """CodeDeploy's rollback is a deployment of its own: the previous version, all at once."""
-        d = self._deployment
+        d = self._d
         t = d.target
         content = render_appspec(
             DeploymentTarget(
@@ -752,11 +678,10 @@ class CodeDeployEngine:
 
     # --- the result -------------------------------------------------------------------------------
     def _outcome(self, started_at: datetime) -> DeploymentOutcome:
-        d = self._deployment
+        d = self._d
         t = d.target
         info = self._codedeploy.get_deployment(deploymentId=d.deployment_id)["deploymentInfo"]
-        alias = self._lambda.get_alias(FunctionName=t.function_name, Name=t.alias)
-        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        alias_version, alias_weights = self._alias()
         failure = self._failure
         rollback_id = self._rollback_id
         stopped_by = None
@@ -774,8 +699,8 @@ class CodeDeployEngine:
             failure=failure.kind if failure else None,
             failed_lifecycle_event=failure.lifecycle_event if failure else None,
             max_weight=self._max_weight,
-            alias_version=str(alias["FunctionVersion"]),
-            alias_weights={str(k): float(v) for k, v in weights.items()},
+            alias_version=alias_version,
+            alias_weights=alias_weights,
             rolled_back=rollback_id is not None,
             rollback_deployment_id=rollback_id,
             stopped_by=stopped_by,
@@ -785,6 +710,22 @@ class CodeDeployEngine:
             ended_at=self._clock.now(),
             events=list(self._events),
             traffic=list(self._minutes),
+        )
+
+    def _alias(self) -> tuple[str, dict[str, float]]:
+        """Where the alias points: its version and its additional versions' weights."""
+        t = self._d.target
+        alias = self._lambda.get_alias(FunctionName=t.function_name, Name=t.alias)
+        weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+        return str(alias["FunctionVersion"]), {str(k): float(v) for k, v in weights.items()}
+
+    def _route(self, version: str, weights: dict[str, float]) -> None:
+        t = self._d.target
+        self._lambda.update_alias(
+            FunctionName=t.function_name,
+            Name=t.alias,
+            FunctionVersion=version,
+            RoutingConfig={"AdditionalVersionWeights": weights},
         )
 
     def _emit(self, kind: EventKind, message: str, *, at: datetime | None = None, **detail: Any) -> None:
