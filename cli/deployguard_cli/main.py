@@ -15,7 +15,17 @@ from deployguard.errors import DeployGuardError
 from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_INTERRUPTED
 from deployguard_cli.render import terminal_safe
 
-COMMAND_MODULES = ("init", "lint", "policy", "check", "report", "rollback", "status", "rehearse")
+COMMAND_MODULES = (
+    "init",
+    "lint",
+    "policy",
+    "check",
+    "report",
+    "rollback",
+    "status",
+    "rehearse",
+    "localaws",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

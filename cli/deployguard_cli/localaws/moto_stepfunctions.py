@@ -19,6 +19,14 @@ documents them. Left alone, it waits in real time and its Lambda tasks call moto
    ``FunctionError: Unhandled`` with an ``errorType``/``errorMessage`` payload, which moto's
    interpreter turns into the error ``Catch`` and ``Retry`` match, as the service does.
 
+One correction, on whenever the patches are installed: :func:`_choice_timestamp` reads the timestamps
+of Choice rules (``Timestamp*`` and ``IsTimestamp``) as the Choice state documents them, RFC 3339 with
+fractional seconds or a numeric offset; moto reads only ``YYYY-MM-DDThh:mm:ssZ`` (so
+``…T12:00:00.000Z`` never equalled ``…T12:00:00Z``, and a literal with a fraction failed the execution).
+And :func:`_start_execution` names an execution started without a ``name`` with a UUID, as AWS does
+(API_StartExecution.html); moto's interpreter backend named it ``None``, so a second unnamed
+execution of a state machine failed with ``ExecutionAlreadyExists``.
+
 Lock-step: an execution is *active* from ``StartExecution`` until it parks in a wait or ends. The
 scheduler calls :meth:`Router.settle` before it looks at what is due: it waits (in real time) until
 no execution is active, then schedules the parked executions' wake-ups. Virtual time never moves
@@ -47,12 +55,16 @@ from typing import Any, Final, Protocol
 
 from botocore.exceptions import ClientError
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.choice.comparison.operator.implementations.is_operator import (
+    IsTimestamp,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp as wait_timestamp
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
 from moto.stepfunctions.parser.backend.execution import Execution
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 from deployguard.appspec import plain_function_name
 
@@ -60,6 +72,7 @@ __all__ = ["DefinitionError", "Router", "Started", "install", "routed", "validat
 
 LAMBDA_INVOKE: Final = "arn:aws:states:::lambda:invoke"
 _LAMBDA_FUNCTION_ARN: Final = re.compile(r"^arn:[a-z-]+:lambda:[a-z0-9-]+:\d{12}:function:[^:]+(:[^:]+)?$")
+_RFC3339: Final = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 _PATCH_MARK: Final = "_deployguard_moto_stepfunctions"
 _POLL_SECONDS: Final = 0.05
 _router: Router | None = None
@@ -302,12 +315,24 @@ def routed(
         router._stop_all()
 
 
-# --- the patches: each defers to moto's own code when nothing is routed ---------------------------
+# --- the patches: the routing ones defer to moto's own code when nothing is routed -----------------
 _original_wait_interval = WaitFunction._wait_interval
 _original_invoke = lambda_eval_utils._invoke_lambda_function
 _original_start = Execution.start
 _original_execution_logic = ExecutionWorker._execution_logic
 _original_retrier_body = retrier_decl.RetrierDecl._eval_body
+_original_start_execution = StepFunctionsParserBackend.start_execution
+
+
+def _start_execution(
+    self: StepFunctionsParserBackend,
+    state_machine_arn: str,
+    name: str | None = None,
+    execution_input: str | None = None,
+    trace_header: str | None = None,
+) -> Execution:
+    name = name or str(uuid.uuid4())
+    return _original_start_execution(self, state_machine_arn, name, execution_input, trace_header)  # type: ignore[arg-type]
 
 
 def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
@@ -349,6 +374,18 @@ def _execution_logic(self: ExecutionWorker) -> None:
             _router._ended(str(self._evaluation_details.execution_details.arn))
 
 
+def _choice_timestamp(value: Any) -> datetime | None:
+    """A Choice rule's timestamp, or None if ``value`` is not one: RFC 3339 with an uppercase ``T`` and
+    ``Z`` or a numeric offset (https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.html);
+    fractional seconds allowed (the context object's times carry milliseconds). Compared as instants."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except ValueError:  # the right shape, not a date (month 13, second 61)
+        return None
+
+
 class _Now(_datetime.datetime):
     """``datetime`` for moto's Timestamp wait: its ``now()`` (naive, UTC) is the virtual clock's."""
 
@@ -372,4 +409,6 @@ def install() -> None:
         retrier_decl.RetrierDecl._eval_body = _retrier_body  # type: ignore[method-assign]
         retrier_decl.time = types.SimpleNamespace(sleep=_retry_sleep)  # type: ignore[attr-defined,assignment]
         wait_timestamp.datetime = types.SimpleNamespace(datetime=_Now)  # type: ignore[attr-defined,assignment]
+        IsTimestamp.string_to_timestamp = staticmethod(_choice_timestamp)  # type: ignore[method-assign,assignment]
+        StepFunctionsParserBackend.start_execution = _start_execution  # type: ignore[method-assign]
         setattr(WaitFunction, _PATCH_MARK, True)
