@@ -1,35 +1,40 @@
 """docs/attach-in-10-minutes.md followed end to end on a public SAM app (aws-samples'
 aws-safe-lambda-deployments, tests/fixtures/sam_apps): init → lint → attach → lint → policy publish
-→ a guarded deployment on the embedded AWS, where a good release passes and a bad one fails."""
+→ a guarded deployment on the embedded AWS, where a good release passes and a bad one fails.
+
+The embedded AWS is served over HTTP (``deployguard localaws serve``'s server), so the sample's own
+code really runs on its Node.js runtime and its S3 calls come back to the same embedded AWS."""
 
 from __future__ import annotations
 
 import copy
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import pytest
+import requests
 import yaml
 
+from deployguard import entrypoints
 from deployguard.appspec import DeploymentTarget, render_appspec
 from deployguard.runtimes import RUNTIMES
 from deployguard.stages import APP_TAG, STAGE_TAG
+from deployguard_cli.localaws.lambda_runner import zip_directory
+from deployguard_cli.localaws.server import LocalAws
 from deployguard_cli.main import main
 from deployguard_cli.template_lint import deployguard_hook
 from deployguard_cli.templates import Template, read_template
-from tests.support.aws import ROLE_POLICY, code_zip, deployment_group, start_deployment
+from tests.support.aws import ROLE_POLICY, deployment_group, start_deployment
 from tests.support.handlers import FakeLambdaContext, load_handler
 from tests.support.outcomes import captured_output, outcome_lines
 from tests.support.release import HOOK_ENV, POLICY_BUCKET
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda.literals import RuntimeType
-
-pytestmark = pytest.mark.usefixtures("aws")
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "tests" / "fixtures" / "sam_apps" / "aws-safe-lambda-deployments"
@@ -39,6 +44,27 @@ FUNCTION = "returnS3Buckets"
 FUNCTION_NAME = f"{STACK}-{FUNCTION}-1A2B3C4D5E6F"
 APPLICATION = f"{STACK}-ServerlessDeploymentApplication-1A2B3C4D"
 GROUP = f"{STACK}-{FUNCTION}DeploymentGroup-1A2B3C4D"
+# The guide's step 3 moves the function to nodejs24.x, which ships the AWS SDK v3 and not v2's
+# aws-sdk the sample requires: its code moves to v3's S3 client, whose methods take the same callbacks.
+SDK_V3_MIGRATION = {
+    "var AWS = require('aws-sdk');\nvar s3 = new AWS.S3();": (
+        "var { S3 } = require('@aws-sdk/client-s3');\nvar s3 = new S3();"
+    ),
+    "s3.listBuckets(function": "s3.listBuckets({}, function",
+}
+
+
+@pytest.fixture(autouse=True)
+def served(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The embedded AWS on a free port; every client of this process (the CLI, the hook) uses it."""
+    with LocalAws(port=0) as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", server.endpoint)
+        entrypoints.reset()
+        try:
+            yield server.endpoint
+        finally:
+            requests.post(f"{server.endpoint}/moto-api/reset", timeout=10)
+            entrypoints.reset()
 
 
 @pytest.fixture
@@ -113,7 +139,7 @@ class Deployed:
     """What `sam deploy` of the attached template leaves in the account, and each later release
     through CodeDeploy with DeployGuard's pre-traffic hook invoked as CodeDeploy invokes it."""
 
-    def __init__(self, template: Template) -> None:
+    def __init__(self, template: Template, code: bytes) -> None:
         (self.function,) = (f for f in template.functions if f.guarded)
         self.lam = boto3.client("lambda")
         role = boto3.client("iam").create_role(
@@ -124,7 +150,7 @@ class Deployed:
             Runtime=cast("RuntimeType", self.function.runtime),
             Role=role["Role"]["Arn"],
             Handler=str(self.function.properties["Handler"]),
-            Code={"ZipFile": code_zip()},
+            Code={"ZipFile": code},
             Environment={"Variables": self.environment},
             Tags={str(k): str(v) for k, v in self.function.tags.items()},
         )
@@ -138,11 +164,15 @@ class Deployed:
     def environment(self) -> dict[str, str]:
         return {str(k): str(v) for k, v in self.function.environment.items()}
 
-    def release(self, environment: dict[str, str], description: str) -> tuple[list[str], dict[str, Any]]:
-        """Publish a version with ``environment``, deploy it, run the pre-traffic hook: the statuses
-        it reported and its outcome record."""
+    def release(
+        self, environment: dict[str, str], description: str, code: bytes | None = None
+    ) -> tuple[list[str], dict[str, Any]]:
+        """Publish a version with ``environment`` (and ``code``), deploy it, run the pre-traffic
+        hook: the statuses it reported and its outcome record."""
         from deployguard_cli.localaws import moto_codedeploy
 
+        if code is not None:
+            self.lam.update_function_code(FunctionName=FUNCTION_NAME, ZipFile=code)
         self.lam.update_function_configuration(
             FunctionName=FUNCTION_NAME, Environment={"Variables": environment}, Description=description
         )
@@ -210,6 +240,12 @@ def test_the_guide_takes_a_public_sam_app_to_a_guarded_deployment(
     attached_file = app / "template.json"
     attached_document = attach(read_template(template_file), stage=STAGE, app=APP)
     attached_file.write_text(json.dumps(attached_document, indent=2))
+    handler = app / "returnS3Buckets.js"  # nodejs24.x ships the SDK v3: the code moves to it
+    migrated = handler.read_text()
+    for old, new in SDK_V3_MIGRATION.items():
+        assert migrated.count(old) == 1
+        migrated = migrated.replace(old, new)
+    handler.write_text(migrated)
     code, out = cli("lint", str(attached_file), "--stage", STAGE, "--app", APP, "--json")
     assert (code, json.loads(out)["findings"]) == (0, [])
     attached = read_template(attached_file)
@@ -261,7 +297,8 @@ def test_the_guide_takes_a_public_sam_app_to_a_guarded_deployment(
     assert "[PASS] config" in out and "[skip] smoke:s3" in out
 
     # 5. deploy: a release through CodeDeploy is guarded; a good one passes, a broken one fails
-    deployed = Deployed(attached)
+    # (the app's code as `sam build` packages it: the template's folder, CodeUri's default)
+    deployed = Deployed(attached, zip_directory(app))
     statuses, record = deployed.release(deployed.environment, "release 2")
     assert statuses == ["Succeeded"], record["reason"]
     assert [(c["name"], c["result"]) for c in record["checks"]] == [
@@ -269,6 +306,9 @@ def test_the_guide_takes_a_public_sam_app_to_a_guarded_deployment(
         ("config", "passed"),
         ("smoke:s3", "passed"),
     ]
+    # the sample's real code ran, and its S3 call reached the embedded AWS (the policy bucket)
+    answer = deployed.lam.invoke(FunctionName=FUNCTION_NAME, Qualifier="live", Payload=b"{}")
+    assert json.loads(answer["Payload"].read()) == {"statusCode": 200, "body": 1}
 
     broken = copy.deepcopy(deployed.environment)
     del broken["LIST_LIMIT"]
@@ -276,3 +316,13 @@ def test_the_guide_takes_a_public_sam_app_to_a_guarded_deployment(
     assert statuses == ["Failed"]
     config = next(c for c in record["checks"] if c["name"] == "config")
     assert "CFG001" in {f["code"] for f in config["findings"]}
+
+    # the sample's code as it was (aws-sdk, which nodejs24.x does not ship) fails its smoke case
+    statuses, record = deployed.release(deployed.environment, "release 4: SDK v2 code", zip_directory(SAMPLE))
+    assert statuses == ["Failed"]
+    smoke = next(c for c in record["checks"] if c["name"] == "smoke:s3")
+    assert smoke["result"] == "failed"
+    assert smoke["message"].startswith(
+        "the function raised Runtime.ImportModuleError: Error: Cannot find module 'aws-sdk'\n"
+        "The nodejs24.x runtime ships the AWS SDK v3 (@aws-sdk/*), not aws-sdk"
+    )

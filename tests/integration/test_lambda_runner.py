@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -30,7 +31,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from deployguard_cli.example_app import BROKEN_RELEASES
-from deployguard_cli.localaws import lambda_runner
+from deployguard_cli.localaws import lambda_runner, node_sdk
 from deployguard_cli.localaws.lambda_runner import zip_directory
 from tests.support.aws import ROLE_POLICY
 from tests.support.handlers import REGION, ROOT
@@ -737,6 +738,302 @@ def test_nodejs_console_lines_land_in_the_log_stream(
     assert (logged_id, level, text) == (request_id, "INFO", "hello from node-probe { n: 1 }")
     assert stamp.endswith("Z")
     assert messages[0].startswith("START RequestId: ") and messages[-1].startswith("REPORT RequestId: ")
+
+
+# --- the AWS SDK the Node.js runtime ships --------------------------------------------------
+# Installed with npm once per machine (node_sdk's cache): the first run of these tests pays it.
+
+needs_npm = pytest.mark.skipif(
+    NODE is None or shutil.which("npm") is None,
+    reason="node or npm is not on PATH: the SDK the Node.js runtime ships cannot be installed",
+)
+
+LIST_BUCKETS = {
+    "v2": textwrap.dedent(
+        """
+        const AWS = require("aws-sdk");
+        const s3 = new AWS.S3();
+        exports.handler = async () => ({ buckets: (await s3.listBuckets().promise()).Buckets.map((b) => b.Name) });
+        """
+    ),
+    "v3": textwrap.dedent(
+        """
+        const { S3Client, ListBucketsCommand } = require("@aws-sdk/client-s3");
+        const s3 = new S3Client({});
+        exports.handler = async () => ({ buckets: (await s3.send(new ListBucketsCommand({}))).Buckets.map((b) => b.Name) });
+        """
+    ),
+    "v3-esm": textwrap.dedent(
+        """
+        import { S3Client, ListBucketsCommand } from "@aws-sdk/client-s3";
+        const s3 = new S3Client({});
+        export const handler = async () => ({ buckets: (await s3.send(new ListBucketsCommand({}))).Buckets.map((b) => b.Name) });
+        """
+    ),
+}
+
+
+@dataclass
+class Served:
+    """The local AWS behind HTTP (``deployguard localaws serve``'s server) and clients of it."""
+
+    endpoint: str
+    lam: LambdaClient
+    role: str
+    session: boto3.session.Session
+
+    def create_bucket(self, name: str) -> None:
+        self.session.client("s3", endpoint_url=self.endpoint).create_bucket(Bucket=name)
+
+
+@pytest.fixture
+def served(aws_env: None, session: boto3.session.Session) -> Iterator[Served]:
+    from deployguard_cli.localaws.server import LocalAws
+
+    with LocalAws(port=0) as server:
+        try:
+            iam = session.client("iam", endpoint_url=server.endpoint)
+            role = iam.create_role(RoleName="sdk-role", AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
+            yield Served(
+                server.endpoint, session.client("lambda", endpoint_url=server.endpoint), role, session
+            )
+        finally:
+            requests.post(f"{server.endpoint}/moto-api/reset", timeout=10)
+
+
+@needs_npm
+@pytest.mark.parametrize(
+    ("runtime", "sdk", "handler_file"),
+    [
+        ("nodejs16.x", "v2", "index.js"),
+        ("nodejs20.x", "v3", "index.js"),
+        ("nodejs20.x", "v3-esm", "index.mjs"),
+    ],
+    ids=["nodejs16-aws-sdk-v2", "nodejs20-client-s3", "nodejs20-client-s3-esm"],
+)
+def test_a_nodejs_function_calls_the_embedded_aws_with_the_sdk_its_runtime_ships(
+    served: Served, runtime: RuntimeType, sdk: str, handler_file: str
+) -> None:
+    # GIVEN a bucket on the served local AWS, and a function that uses the SDK without bundling it
+    served.create_bucket(f"runtime-sdk-{sdk}")
+    served.lam.create_function(
+        FunctionName="list-buckets",
+        Runtime=runtime,
+        Role=served.role,
+        Handler="index.handler",
+        Code={"ZipFile": zip_of({handler_file: LIST_BUCKETS[sdk]})},
+        Timeout=30,
+    )
+
+    # WHEN invoked through the server
+    answer = served.lam.invoke(FunctionName="list-buckets", Payload=b"{}")
+
+    # THEN the runtime's SDK (v2 configured by the bootstrap, v3 by AWS_ENDPOINT_URL) listed the
+    # embedded AWS's buckets
+    assert answer.get("FunctionError") is None, payload_of(answer)
+    assert payload_of(answer) == {"buckets": [f"runtime-sdk-{sdk}"]}
+
+
+PUT_AND_GET = textwrap.dedent(
+    """
+    const { S3Client, PutObjectCommand, GetObjectCommand } = require("@aws-sdk/client-s3");
+    const s3 = new S3Client({});
+    exports.handler = async (event) => {
+      await s3.send(new PutObjectCommand({ Bucket: event.bucket, Key: "note.txt", Body: "kept" }));
+      const got = await s3.send(new GetObjectCommand({ Bucket: event.bucket, Key: "note.txt" }));
+      return got.Body.transformToString();
+    };
+    """
+)
+
+
+@needs_npm
+def test_the_sdk_v3_reaches_buckets_of_a_local_aws_served_as_localhost(
+    aws_env: None, session: boto3.session.Session
+) -> None:
+    from deployguard_cli.localaws.server import LocalAws
+
+    # GIVEN the local AWS served as localhost (where the SDK v3 would address <bucket>.localhost)
+    with LocalAws(host="localhost", port=0) as server:
+        try:
+            assert server.endpoint.startswith("http://localhost:")
+            iam = session.client("iam", endpoint_url=server.endpoint)
+            role = iam.create_role(RoleName="sdk-role", AssumeRolePolicyDocument=ROLE_POLICY)["Role"]["Arn"]
+            session.client("s3", endpoint_url=server.endpoint).create_bucket(Bucket="notes")
+            lam = session.client("lambda", endpoint_url=server.endpoint)
+            lam.create_function(
+                FunctionName="put-and-get",
+                Runtime="nodejs20.x",
+                Role=role,
+                Handler="index.handler",
+                Code={"ZipFile": zip_of({"index.js": PUT_AND_GET})},
+                Timeout=30,
+            )
+
+            # WHEN the function writes and reads an object of a bucket
+            answer = lam.invoke(FunctionName="put-and-get", Payload=b'{"bucket": "notes"}')
+
+            # THEN both calls reached the bucket
+            assert payload_of(answer) == "kept"
+        finally:
+            requests.post(f"{server.endpoint}/moto-api/reset", timeout=10)
+
+
+STUB_SDK = {
+    "aws-sdk/package.json": '{"name": "aws-sdk", "version": "0.0.0-stub", "main": "index.js"}',
+    "aws-sdk/index.js": "exports.stub = true;",
+}
+WHICH_SDK = "exports.handler = async () => ({ stub: require('aws-sdk').stub === true });"
+
+
+@needs_node
+@pytest.mark.parametrize("bundled_in", ["code", "layer"])
+def test_an_aws_sdk_the_function_bundles_wins_over_the_runtimes(
+    lam: LambdaClient, role: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bundled_in: str
+) -> None:
+    # GIVEN a nodejs16.x function whose own node_modules (or layer) holds an aws-sdk stub
+    cache = tmp_path / "sdk-cache"
+    monkeypatch.setenv("DEPLOYGUARD_NODE_SDK_CACHE", str(cache))
+    files = {"index.js": WHICH_SDK}
+    layers = []
+    if bundled_in == "code":
+        files |= {f"node_modules/{name}": text for name, text in STUB_SDK.items()}
+    else:
+        stub = zip_of({f"nodejs/node_modules/{name}": text for name, text in STUB_SDK.items()})
+        layers = [
+            lam.publish_layer_version(LayerName="stub-sdk", Content={"ZipFile": stub})["LayerVersionArn"]
+        ]
+    lam.create_function(
+        FunctionName="which-sdk",
+        Runtime="nodejs16.x",
+        Role=role,
+        Handler="index.handler",
+        Code={"ZipFile": zip_of(files)},
+        Layers=layers,
+    )
+
+    # WHEN invoked
+    answer = lam.invoke(FunctionName="which-sdk", Payload=b"{}")
+
+    # THEN it loaded its own copy, as on Lambda, and the runtime's was not even installed
+    assert payload_of(answer) == {"stub": True}
+    assert not cache.exists()
+
+
+@needs_npm
+@pytest.mark.parametrize(
+    ("runtime", "sdk", "handler_file", "not_found"),
+    [
+        ("nodejs16.x", "v2", "index.js", "Error: Cannot find module 'aws-sdk'"),
+        (
+            "nodejs20.x",
+            "v3-esm",
+            "index.mjs",
+            "Error: Cannot find package '@aws-sdk/client-s3' imported from",
+        ),
+    ],
+    ids=["aws-sdk-v2", "client-s3-esm"],
+)
+def test_when_the_runtime_sdk_cannot_be_installed_the_function_says_what_is_missing_and_how_to_provide_it(
+    lam: LambdaClient,
+    role: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    runtime: RuntimeType,
+    sdk: str,
+    handler_file: str,
+    not_found: str,
+) -> None:
+    # GIVEN a fresh SDK cache and an npm registry that nothing answers
+    monkeypatch.setenv("DEPLOYGUARD_NODE_SDK_CACHE", str(tmp_path / "sdk-cache"))
+    monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9")
+    monkeypatch.setenv("npm_config_cache", str(tmp_path / "npm-cache"))  # nothing to fall back on
+    package = "aws-sdk" if sdk == "v2" else "@aws-sdk/client-s3"
+    for name, files in {
+        "needs-sdk": {handler_file: LIST_BUCKETS[sdk]},
+        "plain": {handler_file: "exports.handler = async () => 'fine';"},
+    }.items():
+        lam.create_function(
+            FunctionName=name,
+            Runtime=runtime,
+            Role=role,
+            Handler="index.handler",
+            Code={"ZipFile": zip_of(files)},
+        )
+    if handler_file.endswith(".mjs"):
+        lam.update_function_code(
+            FunctionName="plain", ZipFile=zip_of({handler_file: "export const handler = async () => 'fine';"})
+        )
+
+    # WHEN the function that uses the SDK is invoked
+    answer = lam.invoke(FunctionName="needs-sdk", Payload=b"{}")
+
+    # THEN it fails at init, naming the module, why it is missing and how to provide it
+    error = payload_of(answer)
+    assert answer["FunctionError"] == "Unhandled"
+    assert error["errorType"] == "Runtime.ImportModuleError"
+    message = error["errorMessage"]
+    assert message.startswith(not_found), message
+    assert f"The {runtime} runtime ships {package}; the embedded AWS installs it" in message
+    assert "($DEPLOYGUARD_NODE_SDK_CACHE), and could not: npm install" in message
+    assert "failed (ECONNREFUSED: FetchError: request to http://127.0.0.1:9/" in message
+    assert (
+        f"Bundle {package} with the function (its node_modules or a layer's nodejs/node_modules)" in message
+    )
+    # a function that does not use the SDK is not held back by it; nothing half-installed is left
+    assert payload_of(lam.invoke(FunctionName="plain", Payload=b"{}")) == "fine"
+    assert [p.name for p in (tmp_path / "sdk-cache").rglob("*") if not p.name.endswith(".lock")] == [
+        node_sdk.SNAPSHOT_DATE
+    ]
+
+
+FAKE_NPM = """#!{python}
+import pathlib, sys, time
+arguments = sys.argv[1:]
+with open({runs!r}, "a") as runs:
+    runs.write(" ".join(arguments) + "\\n")
+time.sleep(0.5)
+package = pathlib.Path(arguments[arguments.index("--prefix") + 1]) / "node_modules" / "aws-sdk"
+package.mkdir(parents=True)
+(package / "package.json").write_text('{{"name": "aws-sdk"}}')
+"""
+PROVIDE = (
+    "import pathlib, sys; from deployguard_cli.localaws import node_sdk; "
+    "print(node_sdk.provide('nodejs16.x', code_roots=[pathlib.Path(sys.argv[1])], module_dirs=[]).v2_root)"
+)
+
+
+def test_processes_that_need_the_runtime_sdk_at_once_install_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an npm that takes half a second to install and counts its runs, a fresh cache, and code
+    # that requires aws-sdk
+    bin_folder, code, runs = tmp_path / "bin", tmp_path / "code", tmp_path / "npm-runs"
+    bin_folder.mkdir()
+    code.mkdir()
+    (code / "index.js").write_text("const AWS = require('aws-sdk');")
+    npm = bin_folder / "npm"
+    npm.write_text(FAKE_NPM.format(python=sys.executable, runs=str(runs)))
+    npm.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_folder}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("DEPLOYGUARD_NODE_SDK_CACHE", str(tmp_path / "sdk-cache"))
+
+    # WHEN four processes (pytest-xdist workers, say) provide the nodejs16.x runtime's SDK at once
+    processes = [
+        subprocess.Popen([sys.executable, "-c", PROVIDE, str(code)], stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    roots = {process.communicate(timeout=60)[0].strip() for process in processes}
+
+    # THEN npm ran once, every process got the same installed copy, and no staging folder is left
+    assert len(runs.read_text().splitlines()) == 1
+    (root,) = roots
+    assert (Path(root) / "package.json").is_file()
+    assert root.startswith(str((tmp_path / "sdk-cache" / node_sdk.SNAPSHOT_DATE).resolve()))
+    assert sorted(p.name for p in (tmp_path / "sdk-cache" / node_sdk.SNAPSHOT_DATE).iterdir()) == [
+        ".aws-sdk.lock",
+        "aws-sdk",
+    ]
 
 
 OTHER_PYTHON = next(v for v in ("3.11", "3.12") if v != "{}.{}".format(*sys.version_info[:2]))
