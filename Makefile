@@ -120,7 +120,9 @@ stage-template: stage-tools
 bench: $(STAMP) ## benchmarks, printed as ratios
 	$(BIN)/python -m scripts.bench
 	$(BIN)/python -m scripts.bench_policy --store
+	$(BIN)/python -m scripts.bench_rollback
 	$(BIN)/python -m scripts.bench_rehearsal
+	$(BIN)/python -m scripts.bench_rehearse_app
 
 # A reduced fleet (10 deployments, 20 alarm events) runs in the integration tier: tests/integration/test_load.py.
 .PHONY: load

@@ -16,9 +16,12 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from deployguard.stages import Stage
 from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
+from deployguard_cli.localaws.faults import FAULTS, SLOW_DEFAULT_MS
 from deployguard_cli.rehearsal.clock import human_duration
 from deployguard_cli.render import terminal_safe
 
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from deployguard_cli.rehearsal.engine import DeploymentOutcome, EngineEvent
-    from deployguard_cli.rehearsal.runner import ScenarioResult
+    from deployguard_cli.rehearsal.runner import Player, ScenarioResult
     from deployguard_cli.rehearsal.scenarios import Scenario
 
 KIND_STYLES = {
@@ -57,12 +60,100 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--list", action="store_true", help="list the scenarios and what each must end in")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
     parser.add_argument("--no-report", action="store_true", help="leave out each deployment's report")
+    own = parser.add_argument_group(
+        "your own application", "rehearse the guarded deployment of your SAM app (docs/rehearse-your-app.md)"
+    )
+    own.add_argument("--template", type=Path, metavar="PATH", help="your SAM template (template.yaml)")
+    own.add_argument(
+        "--function", metavar="F", help="the function to rehearse, when the template guards several"
+    )
+    own.add_argument(
+        "--from",
+        dest="from_spec",
+        metavar="GIT_REF|DIR",
+        help="the live version: a commit (default: the last one, HEAD) or a folder holding the template",
+    )
+    own.add_argument("--to", type=Path, metavar="DIR", help="the new version (default: the working tree)")
+    own.add_argument(
+        "--stage", choices=[s.value for s in Stage], help="the stage (default: the policy's, else dev)"
+    )
+    own.add_argument(
+        "--policy",
+        type=Path,
+        metavar="FILE",
+        help="your application policy (default: deployguard-<stage>.yaml beside the template)",
+    )
+    own.add_argument(
+        "--app", help="the application's name (default: the policy's, else as `deployguard init` names it)"
+    )
+    own.add_argument(
+        "--parameter-overrides",
+        nargs="+",
+        default=[],
+        metavar="K=V",
+        help="template parameters (over samconfig.toml's)",
+    )
+    own.add_argument(
+        "--config-env", default="default", help="samconfig.toml's environment (default: default)"
+    )
+    own.add_argument(
+        "--faults",
+        default=None,
+        metavar="LIST",
+        help=f"also play the release with each fault injected: all, or some of {','.join(FAULTS)}",
+    )
+    own.add_argument(
+        "--slow-ms",
+        type=int,
+        help="the slow fault's added latency (default: 1 s past the smoke cases' max_latency_ms, "
+        f"else {SLOW_DEFAULT_MS} ms)",
+    )
+    own.add_argument(
+        "--setup",
+        metavar="COMMAND",
+        help="a command run against each fresh embedded AWS before the deployment (AWS_ENDPOINT_URL is set), "
+        "e.g. to create the SSM parameters or tables your code reads",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """The command line, adapted to :func:`rehearse`."""
+    """The command line, adapted to :func:`rehearse` (or :func:`rehearse_app` with --template)."""
+    if args.template is not None:
+        return rehearse_app(args, as_json=args.json, show_report=not args.no_report)
     return rehearse(args.scenarios, list_only=args.list, as_json=args.json, show_report=not args.no_report)
+
+
+def rehearse_app(args: argparse.Namespace, *, as_json: bool, show_report: bool) -> int:
+    """``rehearse --template``: the user's own app, as it is and with each fault asked for."""
+    from deployguard_cli.rehearsal.runner import app_player, default_root  # noqa: PLC0415
+    from deployguard_cli.rehearsal.userapp import Options, parse_overrides, prepared  # noqa: PLC0415
+
+    options = Options(
+        template=args.template,
+        function=args.function,
+        from_spec=args.from_spec,
+        to_dir=args.to,
+        stage=args.stage,
+        policy=args.policy,
+        parameters=parse_overrides(args.parameter_overrides),
+        faults=tuple(f.strip() for f in (args.faults or "").split(",") if f.strip()),
+        app=args.app,
+        config_env=args.config_env,
+        slow_ms=args.slow_ms,
+        setup=args.setup,
+    )
+    with prepared(options, deployguard_root=default_root()) as plan:
+        player = app_player(plan)
+        heading = (
+            f"guarded deployments of {plan.app.function.logical_id} ({args.template}) on an embedded AWS: "
+            f"{plan.from_tree.label} → {plan.to_tree.label}"
+        )
+        if as_json:
+            return _run_json(plan.scenarios, player=player, notes=plan.notes)
+        return _run_live(
+            plan.scenarios, show_report=show_report, player=player, heading=heading, notes=plan.notes
+        )
 
 
 def rehearse(
@@ -109,6 +200,8 @@ def _list(scenarios: Sequence[Scenario], *, as_json: bool) -> int:
 
 def _expected_words(scenario: Scenario) -> str:
     e = scenario.expected
+    if isinstance(e.status, tuple):
+        return f"{' or '.join(e.status)}, the alias back on the live version"
     if e.status == "Succeeded":
         return "Succeeded: 100% on the new version"
     where = (
@@ -119,24 +212,35 @@ def _expected_words(scenario: Scenario) -> str:
     return f"{e.status} {where}"
 
 
-def _run_json(scenarios: Sequence[Scenario]) -> int:
+def _run_json(
+    scenarios: Sequence[Scenario], *, player: Player | None = None, notes: Sequence[str] = ()
+) -> int:
     from deployguard_cli.rehearsal.runner import run_all  # noqa: PLC0415
 
     began = time.perf_counter()
     # NOTE: stray output (a warning printed by a library) must not corrupt the JSON on stdout.
     with contextlib.redirect_stdout(sys.stderr):
-        results = run_all(scenarios)
+        results = run_all(scenarios, player=player)
     as_expected = all(r.as_expected for r in results)
-    document = {
+    document: dict[str, object] = {
         "all_as_expected": as_expected,
         "seconds": round(time.perf_counter() - began, 3),
-        "scenarios": [r.to_json() for r in results],
+        "scenarios": [r.to_json() | {"proven": _proven(r)} for r in results],
     }
+    if player is not None:
+        document["notes"] = list(notes)
     print(json.dumps(document, indent=2))
     return EXIT_OK if as_expected else EXIT_FINDINGS
 
 
-def _run_live(scenarios: Sequence[Scenario], *, show_report: bool) -> int:
+def _run_live(
+    scenarios: Sequence[Scenario],
+    *,
+    show_report: bool,
+    player: Player | None = None,
+    heading: str = "guarded deployments of the example app on an embedded AWS",
+    notes: Sequence[str] = (),
+) -> int:
     from rich.console import Console  # noqa: PLC0415
 
     from deployguard_cli.rehearsal.runner import run_all  # noqa: PLC0415
@@ -144,9 +248,11 @@ def _run_live(scenarios: Sequence[Scenario], *, show_report: bool) -> int:
     out: TextIO = sys.stdout  # bound now: the rehearsal routes sys.stdout to the functions' logs
     # NOTE: piped output (CI logs) gets a wide console: timeline lines are long and must stay one line.
     console = Console(file=out, highlight=False, width=None if out.isatty() else 140, soft_wrap=True)
-    console.rule("[bold]DeployGuard rehearsal[/]: guarded deployments of the example app on an embedded AWS")
+    console.rule(f"[bold]DeployGuard rehearsal[/]: {terminal_safe(heading)}")
+    for note in notes:
+        console.print(terminal_safe(f"note: {note}"), style="yellow", markup=False)
     console.print(
-        "Real: the guard functions' handlers, the example app's code (a subprocess per invocation, with "
+        "Real: the guard functions' handlers, the application's code (a subprocess per invocation, with "
         "each version's environment), moto's AWS APIs and metrics. Simulated: CodeDeploy's orchestration, "
         "EventBridge delivery, Step Functions waits, alarm evaluation — on a virtual clock.\n",
         style="dim",
@@ -174,7 +280,7 @@ def _run_live(scenarios: Sequence[Scenario], *, show_report: bool) -> int:
     def finished(result: ScenarioResult) -> None:
         _print_result(console, result, show_report=show_report)
 
-    results = run_all(scenarios, observer=observe, on_result=finished)
+    results = run_all(scenarios, observer=observe, on_result=finished, player=player)
     _print_summary(console, results, time.perf_counter() - began)
     return EXIT_OK if all(r.as_expected for r in results) else EXIT_FINDINGS
 
@@ -243,6 +349,29 @@ _DECIDERS = {
 }
 
 
+def _proven(result: ScenarioResult) -> str:
+    """What the run proved: which part of the guard caught the fault (or what is missing)."""
+    from deployguard.outcome import check_code  # noqa: PLC0415 - pydantic only once a rehearsal ran
+
+    o = result.outcome
+    if not result.as_expected:
+        return result.problems[-1] if result.problems else "not as expected"
+    if o.status == "Succeeded":
+        return "the release passes every check"
+    failed = [
+        check
+        for record in result.records
+        if record.decision is not None and record.decision.value == "Failed"
+        for check in record.failed_checks
+    ]
+    codes = sorted({check_code(c) for c in failed} | {f.code for c in failed for f in c.findings})
+    who = _DECIDERS.get(_decider(o), _decider(o))
+    caught = f"caught by the {who}" + (f" ({', '.join(codes)})" if codes else "")
+    if o.stopped_by:
+        caught += f", alarm {o.stopped_by}"
+    return f"{caught}; alias back on v{o.alias_version}"
+
+
 def _decider(outcome: DeploymentOutcome) -> str:
     if outcome.failure in ("alarm", "stopped"):
         return "alarm"
@@ -253,7 +382,9 @@ def _print_summary(console: Console, results: Sequence[ScenarioResult], seconds:
     from rich.table import Table  # noqa: PLC0415
 
     table = Table(title=f"Rehearsal summary: {len(results)} scenario(s) in {seconds:.1f} s")
-    for column in ("scenario", "ended", "new version got", "decided by", "alias on", "took", "virtual", "ok"):
+    proving = any(r.scenario.fault is not None or r.scenario.name.startswith("fault:") for r in results)
+    columns = ("scenario", "ended", "new version got", "decided by", "alias on", "took", "virtual", "ok")
+    for column in (*columns, "proven") if proving else columns:
         table.add_column(column, no_wrap=column in ("scenario", "took", "virtual"))
     for r in results:
         o = r.outcome
@@ -266,6 +397,7 @@ def _print_summary(console: Console, results: Sequence[ScenarioResult], seconds:
             f"{r.seconds:.1f} s",
             human_duration(o.virtual_duration.total_seconds()),
             "[green]yes[/]" if r.as_expected else "[red]NO[/]",
+            *([terminal_safe(_proven(r))] if proving else []),
         )
     console.print(table)
     failed = [r.scenario.name for r in results if not r.as_expected]

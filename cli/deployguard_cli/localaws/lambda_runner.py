@@ -47,7 +47,7 @@ What is simulated or left out:
     interpreter, ``python3.X`` on PATH or ``~/.pyenv/versions/3.X*``; another interpreter sees
     only its own packages and the layers), ``nodejs*`` on the ``node`` on PATH (whatever its
     version) through :file:`bootstrap_node.js`, one fresh process per invocation (no fork server,
-    in either mode); any other runtime, or a Python not present, is refused with
+    in either mode), with the AWS SDK its runtime ships (:mod:`.node_sdk`); any other runtime, or a Python not present, is refused with
     ``InvalidRuntimeException`` naming the runtime and what runs here; memory is not limited; there are no concurrency limits or throttles;
   * credentials are fake role credentials; ``AWS_ENDPOINT_URL`` points at the moto server
     when the invoke came through one (``ThreadedMotoServer``/``moto_server``) and otherwise at
@@ -87,18 +87,21 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+from deployguard_cli.localaws import faults, node_sdk
 from deployguard_cli.localaws.lambda_names import qualified_function_name
 
 __all__ = [
     "Invocation",
+    "find_python",
     "install",
     "invocations",
+    "serve_functions_from",
     "set_mode",
     "shutdown",
     "wait_for_events",
@@ -386,10 +389,21 @@ def _client_error(message: str) -> Exception:
 
 
 def _endpoint(host: str | None) -> str:
-    """The moto server the invoke came through, so the function's AWS calls reach the same state."""
+    """The moto server the invoke came through, so the function's AWS calls reach the same state
+    (an in-process invoke: the server :func:`serve_functions_from` named, else a closed port)."""
     if not host or host.split(":", 1)[0].endswith("amazonaws.com"):
-        return CLOSED_ENDPOINT
+        return _functions_endpoint or CLOSED_ENDPOINT
     return f"http://{host}"
+
+
+_functions_endpoint: str | None = None
+
+
+def serve_functions_from(endpoint: str | None) -> None:
+    """Functions invoked in-process (``mock_aws``) call AWS at ``endpoint``: a moto server in this
+    process, so they see the same state as the caller (None: a closed port, they fail fast)."""
+    global _functions_endpoint  # noqa: PLW0603 - the runner's one setting, like set_mode
+    _functions_endpoint = endpoint
 
 
 def _target(backend: Any, fn: Any, function_name: str, qualifier: str | None) -> _Target | None:
@@ -452,6 +466,11 @@ def _command(runtime: str) -> tuple[str, ...]:
 
 
 @functools.cache
+def find_python(version: str) -> str | None:
+    """The interpreter that runs ``python<version>`` functions here (None: not on this machine)."""
+    return _python(version)
+
+
 def _python(version: str) -> str | None:
     """An interpreter of Python ``version`` (``"3.12"``): this one, ``pythonX.Y`` on PATH, or the
     newest ``~/.pyenv/versions/X.Y*``; each candidate is asked its version (a pyenv shim on PATH
@@ -530,7 +549,8 @@ def _run_and_record(
         "client_context": client_context,
         "timeout_ms": int(target.timeout_seconds * 1000),
     }
-    run = _run(target, event, spec=spec, endpoint=endpoint, stream=stream)
+    fault = faults.active(target.function_name, target.version)
+    run = _faulted(target, fault, event, spec=spec, endpoint=endpoint, stream=stream)
     stream = run.stream
     payload, error = _answer(run, request_id)
     log = _log(target, request_id, run)
@@ -568,8 +588,40 @@ class _Run:
     """Init ran for this invocation (its REPORT line carries ``Init Duration``)."""
 
 
+def _faulted(
+    target: _Target,
+    fault: tuple[faults.Fault, int] | None,
+    event: bytes,
+    *,
+    spec: dict[str, Any],
+    endpoint: str,
+    stream: str,
+) -> _Run:
+    """The invocation, with the fault injected into its version (:mod:`.faults`), if any."""
+    if fault is None:
+        return _run(target, event, spec=spec, endpoint=endpoint, stream=stream)
+    injected, count = fault
+    if injected.kind == "errors" and injected.fails(count):
+        error = {"errorType": "RehearsalFault", "errorMessage": "injected fault: this invocation fails"}
+        output = f"[ERROR] RehearsalFault: {error['errorMessage']}\n".encode()
+        return _Run(
+            output, 0, {"error": error}, 0, timed_out=False, init_ms=0.0, duration_ms=1.0, stream=stream
+        )
+    run = _run(target, event, spec=spec, endpoint=endpoint, stream=stream)
+    if injected.kind == "slow" and not run.timed_out:
+        budget_ms = target.timeout_seconds * 1000 - run.duration_ms
+        time.sleep(min(injected.delay_ms, budget_ms) / 1000)
+        timed_out = injected.delay_ms >= budget_ms
+        duration = target.timeout_seconds * 1000 if timed_out else run.duration_ms + injected.delay_ms
+        return replace(run, duration_ms=duration, timed_out=timed_out)
+    if injected.kind == "wrong-type" and "payload" in run.result:
+        result = {**run.result, "payload": faults.wrong_typed(str(run.result["payload"]))}
+        return replace(run, result=result)
+    return run
+
+
 def _run(target: _Target, event: bytes, *, spec: dict[str, Any], endpoint: str, stream: str) -> _Run:
-    if _mode == "pool" and not _is_node(target):  # NOTE: Node.js runs one fresh process per invocation
+    if _mode == "pool":
         return _pool.run(target, event, spec=spec, endpoint=endpoint)
     return _run_fresh(target, event, spec=spec, endpoint=endpoint, stream=stream)
 
@@ -579,6 +631,8 @@ def _run_fresh(target: _Target, event: bytes, *, spec: dict[str, Any], endpoint:
     task_root = _extract(target.code, target.code_sha256)
     layer_roots = [_extract(code, sha) for code, sha in target.layers]
     env = _environment(target, task_root, layer_roots, endpoint=endpoint, stream=stream)
+    if _is_node(target):
+        spec = {**spec, "runtime_sdk": _node_sdk(target, task_root, layer_roots, env, endpoint)}
     with tempfile.TemporaryDirectory(prefix="invoke-", dir=_cache_root()) as scratch:
         work = Path(scratch)
         (work / "event.json").write_bytes(event)
@@ -767,16 +821,41 @@ def _environment(
     if python_path:
         env["PYTHONPATH"] = python_path
     if _is_node(target):  # a layer's nodejs/node_modules, as /opt/nodejs/node_modules on Lambda
-        node_version = target.runtime.removeprefix("nodejs").split(".")[0]
-        env["NODE_PATH"] = os.pathsep.join(
-            path
-            for root in reversed(layer_roots)
-            for path in (
-                str(root / "nodejs" / f"node{node_version}" / "node_modules"),
-                str(root / "nodejs" / "node_modules"),
-            )
-        )
+        env["NODE_PATH"] = os.pathsep.join(str(path) for path in _node_layer_dirs(target, layer_roots))
     return env
+
+
+def _node_layer_dirs(target: _Target, layer_roots: list[Path]) -> list[Path]:
+    """The layers' module folders in Lambda's order (``/opt/nodejs/nodeNN/node_modules``, then
+    ``/opt/nodejs/node_modules``; a later layer over an earlier one)."""
+    node_version = target.runtime.removeprefix("nodejs").split(".")[0]
+    return [
+        path
+        for root in reversed(layer_roots)
+        for path in (
+            root / "nodejs" / f"node{node_version}" / "node_modules",
+            root / "nodejs" / "node_modules",
+        )
+    ]
+
+
+def _node_sdk(
+    target: _Target, task_root: Path, layer_roots: list[Path], env: dict[str, str], endpoint: str
+) -> dict[str, Any]:
+    """The AWS SDK the Node.js runtime ships (:mod:`~deployguard_cli.localaws.node_sdk`), on
+    ``NODE_PATH`` after the function's own modules and its layers; what the bootstrap needs of it."""
+    layer_dirs = _node_layer_dirs(target, layer_roots)
+    sdk = node_sdk.provide(
+        target.runtime,
+        code_roots=[task_root, *layer_roots],
+        module_dirs=[task_root / "node_modules", *layer_dirs],
+    )
+    env["NODE_PATH"] = os.pathsep.join([str(path) for path in layer_dirs] + list(sdk.module_paths))
+    if endpoint.startswith("http://localhost:"):
+        # NOTE: the SDK v3 addresses a bucket as <bucket>.localhost (virtual-hosted style), which
+        # does not resolve; at an IP address it uses path style, as v2 is told to
+        env["AWS_ENDPOINT_URL"] = endpoint.replace("localhost", "127.0.0.1", 1)
+    return sdk.bootstrap_spec(endpoint=env["AWS_ENDPOINT_URL"], closed=endpoint == CLOSED_ENDPOINT)
 
 
 # --- the code cache -----------------------------------------------------------------------------
@@ -840,7 +919,13 @@ def _extract(code: bytes, sha256: str) -> Path:
 # --- the worker pool ----------------------------------------------------------------------------
 
 POOL_SIZE: Final = 8
-"""Fork servers kept at once; starting one more stops the least recently used."""
+"""Execution environments kept at once (fork servers and Node.js environments); beyond it the least
+recently used idle one is stopped."""
+ENVIRONMENTS_PER_VERSION: Final = 4
+"""Node.js execution environments one version (one pool key) may have at once; a further concurrent
+invocation waits for one to be free."""
+NODE_LOG_KEPT_BYTES: Final = 1 << 20
+"""A Node.js environment's log file is emptied between invocations once it has grown past this."""
 STOP_TIMEOUT_SECONDS: Final = 2.0
 """How long a stopped fork server may take to finish its running workers before it is killed."""
 STARTED_TIMEOUT_SECONDS: Final = 60.0
@@ -850,9 +935,10 @@ _mode = "pool" if hasattr(os, "fork") else "fresh"
 
 
 def set_mode(mode: str) -> str:
-    """How invocations run: ``"pool"`` (the default where ``os.fork`` exists: each version's
-    initialized environment is forked per invocation) or ``"fresh"`` (a new interpreter per
-    invocation, init included). Returns the previous mode; leaving pool mode stops its servers."""
+    """How invocations run: ``"pool"`` (the default where ``os.fork`` exists: a Python version's
+    initialized environment is forked per invocation, a Node.js version's warm environments serve
+    one invocation at a time each) or ``"fresh"`` (a new process per invocation, init included, for
+    both runtimes). Returns the previous mode; leaving pool mode stops its environments."""
     global _mode  # NOTE: one switch for the process, as Invoke is patched process-wide
     if mode not in ("pool", "fresh"):
         raise ValueError(f"lambda_runner.set_mode: mode must be 'pool' or 'fresh'; it is {mode!r}")
@@ -865,7 +951,7 @@ def set_mode(mode: str) -> str:
 
 
 def shutdown() -> None:
-    """Stop every fork server (also run at exit)."""
+    """Stop every execution environment of the pool (also run at exit)."""
     _pool.shutdown()
 
 
@@ -1054,17 +1140,270 @@ class _Server:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+class _NodeEnvironment:
+    """One Node.js execution environment: a ``node <bootstrap_node.js> <spec>`` process that runs
+    init once and then serves invocations one at a time, module state carrying over between them
+    as on Lambda.
+
+    Started as a fresh-mode invocation is (the version's environment, its code folder as working
+    directory, a process group of its own); its stdout and stderr go to one log file, of which each
+    invocation takes what was written since the last one took its part. Requests go through a pipe
+    and answers come back through another (JSON after a 4-byte length, see the bootstrap). An
+    invocation that outlives its timeout kills the environment (the next one is a cold start);
+    so does a crash (``process.exit``, an uncaught exception): only this environment dies.
+    """
+
+    def __init__(
+        self, target: _Target, env: dict[str, str], task_root: Path, stream: str, runtime_sdk: dict[str, Any]
+    ) -> None:
+        self.stream = stream
+        self._target = target
+        self._env = env
+        self._task_root = task_root
+        self._runtime_sdk = runtime_sdk
+        self._dir = Path(tempfile.mkdtemp(prefix="node-", dir=_cache_root()))
+        self._log_path = self._dir / "output.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._requests = -1  # the pipe the environment reads requests from (our end)
+        self._answers = -1  # the pipe it answers through (our end)
+        self._received = bytearray()
+        self._taken = 0  # bytes of the log file earlier invocations (and init) took
+        self._cold = True
+        self._init_ms = 0.0
+        self._init_output = b""
+        self._killed = False
+
+    @property
+    def alive(self) -> bool:
+        return not self._killed and self._process is not None and self._process.poll() is None
+
+    def start(self) -> _Run | None:
+        """Start the process and run init; None when ready, else the answer to the invocation that
+        asked (init failed or outlived Lambda's init limit plus the invocation's timeout)."""
+        request_read, self._requests = os.pipe()
+        self._answers, answer_write = os.pipe()
+        spec = {
+            "serve": True,
+            "handler": self._target.handler,
+            "task_root": str(self._task_root),
+            "runtime_sdk": self._runtime_sdk,
+            "request_fd": request_read,
+            "status_fd": answer_write,
+        }
+        started = time.monotonic()
+        try:
+            # NOTE: appending: the log file may be emptied between invocations (NODE_LOG_KEPT_BYTES)
+            with self._log_path.open("ab") as log:
+                self._process = subprocess.Popen(  # noqa: S603 - our node, our bootstrap, no shell
+                    [*self._target.command, str(_bootstrap_path(self._target)), json.dumps(spec)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    cwd=self._task_root,
+                    env=self._env,
+                    pass_fds=(request_read, answer_write),
+                    start_new_session=True,
+                )
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            os.close(request_read)
+            os.close(answer_write)
+        os.set_blocking(self._requests, False)  # a write never blocks past an invocation's deadline
+        try:
+            message = self._receive(started + INIT_TIMEOUT_SECONDS + self._target.timeout_seconds)
+        except EOFError:
+            message = {}
+        self._init_ms = (time.monotonic() - started) * 1000
+        if message is None or "ready" not in message:
+            return self._failed_init(message)
+        produced = self._take_output()
+        logged = int(message["ready"])
+        self._init_output = produced[:logged] if 0 <= logged <= len(produced) else produced
+        return None
+
+    def _failed_init(self, message: dict[str, Any] | None) -> _Run:
+        assert self._process is not None
+        timed_out = message is None
+        # a failed init is exiting (it answered init_error, or died); a slow one is killed now
+        _await_exit(self._process, time.monotonic() + (0.0 if timed_out else STOP_TIMEOUT_SECONDS))
+        self._killed = True
+        produced = self._take_output()
+        result = {"error": message["init_error"]} if message and "init_error" in message else {}
+        returncode = self._process.returncode
+        self.stop()
+        return _Run(
+            output=produced,
+            init_output_size=len(produced),
+            result=result,
+            returncode=returncode,
+            timed_out=timed_out,
+            init_ms=self._init_ms,
+            duration_ms=self._target.timeout_seconds * 1000 if timed_out else 0.0,
+            stream=self.stream,
+        )
+
+    def run(self, event: bytes, spec: dict[str, Any]) -> _Run | None:
+        """One invocation; None if the environment died before it took the invocation."""
+        assert self._process is not None
+        leftover = self._rotate_log()
+        request = {
+            "request_id": spec["request_id"],
+            "invoked_function_arn": spec["invoked_function_arn"],
+            "client_context": spec["client_context"],
+            "timeout_ms": spec["timeout_ms"],
+            "event": event.decode("utf-8", "replace"),
+        }
+        started = time.monotonic()
+        deadline = started + spec["timeout_ms"] / 1000
+        try:
+            taken = self._send(request, deadline) and self._receive(deadline) is not None
+        except (OSError, EOFError):  # it died while idle (or was killed): not this invocation's doing
+            self._kill()
+            return None
+        # NOTE: not taken by the deadline: the environment is busy with what the last invocation
+        # left running, which on Lambda also runs on this invocation's time
+        answer: dict[str, Any] | None = None
+        crashed = False
+        if taken:
+            try:
+                answer = self._receive(deadline)
+            except EOFError:  # the process ended mid-invocation (process.exit, a signal)
+                crashed = True
+        timed_out = answer is None and not crashed
+        ended = time.monotonic()
+        if timed_out:
+            self._kill()
+        elif crashed or (answer is not None and answer.get("exiting")):
+            _await_exit(self._process, time.monotonic() + STOP_TIMEOUT_SECONDS)
+            self._killed = True
+        result: dict[str, Any] = answer.get("result", {}) if answer is not None else {}
+        cold, self._cold = self._cold, False
+        init_output = self._init_output if cold else b""
+        return _Run(
+            output=init_output + leftover + self._take_output(),
+            init_output_size=len(init_output),
+            result=result,
+            returncode=self._process.poll(),
+            timed_out=timed_out,
+            init_ms=self._init_ms if cold else 0.0,
+            duration_ms=float(spec["timeout_ms"])
+            if timed_out
+            else float(result.get("duration_ms", (ended - started) * 1000)),
+            stream=self.stream,
+            cold=cold,
+        )
+
+    def _send(self, message: dict[str, Any], deadline: float) -> bool:
+        """Write one message; False if the environment did not take it all by ``deadline``."""
+        body = json.dumps(message).encode()
+        pending = memoryview(len(body).to_bytes(4, "big") + body)
+        while pending:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([], [self._requests], [], remaining)[1]:
+                return False
+            with contextlib.suppress(BlockingIOError):
+                pending = pending[os.write(self._requests, pending) :]
+        return True
+
+    def _receive(self, deadline: float) -> dict[str, Any] | None:
+        """The next message; None if none came by ``deadline``; EOFError if the process ended."""
+        while True:
+            if len(self._received) >= 4:
+                size = int.from_bytes(self._received[:4], "big")
+                if len(self._received) >= 4 + size:
+                    body = bytes(self._received[4 : 4 + size])
+                    del self._received[: 4 + size]
+                    message: dict[str, Any] = json.loads(body)
+                    return message
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._answers], [], [], remaining)[0]:
+                return None
+            chunk = os.read(self._answers, 65536)
+            if not chunk:
+                raise EOFError
+            self._received += chunk
+
+    def _take_output(self) -> bytes:
+        """What the process wrote since the last call."""
+        with contextlib.suppress(FileNotFoundError), self._log_path.open("rb") as log:
+            log.seek(self._taken)
+            output = log.read()
+            self._taken += len(output)
+            return output
+        return b""
+
+    def _rotate_log(self) -> bytes:
+        """Between invocations: once the log file is large, what is left of it, and empty it."""
+        if self._taken <= NODE_LOG_KEPT_BYTES:
+            return b""
+        leftover = self._take_output()
+        with contextlib.suppress(FileNotFoundError):
+            os.truncate(self._log_path, 0)
+        self._taken = 0
+        return leftover
+
+    def _kill(self) -> None:
+        """End the process and whatever it started (its process group)."""
+        self._killed = True
+        if self._process is not None:
+            _await_exit(self._process, time.monotonic())
+
+    def stop(self) -> None:
+        self._kill()
+        for fd in (self._requests, self._answers):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._requests = self._answers = -1
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+_Environment = _Server | _NodeEnvironment
 _ServerKey = tuple[Any, ...]
 
 
+def _new_environment(target: _Target, endpoint: str) -> _Environment:
+    """A (not yet started) execution environment for ``target``, with a log stream of its own."""
+    task_root = _extract(target.code, target.code_sha256)
+    layer_roots = [_extract(code, sha) for code, sha in target.layers]
+    stream = f"{datetime.now(UTC):%Y/%m/%d}/[{target.version}]{uuid.uuid4().hex}"
+    env = _environment(target, task_root, layer_roots, endpoint=endpoint, stream=stream)
+    if _is_node(target):
+        runtime_sdk = _node_sdk(target, task_root, layer_roots, env, endpoint)
+        return _NodeEnvironment(target, env, task_root, stream, runtime_sdk)
+    return _Server(target, env, task_root, stream)
+
+
+@dataclass(eq=False)
+class _Slot:
+    """An execution environment in the pool and the invocations it runs now."""
+
+    key: _ServerKey
+    environment: _Environment | None = None
+    """None while the invocation that made the slot starts it."""
+    running: int = 0
+
+    @property
+    def alive(self) -> bool:
+        """Started, and its process has not ended."""
+        return self.environment is not None and self.environment.alive
+
+
 class _Pool:
-    """The fork servers, one per version and environment: a server never serves another version,
-    another environment or another endpoint (all are in its key)."""
+    """The execution environments, per key: an environment never serves another version, another
+    environment, other code or another endpoint (all are in its key).
+
+    A Python version has one fork server that runs every invocation of it, concurrent ones too; a
+    Node.js version has up to :data:`ENVIRONMENTS_PER_VERSION` environments, each running one
+    invocation at a time: an invocation takes a free one, else starts one, else waits. Dead
+    environments are dropped; beyond :data:`POOL_SIZE` the least recently used idle ones stop.
+    """
 
     def __init__(self) -> None:
-        self._servers: dict[_ServerKey, _Server] = {}
-        self._starting: dict[_ServerKey, threading.Lock] = {}
-        self._lock = threading.Lock()
+        self._slots: list[_Slot] = []  # least recently used first
+        self._changed = threading.Condition()
 
     def run(self, target: _Target, event: bytes, *, spec: dict[str, Any], endpoint: str) -> _Run:
         key: _ServerKey = (
@@ -1080,57 +1419,89 @@ class _Pool:
             target.log_group,
             endpoint,
         )
-        for _ in range(2):  # a server that died before it forked a worker is replaced once
-            run = self._run_on_server(key, target, event, spec=spec, endpoint=endpoint)
+        for _ in range(2):  # an environment that died before it took the invocation is replaced once
+            slot = self._acquire(key, shared=not _is_node(target))
+            try:
+                if slot.environment is None:
+                    failed = self._start(slot, target, endpoint)
+                    if failed is not None:
+                        return failed  # a failed init is not kept: the next invocation tries again
+                assert slot.environment is not None
+                run = slot.environment.run(event, spec)
+            finally:
+                self._release(slot)
             if run is not None:
                 return run
         return _Run(b"", 0, {}, None, timed_out=False, init_ms=0.0, duration_ms=0.0, stream="")
 
-    def _run_on_server(
-        self, key: _ServerKey, target: _Target, event: bytes, *, spec: dict[str, Any], endpoint: str
-    ) -> _Run | None:
-        with self._lock:
-            starting = self._starting.setdefault(key, threading.Lock())
-        with starting:
-            server = self._live(key)
-            if server is None:
-                task_root = _extract(target.code, target.code_sha256)
-                layer_roots = [_extract(code, sha) for code, sha in target.layers]
-                stream = f"{datetime.now(UTC):%Y/%m/%d}/[{target.version}]{uuid.uuid4().hex}"
-                env = _environment(target, task_root, layer_roots, endpoint=endpoint, stream=stream)
-                server = _Server(target, env, task_root, stream)
-                failed = server.start()
-                if failed is not None:
-                    return failed  # a failed init is not kept: the next invocation tries again
-                self._add(key, server)
-        return server.run(event, spec)
+    def _acquire(self, key: _ServerKey, *, shared: bool) -> _Slot:
+        """A slot of ``key`` to run on, counted as running: a live environment that may take the
+        invocation, or a new slot whose environment the caller starts. Waits while ``key`` has
+        as many environments as it may, all busy or starting."""
+        limit = 1 if shared else ENVIRONMENTS_PER_VERSION
+        with self._changed:
+            while True:
+                mine = [slot for slot in self._slots if slot.key == key]
+                for slot in mine:
+                    if slot.alive and (shared or slot.running == 0):
+                        slot.running += 1
+                        self._slots.remove(slot)
+                        self._slots.append(slot)  # most recently used last
+                        return slot
+                if sum(1 for slot in mine if slot.running or slot.alive) < limit:
+                    slot = _Slot(key, running=1)
+                    self._slots.append(slot)
+                    return slot
+                self._changed.wait()
 
-    def _live(self, key: _ServerKey) -> _Server | None:
-        with self._lock:
-            server = self._servers.pop(key, None)
-            if server is not None and server.alive:
-                self._servers[key] = server  # most recently used last
-                return server
-        if server is not None:
-            server.stop()  # it died (killed from outside): replaced by a new one
-        return None
+    def _start(self, slot: _Slot, target: _Target, endpoint: str) -> _Run | None:
+        """Start the slot's environment; None when ready, else the failed init's answer."""
+        environment = None
+        failed = None
+        try:
+            environment = _new_environment(target, endpoint)
+            failed = environment.start()
+        finally:
+            with self._changed:
+                if failed is None and environment is not None:
+                    slot.environment = environment
+                elif slot in self._slots:
+                    self._slots.remove(slot)
+                self._changed.notify_all()
+        self._trim()
+        return failed
 
-    def _add(self, key: _ServerKey, server: _Server) -> None:
-        with self._lock:
-            self._servers[key] = server
-            evicted = []
-            while len(self._servers) > POOL_SIZE:
-                oldest = next(iter(self._servers))
-                evicted.append(self._servers.pop(oldest))
-        for old in evicted:
-            old.stop()
+    def _release(self, slot: _Slot) -> None:
+        with self._changed:
+            slot.running -= 1
+            orphaned = slot.running == 0 and slot not in self._slots  # the pool was shut down meanwhile
+            self._changed.notify_all()
+        if orphaned and slot.environment is not None:
+            slot.environment.stop()
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop idle dead environments; stop the least recently used idle ones beyond POOL_SIZE."""
+        with self._changed:
+            idle = [slot for slot in self._slots if slot.running == 0 and slot.environment is not None]
+            stopped = [slot for slot in idle if not slot.alive]
+            excess = len(self._slots) - len(stopped) - POOL_SIZE
+            stopped += [slot for slot in idle if slot not in stopped][: max(excess, 0)]
+            for slot in stopped:
+                self._slots.remove(slot)
+            if stopped:
+                self._changed.notify_all()
+        for slot in stopped:
+            if slot.environment is not None:
+                slot.environment.stop()
 
     def shutdown(self) -> None:
-        with self._lock:
-            servers = list(self._servers.values())
-            self._servers.clear()
-        for server in servers:
-            server.stop()
+        with self._changed:
+            slots, self._slots = self._slots, []
+            self._changed.notify_all()
+        for slot in slots:
+            if slot.environment is not None:
+                slot.environment.stop()
 
 
 _pool = _Pool()

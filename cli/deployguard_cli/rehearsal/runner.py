@@ -7,13 +7,14 @@ scenario's expected outcome. The CLI (``deployguard rehearse``), the tests and t
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deployguard.errors import DeployGuardError
 from deployguard.outcome import OutcomeRecord
+from deployguard_cli.localaws import faults
 from deployguard_cli.rehearsal.clock import VirtualClock
 from deployguard_cli.rehearsal.engine import DeploymentOutcome, EngineEvent
 from deployguard_cli.rehearsal.scenarios import BASELINE, STAGES, Scenario, prepare_stage_files, verify
@@ -21,6 +22,9 @@ from deployguard_cli.rehearsal.traffic import summarize
 from deployguard_cli.rehearsal.wiring import Wiring, read_wiring
 from deployguard_cli.rehearsal.world import EmittedMetric, Release, World
 from deployguard_cli.report import OutcomeLogs, Report, build_report, render_report
+
+if TYPE_CHECKING:
+    from deployguard_cli.rehearsal.userapp import AppRehearsal
 
 __all__ = ["ScenarioResult", "default_root", "run_scenario"]
 
@@ -114,7 +118,7 @@ def run_scenario(
     root: Path | None = None,
     observer: Callable[[EngineEvent], None] | None = None,
 ) -> ScenarioResult:
-    """Rehearse one scenario; ``observer`` sees each timeline event as it happens."""
+    """Rehearse one scenario of the example app; ``observer`` sees each timeline event as it happens."""
     began = time.perf_counter()
     root = root or default_root()
     template = root / "template.yaml"
@@ -125,51 +129,95 @@ def run_scenario(
     files = prepare_stage_files(root, wiring.function.code_uri, scenario.stage, template_urls)
     try:
         environment = {**wiring.function.environment, "DATABASE_URL": files.url(scenario.stage)}
-        release = Release(
-            label=scenario.release.label,
-            replacements=scenario.release.replacements,
-            environment={
-                **scenario.release.environment,
-                **({"DATABASE_URL": files.url(scenario.database_of)} if scenario.database_of else {}),
-            },
-        )
-        with World(
-            wiring, clock=VirtualClock(), policy_text=files.policy_text, environment=environment
-        ) as world:
-            current = world.publish(BASELINE)
-            target = world.publish(release)
-            world.create_alarms(target)
-            deployment_id = world.create_deployment(current, target)
-            outcome = world.engine(traffic=scenario.traffic, observer=observer).run(deployment_id)
-            world.host.drain(timeout=60)
-            found = OutcomeLogs(world.client("logs")).find(deployment_id, sorted(world.log_lines))
-            records = found.records
-            report = build_report(records, deployment_id) if records else None
-            datapoints = world.traffic.datapoints if world.traffic is not None else 0
-            alerts = world.alerts()
-            invocations: dict[str, int] = {}
-            for invocation in world.invocations:
-                invocations[invocation.function_name] = invocations.get(invocation.function_name, 0) + 1
-            result = ScenarioResult(
-                scenario=scenario,
-                outcome=outcome,
-                wiring=wiring,
-                records=records,
-                report=report,
-                report_text=render_report(report) if report else "no outcome records were written",
-                problems=verify(scenario, outcome, records),
-                seconds=0.0,
-                policy_source=files.policy_source,
-                log_lines=dict(world.log_lines),
-                metrics=list(world.metrics),
-                lambda_datapoints=datapoints,
-                alerts=alerts,
-                invocations=invocations,
+        if scenario.database_of:
+            release = Release(
+                label=scenario.release.label,
+                replacements=scenario.release.replacements,
+                environment={**scenario.release.environment, "DATABASE_URL": files.url(scenario.database_of)},
             )
+            scenario = replace(scenario, release=release)
+        result = play(
+            scenario,
+            wiring=wiring,
+            live=BASELINE,
+            environment=environment,
+            policy_text=files.policy_text,
+            policy_source=files.policy_source,
+            observer=observer,
+        )
     finally:
         files.cleanup()
     result.seconds = time.perf_counter() - began
     return result
+
+
+def play(
+    scenario: Scenario,
+    *,
+    wiring: Wiring,
+    live: Release,
+    environment: Mapping[str, str],
+    policy_source: str,
+    policy_text: str | None = None,
+    publish_policy: Callable[[Any, str], None] | None = None,
+    observer: Callable[[EngineEvent], None] | None = None,
+    setup: Callable[[World], None] | None = None,
+) -> ScenarioResult:
+    """One guarded deployment in a fresh world: ``live`` published and on the alias, the
+    scenario's release published over it (with its fault, if any), CodeDeploy's deployment played
+    to its end, and what it left behind checked against the scenario's expected outcome."""
+    began = time.perf_counter()
+    with World(
+        wiring,
+        clock=VirtualClock(),
+        policy_text=policy_text,
+        publish_policy=publish_policy,
+        environment=environment,
+        serve_functions=setup is not None,
+    ) as world:
+        if setup is not None:
+            setup(world)
+        current = world.publish(live)
+        target = world.publish(scenario.release)
+        if scenario.fault is not None:
+            faults.inject(wiring.function.name, target, scenario.fault)
+        try:
+            world.create_alarms(target)
+            deployment_id = world.create_deployment(current, target)
+            outcome = world.engine(traffic=scenario.traffic, observer=observer).run(deployment_id)
+            world.host.drain(timeout=60)
+        finally:
+            faults.clear()
+        found = OutcomeLogs(world.client("logs")).find(deployment_id, sorted(world.log_lines))
+        records = found.records
+        report = build_report(records, deployment_id) if records else None
+        invocations: dict[str, int] = {}
+        for invocation in world.invocations:
+            invocations[invocation.function_name] = invocations.get(invocation.function_name, 0) + 1
+        problems = verify(scenario, outcome, records)
+        if problems and scenario.explain is not None:
+            problems += scenario.explain(outcome, records)
+        return ScenarioResult(
+            scenario=scenario,
+            outcome=outcome,
+            wiring=wiring,
+            records=records,
+            report=report,
+            report_text=render_report(report) if report else "no outcome records were written",
+            problems=problems,
+            seconds=time.perf_counter() - began,
+            policy_source=policy_source,
+            log_lines=dict(world.log_lines),
+            metrics=list(world.metrics),
+            lambda_datapoints=world.traffic.datapoints if world.traffic is not None else 0,
+            alerts=world.alerts(),
+            invocations=invocations,
+        )
+
+
+Player = Callable[[Scenario, Callable[[EngineEvent], None]], ScenarioResult]
+"""Plays one scenario with an observer: :func:`run_scenario` for the example app's, or a user
+app's (:func:`app_player`)."""
 
 
 def run_all(
@@ -178,6 +226,7 @@ def run_all(
     root: Path | None = None,
     observer: Callable[[Scenario, EngineEvent], None] | None = None,
     on_result: Callable[[ScenarioResult], None] | None = None,
+    player: Player | None = None,
 ) -> list[ScenarioResult]:
     results = []
     for scenario in scenarios:
@@ -186,8 +235,37 @@ def run_all(
             if observer is not None:
                 observer(scenario, event)
 
-        result = run_scenario(scenario, root=root, observer=see)
+        result = run_scenario(scenario, root=root, observer=see) if player is None else player(scenario, see)
         if on_result is not None:
             on_result(result)
         results.append(result)
     return results
+
+
+def app_player(plan: AppRehearsal) -> Player:
+    """Plays a scenario of a user's application (``rehearse --template``)."""
+
+    release: list[ScenarioResult] = []  # the release as it is, played first
+
+    def play_one(scenario: Scenario, observer: Callable[[EngineEvent], None]) -> ScenarioResult:
+        began = time.perf_counter()
+        result = play(
+            scenario,
+            wiring=plan.wiring,
+            live=plan.live,
+            environment=plan.environment,
+            policy_source=plan.policy_source,
+            publish_policy=plan.publish_policy,
+            observer=observer,
+            setup=plan.setup,
+        )
+        result.seconds = time.perf_counter() - began
+        if scenario.fault is None and not scenario.release.unset:
+            release.append(result)
+        elif release and not release[0].as_expected:
+            result.problems.append(
+                "proves nothing: the release fails without any fault (see the first deployment)"
+            )
+        return result
+
+    return play_one

@@ -29,7 +29,7 @@ import json
 import re
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import ModuleType
@@ -44,7 +44,10 @@ from deployguard_cli.rehearsal.world import Release
 
 if TYPE_CHECKING:
     from deployguard.outcome import OutcomeRecord
+    from deployguard_cli.localaws.faults import Fault
     from deployguard_cli.rehearsal.engine import DeploymentOutcome
+
+    Explain = Callable[[DeploymentOutcome, Sequence[OutcomeRecord]], list[str]]
 
 __all__ = [
     "BASELINE",
@@ -69,18 +72,18 @@ Status = Literal["Succeeded", "Failed", "Stopped"]
 class Expected:
     """How the deployment must end."""
 
-    status: Status
-    max_weight: float  # the most traffic the new version may ever have had (0.0: none)
+    status: Status | tuple[Status, ...]  # a tuple: any of these
+    max_weight: float | None  # the most traffic the new version may ever have had (0.0: none; None: any)
     alias_on: Literal["current", "target"]  # where the alias must point at the end
-    rolled_back: bool
-    decided_by: str  # the lifecycle event, or "alarm", that ended it
+    rolled_back: bool | None  # None: either
+    decided_by: str | None  # the lifecycle event, or "alarm", that ended it (None: any)
     failed_check: str | None = None  # a check code that must be among the deciding record's failures
     reason_mentions: str | None = None  # text the outcome record's reason must contain
 
     def to_json(self) -> dict[str, Any]:
         """How it must end, as ``rehearse --json`` and ``rehearse --list --json`` print it."""
         return {
-            "status": self.status,
+            "status": list(self.status) if isinstance(self.status, tuple) else self.status,
             "max_weight": self.max_weight,
             "alias_on": self.alias_on,
             "rolled_back": self.rolled_back,
@@ -98,6 +101,8 @@ class Scenario:
     stage: str = "staging"
     database_of: str | None = None  # the release's DATABASE_URL is this stage's database
     traffic: TrafficProfile | None = None
+    fault: Fault | None = None  # injected into the new version (deployguard rehearse --faults)
+    explain: Explain | None = None  # why it did not end as expected: what is missing
 
 
 STEADY = TrafficProfile(requests_per_minute=12, make_requests=orders_requests(bulk_share=0.25), seed=11)
@@ -345,9 +350,10 @@ def verify(scenario: Scenario, outcome: DeploymentOutcome, records: Sequence[Out
     the engine says the deployment ended, ``records`` what DeployGuard recorded of it."""
     expected = scenario.expected
     problems = []
-    if outcome.status != expected.status:
-        problems.append(f"deployment ended {outcome.status}, expected {expected.status}")
-    if abs(outcome.max_weight - expected.max_weight) > 1e-9:
+    statuses = expected.status if isinstance(expected.status, tuple) else (expected.status,)
+    if outcome.status not in statuses:
+        problems.append(f"deployment ended {outcome.status}, expected {' or '.join(statuses)}")
+    if expected.max_weight is not None and abs(outcome.max_weight - expected.max_weight) > 1e-9:
         problems.append(
             f"the new version got up to {outcome.max_weight:.0%} of traffic, expected {expected.max_weight:.0%}"
         )
@@ -357,7 +363,7 @@ def verify(scenario: Scenario, outcome: DeploymentOutcome, records: Sequence[Out
             f"alias on version {outcome.alias_version} with routing {outcome.alias_weights or 'none'}, "
             f"expected version {want} with no routing"
         )
-    if outcome.rolled_back != expected.rolled_back:
+    if expected.rolled_back is not None and outcome.rolled_back != expected.rolled_back:
         problems.append(f"rolled back: {outcome.rolled_back}, expected {expected.rolled_back}")
     decided_by = (
         "alarm"
@@ -366,7 +372,7 @@ def verify(scenario: Scenario, outcome: DeploymentOutcome, records: Sequence[Out
             outcome.failed_lifecycle_event or ("AfterAllowTraffic" if outcome.status == "Succeeded" else None)
         )
     )
-    if decided_by != expected.decided_by:
+    if expected.decided_by is not None and decided_by != expected.decided_by:
         problems.append(f"decided by {decided_by}, expected {expected.decided_by}")
     deciding = [r for r in records if r.decision is not None and r.decision.value == "Failed"]
     if expected.failed_check is not None:
@@ -381,7 +387,7 @@ def verify(scenario: Scenario, outcome: DeploymentOutcome, records: Sequence[Out
         problems.append(
             f"no failed outcome record mentions {expected.reason_mentions!r} in its reason or findings"
         )
-    if expected.status == "Succeeded" and not any(
+    if statuses == ("Succeeded",) and not any(
         r.decision is not None and r.decision.value == "Succeeded" for r in records
     ):
         problems.append("no outcome record decided Succeeded")

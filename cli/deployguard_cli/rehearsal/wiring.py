@@ -13,6 +13,7 @@ alarm rollback function, the bake state machine, the alert topic and every funct
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import re
@@ -43,6 +44,13 @@ DEPLOYMENT_CONFIG_PREFIX = "CodeDeployDefault.Lambda"
 TARGET_VERSION = "${TargetVersion}"
 """Stands for the version being deployed (``Function.Version.Version``) until a release is known."""
 _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
+_SAM_GENERATED = re.compile(
+    r"ServerlessDeploymentApplication|ServerlessRestApi|ServerlessHttpApi|CodeDeployServiceRole|\w+(Role|DeploymentGroup)"
+)
+"""Logical ids the SAM transform adds (a function's role and deployment group, the CodeDeploy
+application, the implicit APIs): a template may name them though it does not declare them."""
+IMPORTED = "imported:"
+"""Stands for ``Fn::ImportValue`` of another stack's output (there is no other stack here)."""
 
 
 class TemplateError(DeployGuardError):
@@ -111,8 +119,12 @@ class Resolver:
         parameters: Mapping[str, str] | None = None,
         stack_name: str,
         attributes: Mapping[str, str] | None = None,
+        suffix: str = "",
     ) -> None:
+        """``suffix`` ends the physical names the template does not give (CloudFormation's
+        ``<stack>-<logical id>-<random>``)."""
         self.template = template
+        self.suffix = suffix
         self.resources: dict[str, Any] = dict(template.get("Resources", {}))
         self.parameters = self._parameters(dict(parameters or {}))
         self.stack_name = stack_name
@@ -121,6 +133,7 @@ class Resolver:
 
     def _parameters(self, overrides: dict[str, str]) -> dict[str, str]:
         values: dict[str, str] = {}
+        missing: list[str] = []
         declared = self.template.get("Parameters", {}) or {}
         for name, spec in declared.items():
             if name in overrides:
@@ -128,11 +141,18 @@ class Resolver:
             elif "Default" in spec:
                 value = str(spec["Default"])
             else:
-                raise TemplateError(f"parameter {name} has no default; the rehearsal needs a value for it")
+                missing.append(f"{name} ({spec.get('Type', 'String')})")
+                continue
             allowed = spec.get("AllowedValues")
             if allowed and value not in [str(a) for a in allowed]:
                 raise TemplateError(f"parameter {name}={value} is not one of {', '.join(map(str, allowed))}")
             values[name] = value
+        if missing:
+            first = missing[0].split(" ", 1)[0]
+            raise TemplateError(
+                f"parameters without a default need a value: {', '.join(missing)}; pass "
+                f"--parameter-overrides {first}=VALUE … (or set parameter_overrides in samconfig.toml)"
+            )
         if overrides:
             raise TemplateError(f"the template declares no parameter {', '.join(sorted(overrides))}")
         return values
@@ -199,6 +219,10 @@ class Resolver:
         if key == "Fn::Split":
             separator, text = arg
             return str(self.resolve(text)).split(str(separator))
+        if key == "Fn::Base64":
+            return base64.b64encode(str(self.resolve(arg)).encode()).decode()
+        if key == "Fn::ImportValue":  # another stack's output: not on the embedded AWS
+            return f"{IMPORTED}{self.resolve(arg)}"
         if key.startswith("Fn::"):
             raise TemplateError(f"the rehearsal does not evaluate {key}")
         return {key: self.resolve(arg)}
@@ -232,8 +256,14 @@ class Resolver:
             return self.attributes[name]
         if name.endswith(".Alias") and name.removesuffix(".Alias") in self.resources:
             logical = name.removesuffix(".Alias")
-            alias = self.resources[logical]["Properties"].get("AutoPublishAlias")
+            alias = self.resolve(self.resources[logical]["Properties"].get("AutoPublishAlias"))
             return f"{self.get_att(logical, 'Arn')}:{alias}"
+        if name.endswith(".Version") and name.removesuffix(".Version") in self.resources:
+            logical = name.removesuffix(".Version")  # SAM: the published version's ARN
+            version = self.attributes.get(f"{logical}.Version.Version", TARGET_VERSION)
+            return f"{self.get_att(logical, 'Arn')}:{version}"
+        if name not in self.resources and _SAM_GENERATED.fullmatch(name):
+            return f"{self.stack_name}-{name}"  # a resource the SAM transform adds
         resource = self._resource(name)
         kind, props = resource.get("Type", ""), resource.get("Properties", {}) or {}
         arn = f"arn:{PARTITION}"
@@ -247,7 +277,7 @@ class Resolver:
             "AWS::DynamoDB::Table": "TableName",
         }
         if kind in named:
-            return self.resolve(props.get(named[kind])) or f"{self.stack_name}-{name}"
+            return self.resolve(props.get(named[kind])) or f"{self.stack_name}-{name}{self.suffix}"
         if kind == "AWS::SNS::Topic":
             topic = self.resolve(props.get("TopicName")) or f"{self.stack_name}-{name}"
             return f"{arn}:sns:{REGION}:{ACCOUNT_ID}:{topic}"
@@ -301,6 +331,8 @@ class FunctionSpec:
     max_retry_attempts: int = 2
     max_event_age_seconds: int = 21600
     tags: Mapping[str, str] = field(default_factory=dict)  # e.g. deployguard:stage (the guard's scope)
+    layers: tuple[Path, ...] = ()  # the template's own layers (their ContentUri folders)
+    external_layers: tuple[str, ...] = ()  # layer ARNs from elsewhere: not on the embedded AWS
 
     @property
     def handler_file(self) -> Path:
@@ -459,9 +491,30 @@ def _globals(template: Mapping[str, Any]) -> dict[str, Any]:
     return dict((template.get("Globals") or {}).get("Function") or {})
 
 
+_FUNCTION_KEYS = (
+    "FunctionName",
+    "CodeUri",
+    "Handler",
+    "Runtime",
+    "Timeout",
+    "MemorySize",
+    "Environment",
+    "Tracing",
+    "Architectures",
+    "LoggingConfig",
+    "EventInvokeConfig",
+    "Tags",
+    "Layers",
+)
+"""What a rehearsal deploys of a function; its other properties (Events, Policies …) are never
+resolved, so an intrinsic the rehearsal cannot evaluate there does not stop it."""
+
+
 def _function(resolver: Resolver, logical: str, root: Path) -> FunctionSpec:
-    defaults = resolver.resolve(_globals(resolver.template))
-    props = resolver.resolve(resolver.resources[logical].get("Properties") or {})
+    raw_defaults = _globals(resolver.template)
+    raw_props = resolver.resources[logical].get("Properties") or {}
+    defaults = {k: resolver.resolve(raw_defaults[k]) for k in _FUNCTION_KEYS if k in raw_defaults}
+    props = {k: resolver.resolve(raw_props[k]) for k in _FUNCTION_KEYS if k in raw_props}
     environment = {
         **((defaults.get("Environment") or {}).get("Variables") or {}),
         **((props.get("Environment") or {}).get("Variables") or {}),
@@ -469,11 +522,12 @@ def _function(resolver: Resolver, logical: str, root: Path) -> FunctionSpec:
     invoke_config = props.get("EventInvokeConfig") or {}
     tracing = props.get("Tracing", defaults.get("Tracing"))
     logging_config = props.get("LoggingConfig") or {}
-    name = str(props.get("FunctionName") or f"{resolver.stack_name}-{logical}")
+    name = str(props.get("FunctionName") or f"{resolver.stack_name}-{logical}{resolver.suffix}")
+    layers = [*(defaults.get("Layers") or []), *(props.get("Layers") or [])]
     return FunctionSpec(
         logical_id=logical,
         name=name,
-        code_uri=(root / str(props.get("CodeUri", ""))).resolve(),
+        code_uri=(root / str(props.get("CodeUri", defaults.get("CodeUri", "")))).resolve(),
         handler=str(props.get("Handler", defaults.get("Handler", "app.handler"))),
         runtime=str(props.get("Runtime", defaults.get("Runtime", "python3.12"))),
         timeout=int(props.get("Timeout", defaults.get("Timeout", 3))),
@@ -487,7 +541,32 @@ def _function(resolver: Resolver, logical: str, root: Path) -> FunctionSpec:
         tags={
             str(k): str(v) for k, v in {**(defaults.get("Tags") or {}), **(props.get("Tags") or {})}.items()
         },
+        layers=tuple(_layer_folders(resolver, layers, root)),
+        external_layers=tuple(str(layer) for layer in layers if not _local_layer(resolver, layer)),
     )
+
+
+def _local_layer(resolver: Resolver, arn: object) -> str | None:
+    """The logical id of the template's own ``AWS::Serverless::LayerVersion`` behind ``arn``."""
+    for logical, resource in resolver.resources.items():
+        kind = resource.get("Type")
+        if (
+            kind in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
+            and resolver.ref(logical) == arn
+        ):
+            return str(logical)
+    return None
+
+
+def _layer_folders(resolver: Resolver, layers: list[Any], root: Path) -> list[Path]:
+    folders = []
+    for arn in layers:
+        logical = _local_layer(resolver, arn)
+        if logical is not None:
+            props = resolver.resources[logical].get("Properties") or {}
+            content = props.get("ContentUri") or props.get("Content") or ""
+            folders.append((root / str(resolver.resolve(content))).resolve())
+    return folders
 
 
 _ALARM_KEYS = (

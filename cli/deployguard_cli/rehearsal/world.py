@@ -1,8 +1,8 @@
 """The embedded AWS a rehearsal runs in: moto in this process, set up as template.yaml would be.
 
 :class:`World` starts ``mock_aws`` (Lambda without Docker), installs DeployGuard's moto extensions
-(:mod:`~deployguard_cli.localaws.moto_codedeploy`, the Lambda runner, and the alias and CloudWatch
-ones when present) and creates what a deployment of the stack involves: the guarded function with
+(:func:`~deployguard_cli.localaws.install_extensions`: CodeDeploy, the Lambda runner, alias,
+CloudWatch and S3) and creates what a deployment of the stack involves: the guarded function with
 its published versions and alias (code zipped from its folder, one edit per broken release), the
 stage's guard policy in SSM, the alert topic (with a queue subscribed, to read the alerts back), the
 log groups, the bake state machine (run by moto's own interpreter, routed onto the virtual clock
@@ -16,13 +16,15 @@ Lambda sends it: its lines to the function's log group, its EMF documents to Clo
 from __future__ import annotations
 
 import contextlib
-import importlib
+import functools
 import json
+import logging
 import os
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -31,14 +33,14 @@ from deployguard import entrypoints
 from deployguard.aws.deployment_records import TABLE_KEYS, TTL_ATTRIBUTE
 from deployguard.outcome import OutcomeRecord
 from deployguard.stages import APP_TAG
-from deployguard_cli.localaws import lambda_runner, moto_codedeploy, moto_stepfunctions
+from deployguard_cli.localaws import install_extensions, lambda_runner, moto_stepfunctions
 from deployguard_cli.policy_store import store_split
 from deployguard_cli.rehearsal.alarms import AlarmEvaluator
 from deployguard_cli.rehearsal.clock import Scheduler, VirtualClock
 from deployguard_cli.rehearsal.engine import CodeDeployEngine, EngineEvent, Rule
 from deployguard_cli.rehearsal.lambdas import FunctionHost, Invocation, environment
 from deployguard_cli.rehearsal.traffic import Traffic, TrafficProfile
-from deployguard_cli.rehearsal.wiring import ACCOUNT_ID, REGION, Wiring
+from deployguard_cli.rehearsal.wiring import ACCOUNT_ID, REGION, FunctionSpec, Wiring
 from deployguard_cli.report import parse_record
 
 if TYPE_CHECKING:
@@ -49,7 +51,6 @@ if TYPE_CHECKING:
 
 __all__ = ["EmittedMetric", "Release", "World"]
 
-OPTIONAL_EXTENSIONS = ("moto_lambda_alias", "moto_cloudwatch", "moto_s3_limits")
 _FAKE_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "rehearsal",
     "AWS_SECRET_ACCESS_KEY": "rehearsal",
@@ -78,6 +79,8 @@ class Release:
     label: str
     replacements: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     environment: Mapping[str, str] = field(default_factory=dict)  # on top of the template's
+    code_dir: Path | None = None  # the code to zip (None: the function's CodeUri)
+    unset: tuple[str, ...] = ()  # variables this release lacks (a fault: a lost variable)
 
 
 @dataclass(frozen=True)
@@ -96,17 +99,6 @@ def _aws_environment() -> contextlib.AbstractContextManager[None]:
     return environment(_FAKE_ENVIRONMENT, _CLEARED)
 
 
-def _install_extensions() -> None:
-    moto_codedeploy.install()
-    lambda_runner.install()
-    for name in OPTIONAL_EXTENSIONS:
-        try:
-            module = importlib.import_module(f"deployguard_cli.localaws.{name}")
-        except ModuleNotFoundError:
-            continue
-        module.install()
-
-
 class World:
     """moto with the stack's resources; a context manager (everything is gone on exit)."""
 
@@ -115,14 +107,20 @@ class World:
         wiring: Wiring,
         *,
         clock: VirtualClock,
-        policy_text: str,
+        policy_text: str | None = None,
         environment: Mapping[str, str],
         policy_bucket: str | None = None,
+        publish_policy: Callable[[Any, str], None] | None = None,
+        serve_functions: bool = False,
     ) -> None:
+        """``policy_text`` is a whole-stage policy stored as the stage's baseline and the guarded
+        function's application document; ``publish_policy(s3, bucket)`` publishes instead."""
         self.wiring = wiring
         self.clock = clock
         self.scheduler = Scheduler(clock)
         self._policy_text = policy_text
+        self._publish_policy = publish_policy
+        self._serve_functions = serve_functions  # the application's own AWS calls reach this world
         self._environment = dict(environment)  # the guarded function's variables for this stage
         # the policy store the hooks read (their DEPLOYGUARD_POLICY_BUCKET, from the template)
         self._policy_bucket = policy_bucket or next(
@@ -145,6 +143,7 @@ class World:
         self._clients: dict[str, Any] = {}
         self.traffic: Traffic | None = None
         self._clients_lock = threading.Lock()
+        self.functions_endpoint: str | None = None
 
     # --- set-up -----------------------------------------------------------------------------------
     def __enter__(self) -> World:
@@ -153,13 +152,15 @@ class World:
         self._stack.__enter__()
         try:
             self._stack.enter_context(_aws_environment())
-            _install_extensions()
+            install_extensions()
             # moto runs Step Functions executions with its own interpreter (routed below)
             config: DefaultConfig = {
                 "lambda": {"use_docker": False},
                 "stepfunctions": {"execute_state_machine": True},
             }
             self._stack.enter_context(mock_aws(config=config))
+            if self._serve_functions:
+                self._serve()
             entrypoints.reset()
             self._stack.callback(entrypoints.reset)
             self.host = self._stack.enter_context(
@@ -175,6 +176,22 @@ class World:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.__exit__(None, None, None)
+
+    def _serve(self) -> None:
+        """A moto server on a free local port, over this world's state, where the application's
+        functions send their own AWS calls (an S3 listing, an SSM parameter …)."""
+        from moto.server import ThreadedMotoServer  # noqa: PLC0415
+
+        quiet = logging.getLogger("werkzeug")  # NOTE: one line per request otherwise
+        level, quiet.level = quiet.level, logging.ERROR
+        self._stack.callback(quiet.setLevel, level)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        self._stack.callback(server.stop)
+        host, port = server.get_host_and_port()
+        self.functions_endpoint = f"http://{host}:{port}"
+        lambda_runner.serve_functions_from(self.functions_endpoint)
+        self._stack.callback(lambda_runner.serve_functions_from, None)
 
     def client(self, service: str) -> Any:
         """One boto3 client per service for the world's life (creating one costs ~20 ms)."""
@@ -208,8 +225,11 @@ class World:
         # (its deployguard:app tag), in the policy store.
         s3 = self.client("s3")
         s3.create_bucket(Bucket=self._policy_bucket)
-        application = self.wiring.function.tags.get(APP_TAG, "orders")
-        store_split(s3, self._policy_bucket, json.loads(self._policy_text), application)
+        if self._publish_policy is not None:
+            self._publish_policy(s3, self._policy_bucket)
+        elif self._policy_text is not None:
+            application = self.wiring.function.tags.get(APP_TAG, "orders")
+            store_split(s3, self._policy_bucket, json.loads(self._policy_text), application)
         self._create_records_tables()
         logs = self.client("logs")
         for spec in self.wiring.functions.values():
@@ -274,8 +294,12 @@ class World:
     def publish(self, release: Release) -> str:
         """Deploy ``release`` as a new published version (the first one also gets the alias)."""
         spec = self.wiring.function
-        code = lambda_runner.zip_directory(spec.code_uri, replacements=dict(release.replacements))
-        variables = {**self._environment, **release.environment}
+        code = lambda_runner.zip_directory(
+            release.code_dir or spec.code_uri, replacements=dict(release.replacements)
+        )
+        variables = {
+            k: v for k, v in {**self._environment, **release.environment}.items() if k not in release.unset
+        }
         client = self.lambda_client
         if not self._versions:
             client.create_function(
@@ -291,6 +315,7 @@ class World:
                 TracingConfig={"Mode": "Active" if spec.tracing == "Active" else "PassThrough"},
                 Architectures=list(spec.architectures),  # type: ignore[arg-type]
                 Tags=dict(spec.tags),  # deployguard:stage: the guard's scope
+                Layers=self._publish_layers(spec),
             )
         else:
             client.update_function_code(FunctionName=spec.name, ZipFile=code)
@@ -302,6 +327,17 @@ class World:
             client.create_alias(FunctionName=spec.name, Name=self.wiring.alias, FunctionVersion=version)
         self._versions[release.label] = version
         return version
+
+    def _publish_layers(self, spec: FunctionSpec) -> list[str]:
+        """The template's own layers of ``spec`` (their folders zipped), as published versions."""
+        arns = []
+        for index, folder in enumerate(spec.layers):
+            published = self.lambda_client.publish_layer_version(
+                LayerName=f"{spec.logical_id}-layer{index}",
+                Content={"ZipFile": _layer_zip(folder)},
+            )
+            arns.append(str(published["LayerVersionArn"]))
+        return arns
 
     def create_alarms(self, target_version: str) -> list[str]:
         """The deployment group's alarms, on ``target_version`` (the template updates them with each
@@ -494,6 +530,17 @@ class World:
                 body = json.loads(message["Body"])
                 subjects.append(str(body.get("Subject") or body.get("Message", ""))[:200])
                 sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+@functools.lru_cache(maxsize=8)
+def _zipped(folder: Path, stamp: int) -> bytes:
+    del stamp  # part of the key: a folder changed since is zipped again
+    return lambda_runner.zip_directory(folder)
+
+
+def _layer_zip(folder: Path) -> bytes:
+    """A layer folder zipped once per process (installed requirements are tens of MB)."""
+    return _zipped(folder, folder.stat().st_mtime_ns)
 
 
 def _stamp_alarm(alarm_name: str, when: datetime) -> None:
