@@ -174,6 +174,13 @@ def rehearse(
         return EXIT_ERROR
     if list_only:
         return _list(scenarios, as_json=as_json)
+    own = Path.cwd() / "template.yaml"
+    if not as_json and own.is_file() and not (Path.cwd() / "cli" / "deployguard_cli").is_dir():
+        print(
+            "deployguard: rehearsing DeployGuard's example app; to rehearse yours: "
+            "deployguard rehearse --template template.yaml (docs/rehearse-your-app.md)",
+            file=sys.stderr,
+        )
     if as_json:
         return _run_json(scenarios)
     return _run_live(scenarios, show_report=show_report)

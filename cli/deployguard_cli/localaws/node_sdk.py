@@ -30,7 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-__all__ = ["CACHE_VARIABLE", "SNAPSHOT_DATE", "V2_VERSION", "RuntimeSdk", "cache_root", "provide", "ships"]
+__all__ = [
+    "CACHE_VARIABLE",
+    "SNAPSHOT_DATE",
+    "V2_VERSION",
+    "RuntimeSdk",
+    "cache_root",
+    "locked",
+    "provide",
+    "ships",
+]
 
 CACHE_VARIABLE: Final = "DEPLOYGUARD_NODE_SDK_CACHE"
 """Where the SDK is installed; default ``$XDG_CACHE_HOME/deployguard/node-sdk`` (``~/.cache/…``)."""
@@ -195,7 +204,7 @@ def _install(package: str, spec: str, prefix: Path, marker: Path) -> str | None:
     if npm is None:
         return "npm is not on PATH"
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(prefix.parent / f".{prefix.name}.lock"):
+    with locked(prefix.parent / f".{prefix.name}.lock"):
         if marker.is_file():  # another process installed it while this one waited
             return None
         staging = Path(tempfile.mkdtemp(prefix=f".{prefix.name}.", dir=prefix.parent))
@@ -213,7 +222,7 @@ def _install(package: str, spec: str, prefix: Path, marker: Path) -> str | None:
 
 
 @contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def locked(path: Path) -> Iterator[None]:
     """An exclusive lock on ``path`` between processes and between threads (each opens its own)."""
     with path.open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

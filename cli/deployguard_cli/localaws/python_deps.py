@@ -11,18 +11,16 @@ Where ``.aws-sam/build/<LogicalId>`` exists, the rehearsal deploys that instead 
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
 from deployguard.errors import DeployGuardError
+from deployguard_cli.localaws.node_sdk import locked
 
 __all__ = ["CACHE_VARIABLE", "DependencyError", "cache_root", "install_requirements"]
 
@@ -52,7 +50,7 @@ def install_requirements(requirements: Path, python: str, version: str) -> Path:
     layer = root / f"python{version}-{key}"
     if (layer / "python").is_dir():
         return layer
-    with _locked(root / f"{layer.name}.lock"):
+    with locked(root / f"{layer.name}.lock"):
         if (layer / "python").is_dir():  # another process installed it while this one waited
             return layer
         staging = Path(tempfile.mkdtemp(prefix=f"{layer.name}-", dir=root))
@@ -95,13 +93,3 @@ def _pip_install(requirements: Path, python: str, target: Path) -> None:
             f"{'; '.join(errors[-3:]) or done.stderr.strip()[-300:]}. Run `sam build` and rehearse again: "
             "the rehearsal then deploys .aws-sam/build as it is"
         )
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -30,13 +30,15 @@ __all__ = ["ScenarioResult", "default_root", "run_scenario"]
 
 
 def default_root() -> Path:
-    """The repository the CLI runs in: the nearest folder up from here with template.yaml."""
+    """DeployGuard's own repository (its template, functions and policies), where this package is
+    installed from — never the current folder, which may hold the user's own template."""
     here = Path(__file__).resolve()
-    for folder in (Path.cwd(), *here.parents):
-        if (folder / "template.yaml").is_file() and (folder / "functions").is_dir():
+    for folder in here.parents:
+        if all((folder / part).exists() for part in ("template.yaml", "functions", "policies", "cli")):
             return folder
     raise DeployGuardError(
-        "no template.yaml found: run `deployguard rehearse` from the DeployGuard repository"
+        "DeployGuard's template.yaml is not beside this installation: the rehearsal runs from a "
+        "checkout of the DeployGuard repository (installed with `make dev`)"
     )
 
 

@@ -53,6 +53,7 @@ __all__ = [
     "BASELINE",
     "FALLBACK_POLICY",
     "SCENARIOS",
+    "SUCCEEDED",
     "Expected",
     "Scenario",
     "StageFiles",
@@ -104,6 +105,11 @@ class Scenario:
     fault: Fault | None = None  # injected into the new version (deployguard rehearse --faults)
     explain: Explain | None = None  # why it did not end as expected: what is missing
 
+
+SUCCEEDED = Expected(
+    status="Succeeded", max_weight=1.0, alias_on="target", rolled_back=False, decided_by="AfterAllowTraffic"
+)
+"""A release that passes: every check, all traffic shifted, the alias on the new version."""
 
 STEADY = TrafficProfile(requests_per_minute=12, make_requests=orders_requests(bulk_share=0.25), seed=11)
 """A quiet alias: 12 quotes a minute, a quarter of them bulk orders (4-12 units of one item)."""
@@ -181,13 +187,7 @@ SCENARIOS: tuple[Scenario, ...] = (
         mistake="none: a release that changes nothing that matters",
         release=Release(label="orders 1.5: healthy release"),
         traffic=STEADY,
-        expected=Expected(
-            status="Succeeded",
-            max_weight=1.0,
-            alias_on="target",
-            rolled_back=False,
-            decided_by="AfterAllowTraffic",
-        ),
+        expected=SUCCEEDED,
     ),
 )
 

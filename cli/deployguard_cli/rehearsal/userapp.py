@@ -38,7 +38,7 @@ from deployguard.errors import DeployGuardError
 from deployguard.secrets import Redactor
 from deployguard.stages import APP_TAG, STAGE_TAG, Stage
 from deployguard_cli.localaws.faults import FAULTS, SLOW_DEFAULT_MS, Fault
-from deployguard_cli.rehearsal.scenarios import Expected, Scenario
+from deployguard_cli.rehearsal.scenarios import SUCCEEDED, Expected, Scenario
 from deployguard_cli.rehearsal.traffic import Request, TrafficProfile
 from deployguard_cli.rehearsal.wiring import (
     IMPORTED,
@@ -644,13 +644,7 @@ def _healthy(target: Release, traffic: TrafficProfile) -> Scenario:
         title="Your release as it is",
         mistake="none injected: the new version as the working tree has it",
         release=target,
-        expected=Expected(
-            status="Succeeded",
-            max_weight=1.0,
-            alias_on="target",
-            rolled_back=False,
-            decided_by="AfterAllowTraffic",
-        ),
+        expected=SUCCEEDED,
         traffic=traffic,
         explain=_explain_healthy,
     )
