@@ -122,6 +122,7 @@ bench: $(STAMP) ## benchmarks, printed as ratios
 	$(BIN)/python -m scripts.bench_policy --store
 	$(BIN)/python -m scripts.bench_rollback
 	$(BIN)/python -m scripts.bench_rehearsal
+	$(BIN)/python -m scripts.bench_node
 	$(BIN)/python -m scripts.bench_rehearse_app
 
 # A reduced fleet (10 deployments, 20 alarm events) runs in the integration tier: tests/integration/test_load.py.

@@ -200,11 +200,10 @@ def test_the_canary_hot_path_reads_the_alarm_and_the_release_before_it_acts(invo
     with counted_calls() as calls:
         invoke(fire())
 
-    # NOTE: the redactor's reads (both versions' environments) run on a thread of their own, and the
-    # function's deployguard:stage tag (its scope: ListTags) on another while the release is looked up
-    redactor = [c for c in calls if c == "GetFunctionConfiguration"]
+    # NOTE: the function's deployguard:stage tag (its scope: ListTags) is read on a thread of its own
+    # while the release is looked up
     assert calls.count("ListTags") == 1 and calls.index("ListTags") < calls.index("GetAlias")
-    assert [c for c in calls if c not in ("GetFunctionConfiguration", "ListTags")] == [
+    assert [c for c in calls if c != "ListTags"] == [
         "DescribeAlarms",  # the event is not trusted: the alarm is read back
         "ListDeployments",  # the policy's deployment_group: one group, not the account
         "GetDeployment",  # the release's versions (AppSpec): the alias must still have its shape
@@ -213,7 +212,8 @@ def test_the_canary_hot_path_reads_the_alarm_and_the_release_before_it_acts(invo
         "StopDeployment",
         "UpdateAlias",
     ]
-    assert redactor == ["GetFunctionConfiguration"] * 2
+    # a record of DeployGuard's own sentences needs no version's environment to be redacted
+    assert "GetFunctionConfiguration" not in calls
 
 
 def test_a_duplicate_event_takes_no_second_action(invoke: Invoke) -> None:
@@ -783,13 +783,27 @@ def test_the_records_and_alerts_are_redacted_with_both_versions_environments(rol
     assert not [SECRET[i : i + 8] for i in range(len(SECRET) - 7) if SECRET[i : i + 8] in str(run.error)]
 
 
+def test_a_rollback_that_quotes_no_aws_error_reads_no_environment(rollback: Rollback) -> None:
+    release = GuardedRelease(target_env={**GOOD_ENV, "DB_PASSWORD": SECRET}).create().mid_canary(0.1)
+
+    with counted_calls() as calls:
+        run = rollback(fire())
+
+    # THEN the record holds DeployGuard's sentences about identifiers only: no environment is read
+    assert run.error is None and release.stops() == [True] and release.alias()["FunctionVersion"] == "1"
+    assert "GetFunctionConfiguration" not in calls
+    assert "formats only" not in run.record()["reason"] and "were not read" not in run.record()["reason"]
+
+
 def test_unreadable_environments_fall_back_to_key_formats_and_say_so(rollback: Rollback) -> None:
+    # GIVEN UpdateAlias fails (its message goes into the record) and the environments cannot be read
     release = GuardedRelease().create().mid_canary(0.1)
+    fail("lambda", "UpdateAlias", "Throttling")
     fail("lambda", "GetFunctionConfiguration", "Throttling")
 
     run = rollback(fire())
 
-    assert run.error is None and release.stops() == [True]
+    assert run.error is not None and release.stops() == [True]
     assert "the versions' environments could not be read" in run.record()["reason"]
     assert "text redacted by key formats only" in run.record()["reason"]
 

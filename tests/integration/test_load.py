@@ -25,3 +25,7 @@ def test_a_fleet_deployed_at_once_and_an_alarm_storm_fail_nothing_spuriously(
         assert phase.failures == [], phase.report()
     assert phases[0].peak > 1  # the hooks really ran at once
     assert "GetFunctionEventInvokeConfig" not in {operation for _service, operation in phases[0].calls}
+    # CodeDeploy shifted every deployment's traffic inside the first burst, under the same quota
+    assert phases[0].calls["lambda", "UpdateAlias"] >= 10 and phases[1].runs == 10
+    # the rollbacks quote no AWS error: no version's environment is read for their records
+    assert ("lambda", "GetFunctionConfiguration") not in phases[2].calls

@@ -1,8 +1,8 @@
 """How the alarm rollback finds a function's deployment without searching the account, on moto: the
-pre-traffic hook records the deployment it starts (a DynamoDB table, as template.yaml defines it),
-the rollback reads the record and verifies it with CodeDeploy before it acts. Without a record, or
-with one CodeDeploy refutes, it searches the account as before (in parallel); a second alarm finds
-the record in memory."""
+pre-traffic hook records the deployment it starts and the function's scope tag (a DynamoDB table,
+as template.yaml defines it), the rollback reads the record and verifies it with CodeDeploy before
+it acts. Without a record, or with one CodeDeploy refutes, it searches the account as before (in
+parallel) and reads the function's tags itself; a second alarm finds the record in memory."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ from tests.support.release import (
 
 pytestmark = pytest.mark.usefixtures("aws")
 
-REDACTOR_READS = "GetFunctionConfiguration"  # the record's redactor: both versions, on its own thread
+REDACTOR_READS = "GetFunctionConfiguration"  # the record's redactor: both versions, when it quotes an error
 
 
 @pytest.fixture
@@ -135,6 +135,11 @@ def item(table: str, function_name: str = "orders", alias: str = "live") -> dict
 
 def forge(table: str, **values: str) -> None:
     """Someone who may write the table replaces orders:live's record."""
+    forge_scoped(table, None, **values)
+
+
+def forge_scoped(table: str, tags: dict[str, str] | None, **values: str) -> None:
+    """As :func:`forge`, the record also holding scope ``tags`` (None: none)."""
     fields = {
         "function_name": "orders",
         "alias": "live",
@@ -144,7 +149,10 @@ def forge(table: str, **values: str) -> None:
         "created_at": datetime.now(UTC).isoformat(),
         **values,
     }
-    boto3.client("dynamodb").put_item(TableName=table, Item={k: {"S": v} for k, v in fields.items()})
+    item: dict[str, Any] = {k: {"S": v} for k, v in fields.items()}
+    if tags is not None:
+        item["tags"] = {"M": {k: {"S": v} for k, v in tags.items()}}
+    boto3.client("dynamodb").put_item(TableName=table, Item=item)
 
 
 def other_function_in_flight(name: str = "payments") -> str:
@@ -187,6 +195,7 @@ def test_the_pre_traffic_hook_records_the_deployment_it_starts(
         GROUP,
     )
     assert '"TargetVersion": "2"' in kept["appspec"]  # the AppSpec CodeDeploy holds
+    assert kept["tags"] == {"deployguard:stage": {"S": "staging"}}  # its scope, as the hook read it
     expires = datetime.fromtimestamp(int(kept["expires_at"]), UTC)
     assert timedelta(days=29) < expires - datetime.now(UTC) < timedelta(days=31)  # the table's TTL
 
@@ -226,7 +235,7 @@ def test_a_late_retry_of_an_older_hook_never_hides_a_newer_deployment(table: str
 # --- the rollback reads it, and verifies it ------------------------------------------------------------
 
 
-def test_with_a_record_the_rollback_finds_the_deployment_in_four_reads(
+def test_with_a_record_the_rollback_finds_the_deployment_and_its_scope_in_three_reads(
     release: GuardedRelease, rollback: Rollback, lambda_context: FakeLambdaContext
 ) -> None:
     # GIVEN the hook recorded the canary, and 3 other functions have deployments in flight
@@ -238,21 +247,14 @@ def test_with_a_record_the_rollback_finds_the_deployment_in_four_reads(
     run = rollback(fire())
 
     # THEN it is rolled back after reading the alarm, the record, the deployment and the alias:
-    # no ListDeployments, and the record's AppSpec (its SHA-256 is CodeDeploy's) spares
-    # GetApplicationRevision
+    # no ListDeployments, the record's AppSpec (its SHA-256 is CodeDeploy's) spares
+    # GetApplicationRevision, and its deployguard:stage tag (the scope, as the hook read it) ListTags
     assert release.stops() == [True] and release.alias()["FunctionVersion"] == "1"
     assert run.record()["rolled_back"] is True
     # NOTE: the record is read while the alarm is read back (for the function the event names)
-    # and the function's deployguard:stage tag (its scope) while the deployment is read, before the alias
     assert sorted(run.calls[:2]) == ["DescribeAlarms", "Query"]
-    assert run.calls.count("ListTags") == 1 and run.calls.index("ListTags") < run.calls.index("GetAlias")
-    assert [c for c in run.calls[2:] if c not in (REDACTOR_READS, "ListTags")] == [
-        "GetDeployment",
-        "GetAlias",
-        "StopDeployment",
-        "UpdateAlias",
-    ]
-    assert run.calls.count(REDACTOR_READS) == 2
+    assert run.calls[2:] == ["GetDeployment", "GetAlias", "StopDeployment", "UpdateAlias"]
+    assert REDACTOR_READS not in run.calls  # nothing but DeployGuard's own sentences to redact
 
 
 def test_a_second_alarm_finds_the_record_in_memory(
@@ -273,7 +275,7 @@ def test_a_second_alarm_finds_the_record_in_memory(
     assert len(run.calls) <= 10, run.calls
 
 
-def test_a_warm_rollback_reads_each_published_versions_environment_and_the_tags_once(
+def test_a_second_alarm_of_a_rolled_back_release_takes_four_reads(
     release: GuardedRelease, rollback: Rollback, lambda_context: FakeLambdaContext
 ) -> None:
     # GIVEN a first alarm rolled the canary back in this warm environment
@@ -281,19 +283,88 @@ def test_a_warm_rollback_reads_each_published_versions_environment_and_the_tags_
     pre_traffic(release, lambda_context)
     release.mid_canary(0.1)
     first = rollback(fire())
-    assert first.calls.count(REDACTOR_READS) == 2 and first.calls.count("ListTags") == 1
+    assert REDACTOR_READS not in first.calls and "ListTags" not in first.calls
 
     # WHEN a second alarm of the same release arrives
     second = rollback(fire("orders-new-version-latency"))
 
-    # THEN versions 1 and 2 (published: immutable) and the function's tags (its scope, for a minute)
-    # are not read again, the record still redacts with both environments, and the stopped release
-    # is found with one listing of its group, not resolved again
-    assert REDACTOR_READS not in second.calls and "ListTags" not in second.calls, second.calls
+    # THEN neither the function's tags (in its record) nor a version's environment (the record quotes
+    # no AWS error) is read, and the stopped release is found with one listing of its group, not
+    # resolved again
+    assert second.calls == ["DescribeAlarms", "GetDeployment", "ListDeployments", "GetAlias"], second.calls
     assert "formats only" not in second.record()["reason"]
-    assert second.calls.count("GetDeployment") == 1 and second.calls.count("ListDeployments") == 1
     assert second.record()["rolled_back"] is False and release.stops() == [True]
-    assert len(second.calls) <= 5, second.calls
+
+
+def test_a_record_of_a_function_tagged_for_another_stage_leaves_it_alone_without_list_tags(
+    table: str, rollback: Rollback, lambda_context: FakeLambdaContext
+) -> None:
+    # GIVEN the function is tagged for prod; its (staging) pre-traffic hook recorded that
+    release = GuardedRelease(
+        policy=post_traffic_policy(deployment_group=None), function_stage="prod"
+    ).create()
+    pre_traffic(release, lambda_context)
+    release.mid_canary(0.1)
+
+    run = rollback(fire())
+
+    assert release.stops() == [] and release.alias()["RoutingConfig"]["AdditionalVersionWeights"] == {
+        "2": 0.1
+    }
+    assert "tagged deployguard:stage='prod', not staging" in run.record()["reason"]
+    assert "ListTags" not in run.calls
+
+
+def test_a_refused_record_leaves_the_scope_to_the_functions_own_tags(
+    release: GuardedRelease, rollback: Rollback, table: str
+) -> None:
+    # GIVEN orders' record forged to name payments' deployment, and to say orders is in scope
+    other = other_function_in_flight()
+    forge_scoped(
+        table,
+        {"deployguard:stage": "staging"},
+        deployment_id=other,
+        application_name="payments-app",
+        deployment_group_name="payments-group",
+    )
+    release.mid_canary(0.1)
+
+    run = rollback(fire())
+
+    # THEN the record is refused, so are its tags: the function's own are read (ListTags)
+    assert moto_codedeploy.stop_requests(other) == [] and release.stops() == [True]
+    assert run.calls.count("ListTags") == 1
+
+
+def test_a_scope_tag_forged_into_a_record_stops_nothing_aws_keeps_out_of_scope(
+    table: str, rollback: Rollback, lambda_context: FakeLambdaContext
+) -> None:
+    # GIVEN a function tagged for prod, its real deployment recorded, the record's tag forged to staging
+    release = GuardedRelease(
+        policy=post_traffic_policy(deployment_group=None), function_stage="prod"
+    ).create()
+    pre_traffic(release, lambda_context)
+    forge_scoped(table, {"deployguard:stage": "staging"}, deployment_id=release.deployment_id)
+    release.mid_canary(0.1)
+    # AND GetAlias refused as the rollback role's tag condition refuses it on a function of another stage
+    from botocore.exceptions import ClientError
+
+    from deployguard.aws import clients
+
+    def denied(**_kwargs: Any) -> None:
+        error = {"Error": {"Code": "AccessDeniedException", "Message": "not authorized: resource tag"}}
+        raise ClientError(error, "GetAlias")  # type: ignore[arg-type]
+
+    clients.lambda_client().meta.events.register("before-call.lambda.GetAlias", denied)
+
+    run = rollback(fire())
+
+    # THEN the alias is read before anything changes: nothing is stopped or moved, and it says why
+    assert release.stops() == [] and release.alias()["RoutingConfig"]["AdditionalVersionWeights"] == {
+        "2": 0.1
+    }
+    assert "StopDeployment" not in run.calls and run.error is not None
+    assert "the alias could not be read" in run.record()["reason"]
 
 
 def test_a_recorded_release_that_finished_is_not_undone_past_a_later_unrecorded_deployment(

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from deployguard.appspec import DeploymentTarget
-from deployguard.aws.deployment_records import TABLE_KEYS, TTL_ATTRIBUTE
+from deployguard.aws.deployment_records import TABLE_KEYS, TTL_ATTRIBUTE, _record
 from deployguard.aws.warm_cache import WarmCache
 from deployguard.deployment import IN_FLIGHT_STATUSES, Deployment
 from deployguard.errors import AwsCallError
@@ -90,6 +91,58 @@ def test_a_record_keeps_what_the_rollback_verifies_and_no_oversized_appspec() ->
     oversized = record_of(replace(RELEASE, appspec="x" * (APPSPEC_MAX + 1)))
     assert oversized is not None and oversized.appspec is None
     assert record_of(replace(RELEASE, create_time=None)) is None
+
+
+def test_a_record_keeps_the_functions_scope_tag_only_and_says_when_none_was_read() -> None:
+    tags = {"deployguard:stage": "staging", "deployguard:app": "orders", "team": "payments"}
+
+    record = record_of(RELEASE, tags)
+    untagged = record_of(RELEASE, {"team": "payments"})
+
+    assert record is not None and record.tags == {"deployguard:stage": "staging"}
+    assert untagged is not None and untagged.tags == {}  # read: no scope tag
+    unread = record_of(RELEASE)
+    assert unread is not None and unread.tags is None  # not read: the rollback reads them itself
+
+
+def test_a_verified_record_carries_its_scope_tags_to_the_rollback() -> None:
+    record = record_of(RELEASE, {"deployguard:stage": "staging"})
+    assert record is not None
+
+    found = recorded_deployment(
+        FakeRecords([record]), FakeCodeDeploy({RELEASE.deployment_id: RELEASE}), "orders", "live"
+    )
+
+    assert found is not None and found.tags == {"deployguard:stage": "staging"}
+
+
+@pytest.mark.parametrize(
+    ("item", "tags"),
+    [
+        (
+            {"tags": {"M": {"deployguard:stage": {"S": "prod"}, "other": {"S": "x"}}}},
+            {"deployguard:stage": "prod"},
+        ),
+        ({"tags": {"M": {}}}, {}),
+        ({}, None),
+        ({"tags": {"M": {"deployguard:stage": {"N": "1"}}}}, None),  # not a string: not believed
+        ({"tags": {"S": "deployguard:stage=prod"}}, None),
+    ],
+    ids=["scope-tag", "none-read", "not-recorded", "not-a-string", "not-a-map"],
+)
+def test_the_tags_read_back_from_an_item_are_the_scope_tags_or_none(item: dict[str, Any], tags: Any) -> None:
+    base = {
+        "function_name": {"S": "orders"},
+        "alias": {"S": "live"},
+        "deployment_id": {"S": "d-RELEASE01"},
+        "application_name": {"S": "orders-app"},
+        "deployment_group_name": {"S": "orders-group"},
+        "created_at": {"S": CREATED.isoformat()},
+    }
+
+    record = _record({**base, **item})
+
+    assert record is not None and record.tags == tags
 
 
 def test_the_newest_record_of_the_alarms_alias_is_tried_first() -> None:

@@ -32,14 +32,21 @@ past it nothing more is changed, and the records say what was done.
 The release is found from the function, not by searching the account (``deployguard.lookup``): the
 policy's ``deployment_group``, else the deployment the pre-traffic hook recorded, verified with
 CodeDeploy; only without either are the account's deployments resolved, in parallel. The canary hot
-path with a record is DescribeAlarms → Query (the record; remembered while warm) → GetDeployment (the
-record's AppSpec is taken when its SHA-256 is CodeDeploy's) → GetAlias → StopDeployment →
-UpdateAlias; the two GetFunctionConfiguration of the redactor run meanwhile, on a thread of their
-own (nothing is written before the redactor exists).
+path with a record is DescribeAlarms and Query (the record; remembered while warm) at once →
+GetDeployment (the record's AppSpec is taken when its SHA-256 is CodeDeploy's) → GetAlias →
+StopDeployment → UpdateAlias: six calls. The scope is the verified record's ``deployguard:stage``
+tag; without one it is read (ListTags, beside the lookup; remembered for a minute).
+
+The records are redacted with both versions' environments (two GetFunctionConfiguration, remembered
+while warm) only when one will quote text DeployGuard did not write: an AWS error message, a crash,
+a bypass's reason from the policy. Every other record is DeployGuard's own sentences about
+identifiers (the alarm, the deployment, version numbers, the alias), where no environment value can
+appear: key formats redact them, and the environments are not read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -63,7 +70,7 @@ from deployguard.errors import DeployGuardError, EventError
 from deployguard.findings import Decision
 from deployguard.guard import bypass_for, bypass_reason, scope_finding
 from deployguard.hook import Evaluation
-from deployguard.lookup import recorded_deployment
+from deployguard.lookup import Recorded, recorded_deployment
 from deployguard.mode import acts
 from deployguard.observability import ERROR_MAX, finish_record, logger
 from deployguard.outcome import Action, ActionKind, OutcomeRecord, Role
@@ -357,6 +364,7 @@ class Located:
     deployment: Deployment
     in_flight: bool
     why: str = "in flight"
+    scope_tags: dict[str, str] | None = None  # the function's, from the verified deployment record
 
 
 @datarecord
@@ -365,6 +373,7 @@ class Declined:
 
     deployment: Deployment
     reason: str
+    scope_tags: dict[str, str] | None = None  # the function's, from the verified deployment record
 
 
 def locate_deployment(
@@ -391,27 +400,46 @@ def locate_deployment(
        after the alarm (an earlier attempt stopped it: the retry finishes the restore) or, with
        ``recent_since``, finished since then — and only if no later deployment of the function
        exists (CodeDeploy's own rollback of it aside).
+
+    What is found carries the function's scope tags when a verified record holds them.
     """
+    recorded = (
+        recorded_deployment(records, codedeploy, function_name, alias)
+        if group is None and records is not None
+        else None
+    )
+    found = _locate(
+        codedeploy, function_name, alias, group, recorded, alarm_at=alarm_at, recent_since=recent_since
+    )
+    if found is not None and recorded is not None and recorded.tags is not None:
+        return replace(found, scope_tags=recorded.tags)
+    return found
+
+
+def _locate(
+    codedeploy: CodeDeployPort,
+    function_name: str,
+    alias: str | None,
+    group: DeploymentGroupRef | None,
+    recorded: Recorded | None,
+    *,
+    alarm_at: datetime,
+    recent_since: datetime | None,
+) -> Located | Declined | None:
     application = group.application if group else None
     group_name = group.name if group else None
     since = alarm_at - STOPPED_LOOKBACK
     if recent_since is not None:
         since = min(since, recent_since)
-    if group is None and records is not None:
-        recorded = recorded_deployment(records, codedeploy, function_name, alias)
-        if recorded is not None and recorded.in_flight_before(alarm_at):
+    if recorded is not None:
+        if recorded.in_flight_before(alarm_at):
             return Located(deployment=recorded.deployment, in_flight=True)
-        if recorded is not None:
-            application, group_name = recorded.group.application, recorded.group.name
-            known = recorded.deployment
-            if (
-                known.create_time is not None
-                and since <= known.create_time
-                and known.created_before(alarm_at)
-            ):
-                return _since_recorded(
-                    codedeploy, known, function_name, alias, alarm_at=alarm_at, recent_since=recent_since
-                )
+        application, group_name = recorded.group.application, recorded.group.name
+        known = recorded.deployment
+        if known.create_time is not None and since <= known.create_time and known.created_before(alarm_at):
+            return _since_recorded(
+                codedeploy, known, function_name, alias, alarm_at=alarm_at, recent_since=recent_since
+            )
     scoped = application is not None and group_name is not None
     ids = codedeploy.deployments(
         application_name=application,
@@ -544,7 +572,8 @@ class _Attempt:
     note: str | None = None
     warn: str | None = None  # a WARNING line to log with the record (not trusted, left alone)
     finished: bool = False  # the worker is done with it (past the deadline, an unfinished one fails)
-    reading: Future[tuple[Redactor, str | None]] | None = None  # the redactor, read ahead
+    # starts reading both versions' environments (the redactor), once the release is known
+    read_environments: Callable[[], Future[tuple[Redactor, str | None]] | None] | None = None
 
     def no_action(self, reason: str, *, ok: bool = True, warn: bool = False) -> None:
         self.actions.append(Action(kind=ActionKind.NO_ACTION, ok=ok, detail=reason))
@@ -706,7 +735,8 @@ def _work(
         wait([ahead], timeout=deadline.remaining())
     for function, attempt in zip(functions, attempts, strict=True):
         progress.step = f"rolling back {function.function_name}"
-        scope = _read_tags(ports, function.function_name)  # NOTE: read while the lookup runs
+        # NOTE: read while the lookup runs, unless the function's record holds them
+        scope = None if _tags_recorded(ports, function) else _read_tags(ports, function.function_name)
         _attempt(function, verified, policy, ports, attempt, scope=scope, deadline=deadline, clock=clock)
 
 
@@ -727,6 +757,32 @@ def _records_ahead(ports: RollbackPorts, claim: AlarmStateChange) -> Future[obje
 Tags = Future[Mapping[str, str]]
 
 
+def _tags_recorded(ports: RollbackPorts, function: GuardedFunction) -> bool:
+    """Whether a deployment record of ``function`` (read ahead: remembered) holds its scope tags.
+    Then they are taken from the record once CodeDeploy has confirmed it (:func:`_scope_of`), and
+    ListTags is read only if it is refused."""
+    if ports.records is None or function.entry.deployment_group is not None:
+        return False
+    try:
+        found = ports.records.latest(plain_function_name(function.function_name))
+    except DeployGuardError:
+        return False
+    return any(r.tags is not None and function.alias in (None, r.alias) for r in found)
+
+
+def _scope_of(
+    found: Located | Declined | DeployGuardError | None, ports: RollbackPorts, name: str, scope: Tags | None
+) -> Tags:
+    """The scope tags: read ahead (``scope``), else the verified record's, else read now."""
+    if scope is not None:
+        return scope
+    if isinstance(found, (Located, Declined)) and found.scope_tags is not None:
+        recorded: Tags = Future()
+        recorded.set_result(found.scope_tags)
+        return recorded
+    return _read_tags(ports, name)
+
+
 def _read_tags(ports: RollbackPorts, name: str) -> Tags:
     """Start reading the tags (the scope) of ``name``, a function the verified alarm concerns, on a
     thread of its own: the lookup (reads only) runs meanwhile; the scope still decides before it is
@@ -745,11 +801,12 @@ def _attempt(
     ports: RollbackPorts,
     attempt: _Attempt,
     *,
-    scope: Tags,
+    scope: Tags | None,
     deadline: Deadline,
     clock: Clock,
 ) -> None:
-    """One function's rollback; whatever it raises, the attempt keeps what was done."""
+    """One function's rollback; whatever it raises, the attempt keeps what was done. ``scope``: the
+    function's tags being read (None: from its deployment record, once verified)."""
     try:
         deadline.check(f"rolling back {function.function_name}")
         _roll_back(function, alarm, policy, ports, attempt, scope=scope, deadline=deadline, clock=clock)
@@ -760,6 +817,9 @@ def _attempt(
         attempt.actions.append(
             Action(kind=ActionKind.NO_ACTION, ok=False, detail=f"stopped by an error ({type(exc).__name__})")
         )
+        if attempt.read_environments is not None:  # the crash's message is not DeployGuard's sentence
+            with contextlib.suppress(Exception):
+                _take_redactor(attempt, deadline)
     finally:
         attempt.finished = True
 
@@ -769,7 +829,9 @@ def _out_of_scope(
 ) -> bool:
     """The function is not tagged ``deployguard:stage=<stage>`` (or its tags cannot be read): it is
     left alone, and the attempt says why. NOTE: StopDeployment is allowed on "*" (it supports no
-    resource-level permissions): this check is what keeps the rollback to its stage's functions."""
+    resource-level permissions): this check is what keeps the rollback to its stage's functions.
+    With tags from a deployment record (which CodeDeploy does not confirm), AWS bounds it too: the
+    alias is read (GetAlias, allowed only on functions tagged for the stage) before anything stops."""
     try:
         finding = scope_finding(policy, name, tags.result(timeout=deadline.remaining()))
     except TimeoutError:
@@ -791,13 +853,14 @@ def _roll_back(
     ports: RollbackPorts,
     attempt: _Attempt,
     *,
-    scope: Tags,
+    scope: Tags | None,
     deadline: Deadline,
     clock: Clock,
 ) -> None:
     name = function.function_name
     # NOTE: the lookup (reads only) runs while the tags are read; the scope still decides first
     found = _lookup(function, alarm, policy, ports, clock=clock)
+    scope = _scope_of(found, ports, name, scope)
     if _out_of_scope(name, alarm, policy, attempt, tags=scope, deadline=deadline):
         return
     located = _settle(found, name, alarm, policy, attempt)
@@ -808,15 +871,15 @@ def _roll_back(
     attempt.record = replace(
         attempt.record, deployment_id=deployment.deployment_id, **asdict(target) | {"function_name": name}
     )
-    attempt.reading = _read_ahead(ports.functions, name, deployment, deadline)
+    attempt.read_environments = lambda: _read_ahead(ports.functions, name, deployment, deadline)
     if isinstance(located, Declined):
-        _take_redactor(attempt, deadline)
+        _take_redactor(attempt, deadline, needed=False)
         attempt.no_action(_summary(alarm, deployment, f"left alone: {located.reason}"), warn=True)
         return
     bypass = bypass_for(function.entry, deployment.deployment_id, name)
     if bypass is not None:
         attempt.record = replace(attempt.record, bypass=bypass)
-        _take_redactor(attempt, deadline)
+        _take_redactor(attempt, deadline)  # NOTE: the bypass's reason is a person's text, from the policy
         attempt.no_action(bypass_reason(bypass, skipped="rollback"))
         return
     executed = alarm.dimensions.get("ExecutedVersion")
@@ -825,7 +888,7 @@ def _roll_back(
             f"the alarm concerns version {executed}, not version {target.target_version} that deployment "
             f"{deployment.deployment_id} shifts to: left alone"
         )
-        _take_redactor(attempt, deadline)
+        _take_redactor(attempt, deadline, needed=False)
         attempt.no_action(_summary(alarm, deployment, reason))
         return
     try:
@@ -885,7 +948,8 @@ def _roll_back(
         attempt.record = replace(
             attempt.record, alarm_to_restore_ms=(clock() - alarm.entered_at).total_seconds() * 1000
         )
-    _take_redactor(attempt, deadline)
+    # NOTE: a failed step's detail quotes AWS's error message, which may echo a value
+    _take_redactor(attempt, deadline, needed=any(not a.ok for a in done.actions))
     attempt.record = replace(attempt.record, reason=_reason(alarm, deployment, done.actions, located))
     attempt.error = done.error
 
@@ -903,7 +967,7 @@ def _observe(
     would = [f"stopped deployment {stop}"] if stop else []
     if aim.plan is not None:
         would.append(f"put alias {deployment.target.alias} back on version {aim.plan.version}")
-    _take_redactor(attempt, deadline)
+    _take_redactor(attempt, deadline, needed=False)
     if not would:
         attempt.no_action(_summary(alarm, deployment, f"nothing to roll back ({aim.left_alone})"))
         return
@@ -985,10 +1049,16 @@ def _read_ahead(
         pool.shutdown(wait=False)
 
 
-def _take_redactor(attempt: _Attempt, deadline: Deadline) -> None:
-    """The invocation's redactor, from the environments of both versions (the record is written
-    with it); formats only, and a note, when they cannot be read or time is up."""
-    reading = attempt.reading
+def _take_redactor(attempt: _Attempt, deadline: Deadline, *, needed: bool = True) -> None:
+    """The invocation's redactor. ``needed``: the record will quote text DeployGuard did not write
+    (an AWS error message, a policy's bypass reason), so both versions' environments are read now
+    (formats only, and a note, when they cannot be read or time is up). Otherwise the record holds
+    only DeployGuard's own sentences about identifiers (alarm, deployment, version numbers, alias),
+    where no environment value can appear: key formats suffice and nothing is read."""
+    if not needed:
+        attempt.redactor, attempt.note = Redactor(), None
+        return
+    reading = attempt.read_environments() if attempt.read_environments is not None else None
     try:
         if reading is None:
             raise TimeoutError

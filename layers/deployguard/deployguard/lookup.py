@@ -2,15 +2,16 @@
 records the pre-traffic hook keeps, verified with CodeDeploy before anything acts on them.
 
 When the pre-traffic hook starts, it records the deployment it resolved (:func:`record_of`): the
-function, alias, deployment id, CodeDeploy application and group, create time, and the AppSpec
-content. The alarm rollback reads the function's records (one query, remembered while warm) and
-takes nothing in them on trust (:func:`recorded_deployment`): the deployment is read from
-CodeDeploy (GetDeployment), the AppSpec is the record's only if its SHA-256 is the one CodeDeploy
-holds for the deployment's revision (else GetApplicationRevision), and the deployment must shift
-this very function and alias. A record that fails any of this is refused, logged, and the caller
-searches as if there were none. What a verified record gives is the deployment, if it is in flight
-and older than the alarm, or else the function's deployment group, whose deployments the rollback
-then lists: one group, not the account.
+function, alias, deployment id, CodeDeploy application and group, create time, the AppSpec content,
+and the function's ``deployguard:stage`` tag as the hook read it (its scope). The alarm rollback
+reads the function's records (one query, remembered while warm) and takes nothing in them on trust
+(:func:`recorded_deployment`): the deployment is read from CodeDeploy (GetDeployment), the AppSpec
+is the record's only if its SHA-256 is the one CodeDeploy holds for the deployment's revision (else
+GetApplicationRevision), and the deployment must shift this very function and alias. A record that
+fails any of this is refused, logged, and the caller searches as if there were none. What a
+verified record gives is the deployment, if it is in flight and older than the alarm, or else the
+function's deployment group, whose deployments the rollback then lists: one group, not the account;
+and the function's scope tag, which spares the rollback a ListTags (see :class:`Recorded`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from deployguard.deployment import IN_FLIGHT_STATUSES, Deployment
 from deployguard.errors import AwsCallError, DeployGuardError, ResolutionError
 from deployguard.observability import logger
 from deployguard.records import datarecord
+from deployguard.stages import STAGE_TAG
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from deployguard.ports import CodeDeployPort, DeploymentRecordsPort
 
 # How long a record is kept (the table's TTL): long enough that a function deployed within it is
@@ -34,6 +38,7 @@ RECORD_TTL = timedelta(days=30)
 APPSPEC_MAX = 8192  # characters of AppSpec content a record keeps (SAM's are ~300)
 # CodeDeploy's answers for a deployment id that names no deployment of this account and region.
 NO_SUCH_DEPLOYMENT = frozenset({"DeploymentDoesNotExistException", "InvalidDeploymentIdException"})
+SCOPE_TAGS = (STAGE_TAG,)  # the function tags a record keeps: what the rollback's scope check reads
 
 
 @datarecord
@@ -47,6 +52,8 @@ class DeploymentRecord:
     deployment_group_name: str
     created_at: datetime
     appspec: str | None = None
+    # the function's SCOPE_TAGS it carried when the hook read them (absent ones absent); None: not recorded
+    tags: dict[str, str] | None = None
 
 
 @datarecord
@@ -57,8 +64,9 @@ class GroupRef:
     name: str
 
 
-def record_of(deployment: Deployment) -> DeploymentRecord | None:
-    """The record of a resolved deployment; None when it lacks what a record needs."""
+def record_of(deployment: Deployment, tags: Mapping[str, str] | None = None) -> DeploymentRecord | None:
+    """The record of a resolved deployment (and of the function's ``tags``, as read when it
+    started); None when it lacks what a record needs."""
     target = deployment.target
     if not (deployment.create_time and deployment.application_name and deployment.deployment_group_name):
         return None
@@ -71,13 +79,17 @@ def record_of(deployment: Deployment) -> DeploymentRecord | None:
         deployment_group_name=deployment.deployment_group_name,
         created_at=deployment.create_time,
         appspec=appspec,
+        tags=None if tags is None else {key: tags[key] for key in SCOPE_TAGS if key in tags},
     )
 
 
-def keep_record(records: DeploymentRecordsPort, deployment: Deployment) -> str | None:
-    """Record ``deployment`` (the pre-traffic hook, when it starts); why it could not be, or None.
-    Never raises: without a record the alarm rollback still finds the deployment, more slowly."""
-    record = record_of(deployment)
+def keep_record(
+    records: DeploymentRecordsPort, deployment: Deployment, *, tags: Mapping[str, str] | None = None
+) -> str | None:
+    """Record ``deployment`` and the function's scope ``tags`` (the pre-traffic hook, when it
+    starts); why it could not be, or None. Never raises: without a record the alarm rollback still
+    finds the deployment, more slowly."""
+    record = record_of(deployment, tags)
     if record is None:
         return "the deployment names no create time, application or group"
     try:
@@ -93,9 +105,16 @@ def keep_record(records: DeploymentRecordsPort, deployment: Deployment) -> str |
 
 @datarecord
 class Recorded:
-    """A verified record: the deployment as CodeDeploy has it now."""
+    """A verified record: the deployment as CodeDeploy has it now, and the function's scope tags
+    as the pre-traffic hook read them from Lambda (None: the record has none).
+
+    NOTE: CodeDeploy confirms the deployment, not the tags: a record forged with a scope tag could
+    make the rollback judge the function in scope. Nothing follows from that alone: the rollback
+    reads the alias (GetAlias) before it stops anything, and its role may read and move only aliases
+    of functions tagged for its stage (template.yaml, RestoreGuardedAliases), so AWS refuses it."""
 
     deployment: Deployment
+    tags: dict[str, str] | None = None
 
     @property
     def group(self) -> GroupRef:
@@ -133,8 +152,8 @@ def recorded_deployment(
         refused = _refutation(record, codedeploy, name)
         if isinstance(refused, Deployment):
             if refused.status in IN_FLIGHT_STATUSES:
-                return Recorded(deployment=refused)
-            confirmed = confirmed or Recorded(deployment=refused)
+                return Recorded(deployment=refused, tags=record.tags)
+            confirmed = confirmed or Recorded(deployment=refused, tags=record.tags)
             continue
         logger.warning(
             "deployment record refused",

@@ -1,9 +1,10 @@
 """BeforeAllowTraffic: the new version is published but gets no traffic yet. Validate its
 configuration against the stage's policy and smoke-test it; any doubt fails the deployment.
 
-The deployment is recorded first (``deployguard.lookup``: the alarm rollback finds it from the
-function without searching the account); a record that cannot be written is a warning, never a
-failure (the rollback then searches, more slowly).
+The deployment is recorded first, with the function's scope tag (``deployguard.lookup``: the alarm
+rollback finds it from the function without searching the account, and its scope without ListTags);
+a record that cannot be written is a warning, never a failure (the rollback then searches, more
+slowly).
 
 The invocation's redactor is built from both versions' environments as soon as they are read,
 before any check runs (``check_version``); an error after that point is recorded redacted with it,
@@ -42,7 +43,8 @@ RECORD_CHECK = "deployment-record"
 def evaluate_pre_traffic(run: HookRun, ports: PreTrafficPorts, *, stage: Stage, today: date) -> Evaluation:
     deployment = ports.codedeploy.resolve(run.ids.deployment_id)
     target = deployment.target
-    unrecorded = keep_record(ports.records, deployment) if ports.records is not None else None
+    tags = ports.functions.tags(target.function_name)  # scope (and application): read once, recorded
+    unrecorded = keep_record(ports.records, deployment, tags=tags) if ports.records is not None else None
     warnings = (
         [
             CheckResult(
@@ -55,7 +57,6 @@ def evaluate_pre_traffic(run: HookRun, ports: PreTrafficPorts, *, stage: Stage, 
         if unrecorded
         else []
     )
-    tags = ports.functions.tags(target.function_name)  # scope (and application): read once
     found = guard_function(
         ports.policy.load(stage, tags.get(APP_TAG), target.function_name),
         target.function_name,

@@ -1,6 +1,7 @@
 """DynamoDB: the deployment records the pre-traffic hook writes and the alarm rollback reads
 (``deployguard.lookup``). One item per function and alias (partition key ``function_name``, sort
-key ``alias``), the newest deployment the hook saw start, expiring with the table's TTL."""
+key ``alias``), the newest deployment the hook saw start, expiring with the table's TTL; its
+``tags`` (a map) are the function's scope tags the hook read, absent when it read none."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from deployguard.aws.errors import aws_call, error_code
 from deployguard.aws.warm_cache import WarmCache
-from deployguard.lookup import RECORD_TTL, DeploymentRecord
+from deployguard.lookup import RECORD_TTL, SCOPE_TAGS, DeploymentRecord
 
 # The table's key (template.yaml's DeploymentRecordsTable must declare exactly this): attribute, key type
 TABLE_KEYS = (("function_name", "HASH"), ("alias", "RANGE"))
@@ -59,6 +60,11 @@ class DeploymentRecords:
             "created_at": {"S": created},
             TTL_ATTRIBUTE: {"N": str(int((entry.created_at + RECORD_TTL).timestamp()))},
             **({"appspec": {"S": entry.appspec}} if entry.appspec else {}),
+            **(
+                {"tags": {"M": {k: {"S": v} for k, v in entry.tags.items()}}}
+                if entry.tags is not None
+                else {}
+            ),
         }
         with aws_call("PutItem"):
             try:
@@ -122,4 +128,20 @@ def _record(item: Mapping[str, Any]) -> DeploymentRecord | None:
         deployment_group_name=group,
         created_at=created,
         appspec=text("appspec") or None,
+        tags=_tags(item.get("tags")),
     )
+
+
+def _tags(value: Any) -> dict[str, str] | None:
+    """A record's tags: a map of strings (SCOPE_TAGS only); None when absent or of another shape (then
+    the rollback reads the function's tags itself)."""
+    tags = value.get("M") if isinstance(value, Mapping) else None
+    if not isinstance(tags, Mapping):
+        return None
+    found: dict[str, str] = {}
+    for key, tagged in tags.items():
+        if key in SCOPE_TAGS:
+            if not (isinstance(tagged, Mapping) and isinstance(tagged.get("S"), str)):
+                return None
+            found[str(key)] = tagged["S"]
+    return found
