@@ -740,6 +740,280 @@ def test_nodejs_console_lines_land_in_the_log_stream(
     assert messages[0].startswith("START RequestId: ") and messages[-1].startswith("REPORT RequestId: ")
 
 
+# --- Node.js execution environments (pool mode: warm, one invocation at a time each) -------------
+
+# Module state set at init and counted by each invocation, and the process that served it.
+NODE_COUNTER = textwrap.dedent(
+    """
+    let count = 0;
+    console.log("init of version", process.env.AWS_LAMBDA_FUNCTION_VERSION);
+    const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+    exports.handler = async (event, context) => {
+      count += 1;
+      if (event.exit !== undefined) {
+        process.exit(event.exit);
+      }
+      if (event.throw_later) {
+        setTimeout(() => { throw new Error("escaped the handler"); }, 0);
+        await pause(5000);
+      }
+      if (event.sleep_ms) {
+        await pause(event.sleep_ms);
+      }
+      if (event.later) {
+        setTimeout(() => console.log(event.later), 20);
+      }
+      return { count, pid: process.pid, only: process.env.ONLY, remaining: context.getRemainingTimeInMillis() };
+    };
+    """
+)
+
+
+@dataclass
+class NodeCounter:
+    lam: LambdaClient
+    name: str = "node-counter"
+
+    def invoke(self, event: dict[str, Any] | None = None, qualifier: str = "$LATEST") -> tuple[Any, str]:
+        """The answer's payload and its log (LogType=Tail)."""
+        answer = self.lam.invoke(
+            FunctionName=self.name,
+            Qualifier=qualifier,
+            Payload=json.dumps(event or {}).encode(),
+            LogType="Tail",
+        )
+        return payload_of(answer), base64.b64decode(answer["LogResult"]).decode()
+
+
+def node_counter(lam: LambdaClient, role: str, *, timeout: int = 10, only: str = "one") -> NodeCounter:
+    lam.create_function(
+        FunctionName="node-counter",
+        Runtime="nodejs20.x",
+        Role=role,
+        Handler="index.handler",
+        Code={"ZipFile": zip_of({"index.js": NODE_COUNTER})},
+        Timeout=timeout,
+        # NOTE: a variable of its own per test, so that no test meets an environment another warmed
+        Environment={"Variables": {"ONLY": only, "TEST_RUN": uuid.uuid4().hex}},
+    )
+    return NodeCounter(lam)
+
+
+@needs_node
+def test_a_warm_nodejs_environment_keeps_module_state_and_logs_init_once(
+    lam: LambdaClient, role: str, session: boto3.session.Session
+) -> None:
+    # GIVEN a Node.js function whose module counts its invocations
+    counter = node_counter(lam, role)
+
+    # WHEN it is invoked three times
+    (first, cold), (second, warm), (third, _) = (counter.invoke() for _ in range(3))
+
+    # THEN one environment served them all, its module state carried over, as on Lambda
+    assert [first["count"], second["count"], third["count"]] == [1, 2, 3]
+    assert first["pid"] == second["pid"] == third["pid"]
+    assert 9_000 < second["remaining"] <= 10_000  # each invocation has its own deadline
+    # ... the first invocation logged init (before START) and Init Duration; the warm ones neither
+    assert cold.index("init of version $LATEST") < cold.index("START RequestId")
+    assert "Init Duration" in cold
+    assert "init of version" not in warm and "Init Duration" not in warm
+    assert "REPORT RequestId" in warm
+    # ... all in the environment's one log stream
+    streams = session.client("logs").describe_log_streams(logGroupName="/aws/lambda/node-counter")
+    assert len(streams["logStreams"]) == 1
+    records = lambda_runner.invocations()[-3:]
+    assert records[0].init_duration_ms > 0 and records[1].init_duration_ms == records[2].init_duration_ms == 0
+
+
+@needs_node
+def test_what_an_invocation_leaves_pending_runs_in_the_next_one_as_in_a_frozen_environment(
+    lam: LambdaClient, role: str
+) -> None:
+    # GIVEN an invocation that returns with a log line still on a 20 ms timer
+    counter = node_counter(lam, role)
+    _, first_log = counter.invoke({"later": "left by the first invocation"})
+
+    # WHEN the next invocation comes, well after the timer was due
+    time.sleep(0.2)
+    _, second_log = counter.invoke()
+
+    # THEN the timer ran only once the environment was thawed, inside the next invocation's log
+    assert "left by the first invocation" not in first_log
+    assert "left by the first invocation" in second_log
+
+
+@needs_node
+def test_concurrent_invocations_of_one_version_run_in_separate_environments(
+    lam: LambdaClient, role: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    # GIVEN a version that may have two environments at once
+    monkeypatch.setattr(lambda_runner, "ENVIRONMENTS_PER_VERSION", 2)
+    counter = node_counter(lam, role)
+
+    # WHEN two invocations overlap
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        both = [answer for answer, _ in pool.map(counter.invoke, [{"sleep_ms": 400}] * 2)]
+
+    # THEN each ran in an environment of its own, both cold
+    assert both[0]["pid"] != both[1]["pid"]
+    assert [answer["count"] for answer in both] == [1, 1]
+    assert all(record.init_duration_ms > 0 for record in lambda_runner.invocations()[-2:])
+
+    # WHEN three overlap  THEN the third waits for one of the two, which is then warm
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        three = [answer for answer, _ in pool.map(counter.invoke, [{"sleep_ms": 200}] * 3)]
+    assert {answer["pid"] for answer in three} == {answer["pid"] for answer in both}
+    assert sorted(answer["count"] for answer in three) == [2, 2, 3]
+
+
+@needs_node
+def test_a_timeout_kills_the_nodejs_environment_and_the_next_invocation_starts_cold(
+    lam: LambdaClient, role: str
+) -> None:
+    # GIVEN a warm environment of a function with a 1 s timeout
+    counter = node_counter(lam, role, timeout=1)
+    warm, _ = counter.invoke()
+
+    # WHEN an invocation outlives the timeout
+    started = time.monotonic()
+    timed_out, log = counter.invoke({"sleep_ms": 5000})
+
+    # THEN it answers Lambda's timeout error after about 1 s
+    assert time.monotonic() - started < 4.5
+    assert timed_out["errorType"] == "Sandbox.Timedout"
+    assert "Task timed out after 1.00 seconds" in timed_out["errorMessage"]
+    assert "Task timed out after" in log
+    # ... and the environment is gone: the next invocation is a cold start (init again, new state)
+    after, cold = counter.invoke()
+    assert after["count"] == 1 and after["pid"] != warm["pid"]
+    assert "init of version" in cold and "Init Duration" in cold
+    with pytest.raises(ProcessLookupError):
+        os.kill(warm["pid"], 0)
+
+
+@needs_node
+def test_another_environment_variable_set_is_another_nodejs_environment(lam: LambdaClient, role: str) -> None:
+    # GIVEN version 1 with ONLY=one, warm
+    counter = node_counter(lam, role, only="one")
+    lam.publish_version(FunctionName="node-counter")
+    one, _ = counter.invoke(qualifier="1")
+
+    # WHEN $LATEST gets ONLY=two and is invoked
+    lam.update_function_configuration(FunctionName="node-counter", Environment={"Variables": {"ONLY": "two"}})
+    two, _ = counter.invoke()
+
+    # THEN it runs in an environment of its own, from its own init
+    assert (two["only"], two["count"]) == ("two", 1)
+    assert two["pid"] != one["pid"]
+    # ... and version 1's environment is still warm, untouched
+    again, _ = counter.invoke(qualifier="1")
+    assert (again["only"], again["count"], again["pid"]) == ("one", 2, one["pid"])
+
+
+@needs_node
+@pytest.mark.parametrize(
+    ("event", "error_type", "message"),
+    [
+        ({"exit": 3}, "Runtime.ExitError", "Runtime exited with error: exit status 3"),
+        ({"throw_later": True}, "Error", "escaped the handler"),
+    ],
+    ids=["process-exit", "uncaught-exception"],
+)
+def test_a_crash_ends_only_its_nodejs_environment(
+    lam: LambdaClient, role: str, event: dict[str, Any], error_type: str, message: str
+) -> None:
+    # GIVEN two warm versions of a function
+    counter = node_counter(lam, role)
+    lam.publish_version(FunctionName="node-counter")
+    other, _ = counter.invoke(qualifier="1")
+    warm, _ = counter.invoke()
+
+    # WHEN an invocation of $LATEST crashes its process
+    crashed, _ = counter.invoke(event)
+
+    # THEN it answers as the Node runtime does
+    assert crashed["errorType"] == error_type
+    assert message in crashed["errorMessage"]
+    assert lambda_runner.invocations()[-1].error == error_type
+    # ... the next invocation of $LATEST starts a new environment
+    after, cold = counter.invoke()
+    assert after["count"] == 1 and after["pid"] != warm["pid"]
+    assert "Init Duration" in cold
+    # ... and version 1's environment lives on
+    still, _ = counter.invoke(qualifier="1")
+    assert (still["count"], still["pid"]) == (2, other["pid"])
+
+
+@needs_node
+def test_a_failed_nodejs_init_answers_the_runtimes_error_and_is_not_kept(
+    lam: LambdaClient, role: str
+) -> None:
+    # GIVEN a module that logs at init but does not export the handler the configuration names
+    source = "console.log('loading the module');\nexports.other = async () => 1;\n"
+    make_node(lam, role, "node-broken", {"index.js": source}, "index.handler")
+
+    # WHEN invoked twice
+    answers = [lam.invoke(FunctionName="node-broken", Payload=b"{}", LogType="Tail") for _ in range(2)]
+
+    # THEN each answers the runtime's init error, and each ran init again (a failed init is not kept)
+    for answer in answers:
+        assert answer["FunctionError"] == "Unhandled"
+        assert payload_of(answer)["errorType"] == "Runtime.HandlerNotFound"
+        log = base64.b64decode(answer["LogResult"]).decode()
+        assert log.index("loading the module") < log.index("START RequestId")
+
+
+NODE_CALLBACKS = textwrap.dedent(
+    """
+    let calls = 0;
+    exports.handler = (event, context, callback) => {
+      calls += 1;
+      if (event.call_back) {
+        setTimeout(() => callback(null, { calls }), 5);
+      } else {
+        setTimeout(() => console.log("done without calling back"), 5);
+      }
+    };
+    """
+)
+
+
+@needs_node
+def test_a_warm_nodejs_callback_handler_answers_each_time(lam: LambdaClient, role: str) -> None:
+    # GIVEN a callback handler that calls back, or lets its event loop empty without calling back
+    make_node(lam, role, "node-callbacks", {"index.js": NODE_CALLBACKS}, "index.handler")
+
+    def invoke(event: dict[str, Any]) -> Any:
+        return payload_of(lam.invoke(FunctionName="node-callbacks", Payload=json.dumps(event).encode()))
+
+    # WHEN invoked in turn in one environment  THEN each answers: the callback's value, or null
+    assert invoke({"call_back": True}) == {"calls": 1}
+    assert invoke({}) is None
+    assert invoke({}) is None
+    assert invoke({"call_back": True}) == {"calls": 4}
+
+
+@needs_node
+def test_in_fresh_mode_every_nodejs_invocation_is_a_cold_start(lam: LambdaClient, role: str) -> None:
+    # GIVEN the runner in fresh mode
+    previous = lambda_runner.set_mode("fresh")
+    try:
+        counter = node_counter(lam, role)
+
+        # WHEN invoked twice
+        (first, first_log), (second, second_log) = counter.invoke(), counter.invoke()
+    finally:
+        lambda_runner.set_mode(previous)
+
+    # THEN each ran in a process of its own, from its own init
+    assert (first["count"], second["count"]) == (1, 1)
+    assert first["pid"] != second["pid"]
+    assert "Init Duration" in first_log and "Init Duration" in second_log
+
+
 # --- the AWS SDK the Node.js runtime ships --------------------------------------------------
 # Installed with npm once per machine (node_sdk's cache): the first run of these tests pays it.
 

@@ -371,13 +371,18 @@ function serveNext(handler) {
     process.exit(0);
   }
   send({ started: request.request_id });
-  invoke(handler, request, request.event, (result, exiting) => {
+  requestId = request.request_id;
+  const respond = (result, exiting) => {
     send(exiting ? { result, exiting: true } : { result });
     if (!exiting) {
       // NOTE: not at once: what the handler's answer queued (microtasks, ready I/O) runs first
       setImmediate(() => serveNext(handler));
     }
-  });
+  };
+  answerUncaught = (failure) => respond({ error: failure }, true);
+  // NOTE: on the loop's next turn, so that what the last invocation left due (a timer) runs
+  // first, inside this invocation, as it does in an environment Lambda thaws
+  setImmediate(() => invoke(handler, request, request.event, respond));
 }
 
 async function main() {

@@ -32,23 +32,36 @@ What is real:
     moto's CloudWatch Logs group ``/aws/lambda/<name>``, one stream per execution environment.
 
 What is simulated or left out:
-  * execution environments, in pool mode (the default where ``os.fork`` exists): a fork server
-    per version, environment, code and endpoint (a ``sys.executable`` process in its own process
-    group, started as a fresh invocation is) runs init once, then forks one worker per invocation,
-    in a session of its own, killed with everything it started when the invocation ends or times
-    out; each invocation starts from the state init left (no module or ``os.environ`` change
-    carries over, unlike a warm Lambda environment); the first invocation of a server logs init
-    and ``Init Duration``, later ones are warm starts, all in the server's log stream; a crashed
-    worker does not touch the server, a dead server is replaced, a failed init is not kept; at
-    most :data:`POOL_SIZE` servers live at once. In fresh mode (:func:`set_mode`) every invocation
-    is a cold start in a new ``sys.executable`` process and log stream of its own;
+  * execution environments, in pool mode (the default where ``os.fork`` exists), one pool for
+    both runtimes (:class:`_Pool`), keyed by function, version, code, layers, handler, runtime,
+    environment, memory, region, log group and endpoint, so an environment never serves another
+    version or configuration; every environment is a process in its own process group, started as
+    a fresh invocation is, that runs init once; its first invocation logs init and ``Init
+    Duration``, later ones are warm starts, all in its log stream; a failed init is not kept; a
+    dead environment is replaced; at most :data:`POOL_SIZE` idle environments are kept (the least
+    recently used stops first).
+    Python: one fork server per key forks a worker per invocation (concurrent ones too), in a
+    session of its own, killed with everything it started when the invocation ends or times out;
+    each invocation starts from the state init left (no module or ``os.environ`` change carries
+    over, unlike a warm Lambda environment); a crashed worker does not touch the server.
+    Node.js: warm environments as on Lambda: a ``node`` process (:file:`bootstrap_node.js` in
+    serve mode) serves one invocation at a time, module state and ``process.env`` carrying over;
+    concurrent invocations get more environments, up to :data:`ENVIRONMENTS_PER_VERSION` per key
+    (a further one waits for a free environment; the wait is not charged to its timeout); between
+    invocations the process waits in a blocking read, so what an invocation left pending (a timer)
+    runs only when the next one arrives, as in a frozen environment; a timeout or a crash
+    (``process.exit``, an uncaught exception) kills that environment only, and the next
+    invocation is a cold start.
+    In fresh mode (:func:`set_mode`) every invocation of either runtime is a cold start in a new
+    process and log stream of its own;
   * init time is not charged to the timeout, as on Lambda; ``Duration`` is the handler's own time;
     ``Runtime`` picks the interpreter: ``python3.X`` runs on Python 3.X found on this machine (this
     interpreter, ``python3.X`` on PATH or ``~/.pyenv/versions/3.X*``; another interpreter sees
     only its own packages and the layers), ``nodejs*`` on the ``node`` on PATH (whatever its
-    version) through :file:`bootstrap_node.js`, one fresh process per invocation (no fork server,
-    in either mode), with the AWS SDK its runtime ships (:mod:`.node_sdk`); any other runtime, or a Python not present, is refused with
-    ``InvalidRuntimeException`` naming the runtime and what runs here; memory is not limited; there are no concurrency limits or throttles;
+    version) through :file:`bootstrap_node.js`, with the AWS SDK its runtime ships
+    (:mod:`.node_sdk`); any other runtime, or a Python not present, is refused with
+    ``InvalidRuntimeException`` naming the runtime and what runs here; memory is not limited;
+    there are no concurrency limits or throttles;
   * credentials are fake role credentials; ``AWS_ENDPOINT_URL`` points at the moto server
     when the invoke came through one (``ThreadedMotoServer``/``moto_server``) and otherwise at
     a closed local port, so code that calls AWS from an in-process ``mock_aws`` fails fast
@@ -1227,8 +1240,8 @@ class _NodeEnvironment:
         assert self._process is not None
         timed_out = message is None
         # a failed init is exiting (it answered init_error, or died); a slow one is killed now
-        _await_exit(self._process, time.monotonic() + (0.0 if timed_out else STOP_TIMEOUT_SECONDS))
         self._killed = True
+        _await_exit(self._process, time.monotonic() + (0.0 if timed_out else STOP_TIMEOUT_SECONDS))
         produced = self._take_output()
         result = {"error": message["init_error"]} if message and "init_error" in message else {}
         returncode = self._process.returncode
@@ -1276,8 +1289,8 @@ class _NodeEnvironment:
         if timed_out:
             self._kill()
         elif crashed or (answer is not None and answer.get("exiting")):
-            _await_exit(self._process, time.monotonic() + STOP_TIMEOUT_SECONDS)
             self._killed = True
+            _await_exit(self._process, time.monotonic() + STOP_TIMEOUT_SECONDS)
         result: dict[str, Any] = answer.get("result", {}) if answer is not None else {}
         cold, self._cold = self._cold, False
         init_output = self._init_output if cold else b""
@@ -1456,18 +1469,22 @@ class _Pool:
 
     def _start(self, slot: _Slot, target: _Target, endpoint: str) -> _Run | None:
         """Start the slot's environment; None when ready, else the failed init's answer."""
-        environment = None
-        failed = None
+        environment: _Environment | None = None
+        failed: _Run | None = None
+        ready = False
         try:
             environment = _new_environment(target, endpoint)
             failed = environment.start()
+            ready = failed is None
         finally:
             with self._changed:
-                if failed is None and environment is not None:
+                if ready:
                     slot.environment = environment
                 elif slot in self._slots:
                     self._slots.remove(slot)
                 self._changed.notify_all()
+            if environment is not None and not ready and failed is None:
+                environment.stop()  # start() raised
         self._trim()
         return failed
 
