@@ -61,15 +61,20 @@ def test_a_node_app_with_its_sdk_calls_every_fault_caught_and_the_alias_back(tmp
 
 
 def test_a_fault_nothing_catches_ends_with_exit_1_and_says_what_is_missing(tmp_path: Path) -> None:
-    """The same app under a policy whose smoke case asserts nothing, with no post-traffic smoke and
-    no version health, and a template with no alarms: a wrong type and a share of errors get
-    through, and the rehearsal says which guard is missing."""
+    """sessions-with-aws-sam safe-deploy (AllAtOnce, no alarms) under a policy whose smoke case
+    asserts nothing, with no post-traffic smoke and no version health: a wrong type and a share of
+    errors get through, and the rehearsal says which guard is missing."""
     app = team_repository(
-        tmp_path, "aws-safe-lambda-deployments", {"deployguard-dev.yaml": NO_ASSERTIONS_POLICY}
+        tmp_path, "sessions-with-aws-sam-safe-deploy", {"deployguard-dev.yaml": NO_ASSERTIONS_POLICY}
     )
 
     code, document = rehearse(
-        "--template", str(app / "template.yaml"), "--faults", "wrong-type,errors", "--setup", seed_buckets(1)
+        "--template",
+        str(app / "template.yaml"),
+        "--parameter-overrides",
+        "ClientDomains=https://example.com",
+        "--faults",
+        "wrong-type,errors",
     )
 
     runs = by_name(document)

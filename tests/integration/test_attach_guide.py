@@ -23,6 +23,7 @@ from deployguard import entrypoints
 from deployguard.appspec import DeploymentTarget, render_appspec
 from deployguard.runtimes import RUNTIMES
 from deployguard.stages import APP_TAG, STAGE_TAG
+from deployguard_cli.localaws import node_sdk
 from deployguard_cli.localaws.lambda_runner import zip_directory
 from deployguard_cli.localaws.server import LocalAws
 from deployguard_cli.main import main
@@ -299,6 +300,11 @@ def test_the_guide_takes_a_public_sam_app_to_a_guarded_deployment(
     # 5. deploy: a release through CodeDeploy is guarded; a good one passes, a broken one fails
     # (the app's code as `sam build` packages it: the template's folder, CodeUri's default)
     deployed = Deployed(attached, zip_directory(app))
+    # the SDK nodejs24.x ships, on the machine before the smoke test's clock runs (a fresh CI
+    # machine installs it with npm in about 10 s: `rehearse --template` does the same at set-up)
+    assert (
+        "@aws-sdk/client-s3" not in node_sdk.provide("nodejs24.x", code_roots=[app], module_dirs=[]).missing
+    )
     statuses, record = deployed.release(deployed.environment, "release 2")
     assert statuses == ["Succeeded"], record["reason"]
     assert [(c["name"], c["result"]) for c in record["checks"]] == [

@@ -50,17 +50,17 @@ functions:
 NO_ASSERTIONS_POLICY = """\
 version: 1
 stage: dev
-application: safe-lambda
+application: sessions
 functions:
-  returnS3Buckets:
-    match: '*-returnS3Buckets-*'
+  BaseFunction:
+    match: '*-BaseFunction-*'
     config:
       stage_variable: null
       settings:
         deprecated_runtime: warning
     smoke:
-      - name: s3
-        payload_file: s3.json
+      - name: base
+        payload: {}
     post_traffic_smoke: false
 """
 

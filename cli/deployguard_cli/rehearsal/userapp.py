@@ -229,6 +229,7 @@ def read_user_app(
         )
     if not built.is_dir():
         spec = _with_requirements(spec, notes)
+    _provide_node_sdk(spec, notes)
     tags = dict(spec.tags)
     for tag, value in ((STAGE_TAG, stage), (APP_TAG, application)):
         if tags.get(tag) != value:
@@ -281,6 +282,24 @@ def _with_requirements(spec: FunctionSpec, notes: list[str]) -> FunctionSpec:
         f"{spec.logical_id}: requirements.txt installed with Python {version} (as `sam build` would)"
     )
     return replace(spec, layers=(*spec.layers, layer))
+
+
+def _provide_node_sdk(spec: FunctionSpec, notes: list[str]) -> None:
+    """The AWS SDK a Node.js runtime ships, installed now (once per machine), not at the first
+    invocation, where it would count against the smoke test's time."""
+    if not spec.runtime.startswith("nodejs"):
+        return
+    from deployguard_cli.localaws import node_sdk  # noqa: PLC0415
+
+    provided = node_sdk.provide(
+        spec.runtime,
+        code_roots=[spec.code_uri, *spec.layers],
+        module_dirs=[
+            spec.code_uri / "node_modules",
+            *(layer / "nodejs" / "node_modules" for layer in spec.layers),
+        ],
+    )
+    notes += [f"{spec.logical_id}: {why}" for why in provided.missing.values()]
 
 
 def _choose(resolver: Resolver, template_path: Path, function: str | None) -> tuple[str, tuple[str, ...]]:
