@@ -16,7 +16,6 @@ What cannot be installed (no npm, no registry) is not an error here: the functio
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import os
 import re
@@ -25,10 +24,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
+
+from deployguard_cli.localaws.caches import locked, user_cache
 
 __all__ = [
     "CACHE_VARIABLE",
@@ -36,7 +37,6 @@ __all__ = [
     "V2_VERSION",
     "RuntimeSdk",
     "cache_root",
-    "locked",
     "provide",
     "ships",
 ]
@@ -110,11 +110,7 @@ class RuntimeSdk:
 
 def cache_root() -> Path:
     """``$DEPLOYGUARD_NODE_SDK_CACHE``, else ``deployguard/node-sdk`` in the user's cache folder."""
-    configured = os.environ.get(CACHE_VARIABLE)
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "deployguard" / "node-sdk"
+    return user_cache(CACHE_VARIABLE, "node-sdk")
 
 
 def ships(runtime: str, package: str) -> bool:
@@ -219,17 +215,6 @@ def _install(package: str, spec: str, prefix: Path, marker: Path) -> str | None:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return reason
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on ``path`` between processes and between threads (each opens its own)."""
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _npm_install(npm: str, spec: str, prefix: Path) -> str | None:

@@ -12,7 +12,6 @@ Where ``.aws-sam/build/<LogicalId>`` exists, the rehearsal deploys that instead 
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Final
 
 from deployguard.errors import DeployGuardError
-from deployguard_cli.localaws.node_sdk import locked
+from deployguard_cli.localaws.caches import locked, user_cache
 
 __all__ = ["CACHE_VARIABLE", "DependencyError", "cache_root", "install_requirements"]
 
@@ -34,11 +33,7 @@ class DependencyError(DeployGuardError):
 
 
 def cache_root() -> Path:
-    configured = os.environ.get(CACHE_VARIABLE)
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "deployguard" / "python-deps"
+    return user_cache(CACHE_VARIABLE, "python-deps")
 
 
 def install_requirements(requirements: Path, python: str, version: str) -> Path:
