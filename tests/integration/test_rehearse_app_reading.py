@@ -6,20 +6,25 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shlex
 import subprocess
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
 
 from deployguard_cli import main as cli
 from deployguard_cli.rehearsal.userapp import (
     RehearsalSetupError,
+    _setup_command,
     read_user_app,
     samconfig,
     tree_of,
 )
 from deployguard_cli.rehearsal.wiring import TemplateError
+from tests.support.secrets import Planted, assert_no_piece, planted
 
 TWO_GUARDED = """\
 Transform: AWS::Serverless-2016-10-31
@@ -249,3 +254,172 @@ def test_a_folder_can_be_the_live_version_and_a_ref_cannot_be_an_option(app: Pat
         tree_of(str(app / "orders"), app / "template.yaml", default_head=True)
     with pytest.raises(RehearsalSetupError, match=r"--from --output=x: not a commit"):
         tree_of("--output=x", app / "template.yaml", default_head=True)
+
+
+# --- hostile and odd templates, trees and commands (issue 16's review) -------------------------------
+def _rehearse(*args: str) -> tuple[int, str]:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        code = cli.main(["rehearse", "--json", *args])
+    return code, err.getvalue()
+
+
+GUARDED = """\
+Transform: AWS::Serverless-2016-10-31
+Conditions:
+  Never: !Equals [a, b]
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: src/
+      Handler: app.handler
+      Runtime: python3.12
+      Timeout: !If [Never, 9, 3]
+      AutoPublishAlias: live
+      DeploymentPreference:
+        Type: AllAtOnce
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("      AutoPublishAlias: live\n", ""), "Fn has a DeploymentPreference but no AutoPublishAlias"),
+        (("CodeUri: src/", "CodeUri: s3://bucket/fn.zip"), "CodeUri s3://bucket/fn.zip is in S3"),
+        (("CodeUri: src/", "CodeUri: {Bucket: b, Key: fn.zip}"), "is in S3"),
+        (
+            ("Timeout: !If [Never, 9, 3]", "Timeout: abc"),
+            "Fn's Timeout 'abc' is not a number",
+        ),
+        (("Runtime: python3.12", "Runtime: python3.12\n      Architectures: arm64"), "must be a list"),
+        (
+            ("Runtime: python3.12", "Runtime: python3.12\n      Tags: [a]"),
+            "not a template the rehearsal can read",
+        ),
+        (("Timeout: !If [Never, 9, 3]", "Timeout: !If [Never]"), "ValueError"),
+        (("Never: !Equals [a, b]", "Never: !Condition Never"), "RecursionError"),
+        (("Runtime: python3.12", "Runtime: python3.12\n      MemorySize: 64"), "refused Fn"),
+    ],
+    ids=[
+        "no-alias",
+        "s3",
+        "s3-mapping",
+        "timeout",
+        "architectures",
+        "tags",
+        "if-arity",
+        "recursive",
+        "memory",
+    ],
+)
+def test_a_template_aws_would_refuse_gets_exit_2_and_a_message_not_a_traceback(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.py").write_text("def handler(event, context):\n    return {}\n")
+    (tmp_path / "template.yaml").write_text(GUARDED.replace(*change))
+
+    code, err = _rehearse("--template", str(tmp_path / "template.yaml"))
+
+    assert (code, message in err, "Traceback" in err) == (2, True, False), err
+
+
+def test_intrinsics_around_the_preference_its_alarms_and_list_parameters_are_evaluated(
+    tmp_path: Path,
+) -> None:
+    """``Fn::If`` around the preference, its Alarms and its entries; a preference from Globals;
+    ``List<…>`` parameters are lists (``!Select`` takes a member, not a character)."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            """\
+            Parameters:
+              Stage: {Type: String, Default: prod}
+              Subnets: {Type: 'List<AWS::EC2::Subnet::Id>', Default: 'subnet-1,subnet-2'}
+              Secret: {Type: 'AWS::SSM::Parameter::Value<String>', Default: /team/secret}
+            Conditions:
+              IsProd: !Equals [!Ref Stage, prod]
+            Globals:
+              Function:
+                DeploymentPreference: {Type: Linear10PercentEvery1Minute}
+            Resources:
+              Fn:
+                Type: AWS::Serverless::Function
+                Properties:
+                  CodeUri: src/
+                  Handler: app.handler
+                  Runtime: python3.12
+                  AutoPublishAlias: live
+                  Environment:
+                    Variables: {SUBNET: !Select [1, !Ref Subnets], SECRET: !Ref Secret}
+                  DeploymentPreference:
+                    Alarms: !If [IsProd, [!If [IsProd, !Ref Errors, !Ref AWS::NoValue]], !Ref AWS::NoValue]
+              Errors:
+                Type: AWS::CloudWatch::Alarm
+                Properties: {AlarmName: fn-errors, MetricName: Errors, Namespace: AWS/Lambda, Threshold: 0}
+            """
+        )
+    )
+
+    user_app = read(tmp_path, parameters={})
+
+    assert user_app.deployment_type == "Linear10PercentEvery1Minute"  # type: ignore[attr-defined]
+    assert [a.name for a in user_app.alarms] == ["fn-errors"]  # type: ignore[attr-defined]
+    assert user_app.function.environment["SUBNET"] == "subnet-2"  # type: ignore[attr-defined]
+    assert any("Secret are SSM parameter types" in n for n in user_app.notes)  # type: ignore[attr-defined]
+
+
+def _commit(folder: Path) -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@example.com",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@example.com",
+    }
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "live"]):
+        subprocess.run(["git", *command], cwd=folder, env=env, check=True)
+
+
+def test_the_live_commit_of_a_template_in_a_subfolder_holds_its_code_beside_it(tmp_path: Path) -> None:
+    """infra/template.yaml with CodeUri ../src: the commit's src/ is the live code; code outside
+    the repository is not in any commit of it, and --to names the flag when its folder is wrong."""
+    repo = tmp_path / "repo"
+    (repo / "infra").mkdir(parents=True)
+    (repo / "src").mkdir()
+    (repo / "src" / "app.py").write_text("def handler(event, context):\n    return 'live'\n")
+    (repo / "infra" / "template.yaml").write_text(GUARDED.replace("CodeUri: src/", "CodeUri: ../src/"))
+    _commit(repo)
+
+    live = tree_of(None, repo / "infra" / "template.yaml", default_head=True)
+    try:
+        assert "'live'" in (live.template.parent.parent / "src" / "app.py").read_text()
+    finally:
+        live.cleanup()
+    with pytest.raises(RehearsalSetupError, match="--to /no/such/folder: no such folder"):
+        tree_of("/no/such/folder", repo / "infra" / "template.yaml", default_head=False)
+
+    (tmp_path / "shared").mkdir()
+    (repo / "infra" / "template.yaml").write_text(GUARDED.replace("CodeUri: src/", "CodeUri: ../../shared/"))
+    _commit(repo)
+    code, err = _rehearse("--template", str(repo / "infra" / "template.yaml"))
+    assert (code, "CodeUri is outside the repository" in err) == (2, True), err
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(secret=planted(known=True))
+def test_a_failing_setup_command_tells_no_piece_of_a_secret(tmp_path: Path, secret: Planted) -> None:
+    """--setup that prints the function's secret and fails — the secret in its command line too,
+    as `aws ssm put-parameter --value …` has it, and the live version's secret as well as the new one's."""
+    assume(secret.variable is not None)
+    command = f"echo {shlex.quote(secret.value)}; echo {shlex.quote(secret.value)} >&2; exit 3"
+    live = {str(secret.variable): secret.value}
+    setup = _setup_command(command, tmp_path, ({"OTHER": "x"}, live))
+    world = types.SimpleNamespace(functions_endpoint="http://127.0.0.1:1")
+
+    with pytest.raises(RehearsalSetupError) as raised:
+        setup(world)  # type: ignore[arg-type]
+
+    assert "failed (exit 3)" in str(raised.value)
+    assert_no_piece(secret.secret, str(raised.value))

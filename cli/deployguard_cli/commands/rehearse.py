@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from deployguard.secrets import Redactor
 from deployguard.stages import Stage
 from deployguard_cli.exit_codes import EXIT_ERROR, EXIT_FINDINGS, EXIT_OK
 from deployguard_cli.localaws.faults import FAULTS, SLOW_DEFAULT_MS
@@ -126,8 +127,15 @@ def run(args: argparse.Namespace) -> int:
 
 def rehearse_app(args: argparse.Namespace, *, as_json: bool, show_report: bool) -> int:
     """``rehearse --template``: the user's own app, as it is and with each fault asked for."""
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
     from deployguard_cli.rehearsal.runner import app_player, default_root  # noqa: PLC0415
-    from deployguard_cli.rehearsal.userapp import Options, parse_overrides, prepared  # noqa: PLC0415
+    from deployguard_cli.rehearsal.userapp import (  # noqa: PLC0415
+        Options,
+        RehearsalSetupError,
+        parse_overrides,
+        prepared,
+    )
 
     options = Options(
         template=args.template,
@@ -149,11 +157,20 @@ def rehearse_app(args: argparse.Namespace, *, as_json: bool, show_report: bool) 
             f"guarded deployments of {plan.app.function.logical_id} ({args.template}) on an embedded AWS: "
             f"{plan.from_tree.label} → {plan.to_tree.label}"
         )
-        if as_json:
-            return _run_json(plan.scenarios, player=player, notes=plan.notes)
-        return _run_live(
-            plan.scenarios, show_report=show_report, player=player, heading=heading, notes=plan.notes
-        )
+        try:
+            if as_json:
+                return _run_json(plan.scenarios, player=player, notes=plan.notes)
+            return _run_live(
+                plan.scenarios, show_report=show_report, player=player, heading=heading, notes=plan.notes
+            )
+        except (BotoCoreError, ClientError) as exc:  # NOTE: e.g. MemorySize 64, an alias name Lambda refuses
+            redact = Redactor.for_environment(plan.app.function.environment).merge(
+                Redactor.for_environment(plan.live.environment)
+            )  # NOTE: a refusal may quote the value it refused
+            raise RehearsalSetupError(
+                f"the embedded AWS refused {plan.app.function.logical_id} as {args.template} declares it: "
+                f"{redact(str(exc))}"
+            ) from exc
 
 
 def rehearse(

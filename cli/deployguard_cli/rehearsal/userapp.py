@@ -51,6 +51,7 @@ from deployguard_cli.rehearsal.wiring import (
     Wiring,
     _alarm,
     _function,
+    _globals,
     load_template,
     read_wiring,
 )
@@ -85,6 +86,7 @@ class Tree:
 
     label: str
     template: Path
+    checkout: Path | None = None  # the folder a commit was extracted to (its code must be inside)
     _cleanup: Callable[[], None] = field(default=lambda: None, repr=False)
 
     def cleanup(self) -> None:
@@ -97,17 +99,23 @@ def working_tree(template: Path) -> Tree:
 
 def tree_of(spec: str | None, template: Path, *, default_head: bool) -> Tree:
     """The tree ``spec`` names: a folder (its copy of the template's file name), a git ref, or by
-    default the last commit (``default_head``) or the working tree."""
+    default the last commit (``default_head``) or the working tree. ``default_head`` is the
+    ``--from`` side (a commit or a folder); the other is ``--to`` (a folder only)."""
     template = template.resolve()
+    flag = "--from" if default_head else "--to"
     if spec is None and not default_head:
         return working_tree(template)
     if spec is not None and Path(spec).is_dir():
         candidate = Path(spec).resolve() / template.name
         if not candidate.is_file():
             raise RehearsalSetupError(
-                f"{spec} holds no {template.name}: pass the folder that holds the template"
+                f"{flag} {spec}: it holds no {template.name}: pass the folder that holds the template"
             )
         return Tree(label=f"folder {spec}", template=candidate)
+    if not default_head:
+        raise RehearsalSetupError(
+            f"--to {spec}: no such folder: pass the folder that holds the new {template.name}"
+        )
     return _checkout(spec or "HEAD", template, quiet_fallback=spec is None)
 
 
@@ -130,7 +138,8 @@ def _checkout(ref: str, template: Path, *, quiet_fallback: bool) -> Tree:
         if quiet_fallback:
             return Tree(label="the working tree (no commit yet)", template=template)
         raise RehearsalSetupError(f"--from {ref}: not a commit of {root} ({commit.stderr.decode().strip()})")
-    archive = _git(root, "archive", "--format=tar", ref, "--", str(relative.parent))
+    # NOTE: the whole commit, not the template's folder: its CodeUri may be ../src (infra/template.yaml)
+    archive = _git(root, "archive", "--format=tar", ref)
     if archive.returncode != 0:
         raise RehearsalSetupError(f"--from {ref}: git archive failed: {archive.stderr.decode().strip()}")
     folder = Path(tempfile.mkdtemp(prefix="deployguard-from-"))
@@ -144,6 +153,7 @@ def _checkout(ref: str, template: Path, *, quiet_fallback: bool) -> Tree:
     return Tree(
         label=f"{ref} ({sha})" if ref != sha else sha,
         template=checked_out,
+        checkout=folder,
         _cleanup=lambda: shutil.rmtree(folder, ignore_errors=True),
     )
 
@@ -186,12 +196,34 @@ class UserApp:
     skipped: tuple[str, ...]  # functions whose DeploymentPreference is disabled
 
 
+def _chosen(resolver: Resolver, value: Any) -> Any:
+    """``value`` with its ``Fn::If`` picked (its inner ``Ref``s left as written); None for
+    ``AWS::NoValue``."""
+    while isinstance(value, Mapping) and len(value) == 1 and "Fn::If" in value:
+        name, when_true, when_false = value["Fn::If"]
+        value = when_true if resolver.condition(str(name)) else when_false
+    return None if value == {"Ref": "AWS::NoValue"} else value
+
+
+def _preference(resolver: Resolver, resource: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The function's ``DeploymentPreference``, merged over ``Globals.Function``'s as SAM does."""
+    properties = resource.get("Properties")
+    own = (
+        _chosen(resolver, properties.get("DeploymentPreference")) if isinstance(properties, Mapping) else None
+    )
+    shared = _chosen(resolver, _globals(resolver.template).get("DeploymentPreference"))
+    if isinstance(shared, Mapping) and isinstance(own, Mapping):
+        return {**shared, **own}
+    preference = own if own is not None else shared
+    return preference if isinstance(preference, Mapping) else None
+
+
 def _enabled(resolver: Resolver, resource: Mapping[str, Any]) -> bool:
     condition = resource.get("Condition")
     if isinstance(condition, str) and not resolver.condition(condition):
         return False
-    preference = (resource.get("Properties") or {}).get("DeploymentPreference")
-    if not isinstance(preference, Mapping):
+    preference = _preference(resolver, resource)
+    if preference is None:
         return False
     enabled = resolver.resolve(preference.get("Enabled", True))
     return str(enabled).lower() not in ("false", "0")
@@ -205,14 +237,49 @@ def read_user_app(
     stack_name: str,
     stage: str,
     application: str,
+    within: Path | None = None,
 ) -> UserApp:
     """The function to rehearse in ``template_path`` (``function``: its logical id or name, when
-    the template guards several) and how its deployment is wired."""
+    the template guards several) and how its deployment is wired; ``within``: the checkout of a
+    commit, which its code must be in."""
+    try:
+        return _read_user_app(
+            template_path,
+            function=function,
+            parameters=parameters,
+            stack_name=stack_name,
+            stage=stage,
+            application=application,
+            within=within,
+        )
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        # NOTE: a template CloudFormation would refuse (an intrinsic's arguments, a list for a map …)
+        raise TemplateError(
+            f"{template_path} is not a template the rehearsal can read ({type(exc).__name__}: {exc}): "
+            "fix it (`sam validate --lint` says where)"
+        ) from exc
+
+
+def _read_user_app(
+    template_path: Path,
+    *,
+    function: str | None,
+    parameters: Mapping[str, str],
+    stack_name: str,
+    stage: str,
+    application: str,
+    within: Path | None,
+) -> UserApp:
     template = load_template(template_path)
     resolver = Resolver(template, parameters=parameters, stack_name=stack_name, suffix=f"-{_SUFFIX}")
     logical, skipped = _choose(resolver, template_path, function)
     resolver.attributes[f"{logical}.Version.Version"] = TARGET_VERSION
     spec = _function(resolver, logical, template_path.parent.resolve())
+    if within is not None and not spec.code_uri.is_relative_to(within):
+        raise RehearsalSetupError(
+            f"{logical}'s CodeUri is outside the repository, so the commit does not hold its code: "
+            "pass --from DIR (a folder with the live template)"
+        )
     notes: list[str] = []
     if not spec.runtime.startswith(SUPPORTED_RUNTIMES):
         raise RehearsalSetupError(
@@ -241,21 +308,40 @@ def read_user_app(
         f"{logical}: layer {layer} is not the template's own: not on the embedded AWS"
         for layer in spec.external_layers
     ]
+    from_ssm = [
+        name
+        for name, declared in (template.get("Parameters") or {}).items()
+        if str((declared or {}).get("Type", "")).startswith("AWS::SSM::Parameter::Value<")
+    ]
+    if from_ssm:  # NOTE: CloudFormation reads these from Parameter Store at deploy time; no store here
+        notes.append(
+            f"parameters {', '.join(from_ssm)} are SSM parameter types: CloudFormation passes the value it reads "
+            "from Parameter Store; here each is the text given (by default the parameter's name): pass "
+            f"--parameter-overrides {from_ssm[0]}=VALUE with the value your code expects"
+        )
     imported = sorted(k for k, v in spec.environment.items() if v.startswith(IMPORTED))
     if imported:
         notes.append(f"{logical}: {', '.join(imported)} come from Fn::ImportValue: set to a placeholder here")
     properties = resolver.resources[logical].get("Properties") or {}
-    raw = properties["DeploymentPreference"]
-    hooks = raw.get("Hooks") or {}
-    if hooks:
+    raw = _preference(resolver, resolver.resources[logical]) or {}
+    alias = resolver.resolve(properties.get("AutoPublishAlias", _globals(template).get("AutoPublishAlias")))
+    deployment_type = resolver.resolve(raw.get("Type"))
+    if not alias or not deployment_type:  # NOTE: the SAM transform refuses both
+        missing = "AutoPublishAlias" if not alias else "DeploymentPreference.Type"
+        raise RehearsalSetupError(
+            f"{template_path.name}: {logical} has a DeploymentPreference but no {missing}: SAM deploys it "
+            "through CodeDeploy only with both (e.g. AutoPublishAlias: live, Type: Canary10Percent5Minutes)"
+        )
+    hooks = _chosen(resolver, raw.get("Hooks")) or {}
+    if isinstance(hooks, Mapping) and hooks:
         notes.append(
             f"{logical}: its hooks ({', '.join(f'{k}: {_name(v)}' for k, v in hooks.items())}) are replaced by "
             "DeployGuard's pre- and post-traffic hooks"
         )
     return UserApp(
         function=replace(spec, tags=tags),
-        alias=str(resolver.resolve(properties.get("AutoPublishAlias"))),
-        deployment_type=str(resolver.resolve(raw.get("Type"))),
+        alias=str(alias),
+        deployment_type=str(deployment_type),
         alarms=tuple(_preference_alarms(resolver, logical, raw.get("Alarms"), notes)),
         notes=tuple(notes),
         skipped=skipped,
@@ -309,11 +395,7 @@ def _choose(resolver: Resolver, template_path: Path, function: str | None) -> tu
         for logical, resource in resolver.resources.items()
         if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Function"
     }
-    with_preference = [
-        logical
-        for logical, resource in functions.items()
-        if isinstance((resource.get("Properties") or {}).get("DeploymentPreference"), Mapping)
-    ]
+    with_preference = [logical for logical, resource in functions.items() if _preference(resolver, resource)]
     guarded = [logical for logical in with_preference if _enabled(resolver, functions[logical])]
     skipped = tuple(logical for logical in with_preference if logical not in guarded)
     chosen = [
@@ -344,7 +426,13 @@ def _preference_alarms(
     resolver: Resolver, logical: str, raw_alarms: Any, notes: list[str]
 ) -> list[AlarmSpec]:
     alarms = []
-    for entry in raw_alarms if isinstance(raw_alarms, list) else []:
+    raw_alarms = _chosen(resolver, raw_alarms)
+    if raw_alarms is not None and not isinstance(raw_alarms, list):  # e.g. !Ref of a list parameter
+        raw_alarms = resolver.resolve(raw_alarms)
+    for entry in raw_alarms if isinstance(raw_alarms, list) else [raw_alarms] if raw_alarms else []:
+        entry = _chosen(resolver, entry)  # noqa: PLW2901
+        if entry is None:
+            continue
         alarm = entry.get("Ref") if isinstance(entry, Mapping) else None
         if isinstance(alarm, str) and alarm in resolver.resources:
             alarms.append(_alarm(resolver, alarm))
@@ -406,6 +494,10 @@ def prepare(options: Options, *, deployguard_root: Path) -> AppRehearsal:
     template = options.template.resolve()
     if not template.is_file():
         raise RehearsalSetupError(f"--template {options.template}: no such file")
+    if options.slow_ms is not None and options.slow_ms <= 0:
+        raise RehearsalSetupError(
+            f"--slow-ms {options.slow_ms}: the added latency must be a positive number of ms"
+        )
     unknown = [f for f in options.faults if f not in (*FAULTS, "all")]
     if unknown:
         raise RehearsalSetupError(
@@ -449,7 +541,7 @@ def _prepare(
     }
     app = read_user_app(to_tree.template, **read)  # type: ignore[arg-type]
     try:
-        live_app = read_user_app(from_tree.template, **read)  # type: ignore[arg-type]
+        live_app = read_user_app(from_tree.template, **read, within=from_tree.checkout)  # type: ignore[arg-type]
     except (RehearsalSetupError, TemplateError) as exc:
         raise RehearsalSetupError(f"the live version ({from_tree.label}): {exc}") from exc
     guard = read_wiring(deployguard_root / "template.yaml", stage=stage)
@@ -506,19 +598,27 @@ def _prepare(
         from_tree=from_tree,
         to_tree=to_tree,
         notes=notes,
-        setup=_setup_command(options.setup, template.parent, app.function.environment),
+        setup=_setup_command(
+            options.setup, template.parent, (app.function.environment, live_app.function.environment)
+        ),
     )
 
 
 def _setup_command(
-    command: str | None, folder: Path, environment: Mapping[str, str]
+    command: str | None, folder: Path, environments: Sequence[Mapping[str, str]]
 ) -> Callable[[World], None]:
     """Runs ``command`` (the user's ``--setup``) in ``folder`` against each fresh embedded AWS:
-    ``AWS_ENDPOINT_URL`` and fake credentials point the AWS CLI or any SDK at it."""
+    ``AWS_ENDPOINT_URL`` and fake credentials point the AWS CLI or any SDK at it. Its failure is
+    told with the secrets of ``environments`` (both versions') redacted, in its output and in the
+    command line itself (``aws ssm put-parameter --value …``)."""
+    redact = Redactor()
+    for environment in environments:
+        redact = redact.merge(Redactor.for_environment(environment))
 
     def run(world: World) -> None:
         if command is None:
             return
+        shown = redact(command)
         env = {
             **os.environ,
             "AWS_ENDPOINT_URL": str(world.functions_endpoint),
@@ -542,11 +642,11 @@ def _setup_command(
                 check=False,
             )
         except subprocess.TimeoutExpired as exc:
-            raise RehearsalSetupError(f"--setup {command!r} did not finish within 300 s") from exc
+            raise RehearsalSetupError(f"--setup {shown!r} did not finish within 300 s") from exc
         if done.returncode != 0:
             # NOTE: what the command printed may hold the function's secrets, or any other: redacted
-            output = Redactor.for_environment(environment)((done.stderr or done.stdout).strip()[-400:])
-            raise RehearsalSetupError(f"--setup {command!r} failed (exit {done.returncode}): {output}")
+            output = redact((done.stderr or done.stdout).strip())[-400:]
+            raise RehearsalSetupError(f"--setup {shown!r} failed (exit {done.returncode}): {output}")
 
     return run
 

@@ -249,7 +249,8 @@ class Resolver:
             return self.pseudo(name)
         if name in self.parameters:
             declared = (self.template.get("Parameters") or {}).get(name) or {}
-            if declared.get("Type") == "CommaDelimitedList":  # a list; each member space-trimmed
+            kind = str(declared.get("Type", "String"))
+            if kind == "CommaDelimitedList" or "List<" in kind:  # a list; each member space-trimmed
                 return [item.strip() for item in self.parameters[name].split(",")]
             return self.parameters[name]
         if name in self.attributes:
@@ -524,17 +525,34 @@ def _function(resolver: Resolver, logical: str, root: Path) -> FunctionSpec:
     logging_config = props.get("LoggingConfig") or {}
     name = str(props.get("FunctionName") or f"{resolver.stack_name}-{logical}{resolver.suffix}")
     layers = [*(defaults.get("Layers") or []), *(props.get("Layers") or [])]
+    code_uri = props.get("CodeUri", defaults.get("CodeUri", ""))
+    if isinstance(code_uri, Mapping) or str(code_uri).startswith("s3://"):
+        raise TemplateError(
+            f"{logical}'s CodeUri {code_uri} is in S3: the rehearsal runs code from this machine; "
+            "point CodeUri at the function's folder (or `sam build` it)"
+        )
+    architectures = props.get("Architectures", defaults.get("Architectures", ["x86_64"]))
+    if not isinstance(architectures, list):
+        raise TemplateError(f"{logical}'s Architectures {architectures!r} must be a list (e.g. [arm64])")
+
+    def number(key: str, default: int) -> int:
+        value = props.get(key, defaults.get(key, default))
+        try:
+            return int(float(value))
+        except (TypeError, ValueError, OverflowError):
+            raise TemplateError(f"{logical}'s {key} {value!r} is not a number") from None
+
     return FunctionSpec(
         logical_id=logical,
         name=name,
-        code_uri=(root / str(props.get("CodeUri", defaults.get("CodeUri", "")))).resolve(),
+        code_uri=(root / str(code_uri)).resolve(),
         handler=str(props.get("Handler", defaults.get("Handler", "app.handler"))),
         runtime=str(props.get("Runtime", defaults.get("Runtime", "python3.12"))),
-        timeout=int(props.get("Timeout", defaults.get("Timeout", 3))),
-        memory_size=int(props.get("MemorySize", defaults.get("MemorySize", 128))),
+        timeout=number("Timeout", 3),
+        memory_size=number("MemorySize", 128),
         environment={k: "" if v is None else str(v) for k, v in environment.items()},
         tracing=str(tracing) if tracing else None,
-        architectures=tuple(props.get("Architectures", defaults.get("Architectures", ["x86_64"]))),
+        architectures=tuple(architectures),
         log_group=str(logging_config.get("LogGroup") or f"/aws/lambda/{name}"),
         max_retry_attempts=int(invoke_config.get("MaximumRetryAttempts", 2)),
         max_event_age_seconds=int(invoke_config.get("MaximumEventAgeInSeconds", 21600)),
