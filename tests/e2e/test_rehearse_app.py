@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,32 @@ def test_a_python_app_with_requirements_alarms_and_a_setup_step(tmp_path: Path) 
     assert "CFG" in runs["fault:missing-env"]["proven"]  # the policy requires the variable it lost
     assert runs["fault:wrong-type"]["deployment"]["status"] == "Failed"
     assert (code, document["all_as_expected"]) == (0, True)
+
+
+def test_a_release_whose_code_never_ran_says_so_instead_of_proving_it(tmp_path: Path) -> None:
+    """An AllAtOnce app with no policy (the starting one init would write) and no events: no smoke
+    case, no traffic reaches the new version — even a handler that cannot load passes every check,
+    and the rehearsal says that its code never ran."""
+    app = tmp_path / "app"
+    (app / "src").mkdir(parents=True)
+    (app / "src" / "app.py").write_text("raise ImportError('this release cannot even load')\n")
+    (app / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  Api:\n"
+        "    Type: AWS::Serverless::Function\n"
+        "    Properties:\n"
+        f"      Runtime: python{sys.version_info.major}.{sys.version_info.minor}\n"
+        "      CodeUri: src/\n"
+        "      Handler: app.handler\n"
+        "      AutoPublishAlias: live\n"
+        "      DeploymentPreference: {Type: AllAtOnce}\n"
+    )
+
+    code, document = rehearse("--template", str(app / "template.yaml"))
+
+    (release,) = document["scenarios"]
+    assert release["deployment"]["status"] == "Succeeded"
+    assert release["recorded"]["new_version_invocations"] == 0
+    assert release["proven"].startswith("passes, but its code never ran")
+    assert code == 0

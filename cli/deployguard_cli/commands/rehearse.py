@@ -380,6 +380,11 @@ def _proven(result: ScenarioResult) -> str:
     o = result.outcome
     if not result.as_expected:
         return result.problems[-1] if result.problems else "not as expected"
+    if o.status == "Succeeded" and result.target_invocations == 0:
+        return (
+            "passes, but its code never ran: no smoke case and no traffic reached the new version; "
+            "add a smoke case to prove anything about it"
+        )
     if o.status == "Succeeded":
         return "the release passes every check"
     failed = [

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from deployguard.errors import DeployGuardError
 from deployguard.outcome import OutcomeRecord
-from deployguard_cli.localaws import faults
+from deployguard_cli.localaws import faults, lambda_runner
 from deployguard_cli.rehearsal.clock import VirtualClock
 from deployguard_cli.rehearsal.engine import DeploymentOutcome, EngineEvent
 from deployguard_cli.rehearsal.scenarios import BASELINE, STAGES, Scenario, prepare_stage_files, verify
@@ -58,6 +58,7 @@ class ScenarioResult:
     lambda_datapoints: int  # AWS/Lambda datapoints the traffic wrote
     alerts: list[str]
     invocations: dict[str, int] = field(default_factory=dict)  # function → invocations
+    target_invocations: int | None = None  # the new version's code ran so often (None: not counted)
 
     @property
     def as_expected(self) -> bool:
@@ -107,6 +108,7 @@ class ScenarioResult:
                 "lambda_datapoints": self.lambda_datapoints,
                 "alerts": self.alerts,
                 "guard_invocations": self.invocations,
+                "new_version_invocations": self.target_invocations,
                 "policy": self.policy_source,
             },
             "report": self.report.model_dump(mode="json", exclude={"records"}) if self.report else None,
@@ -181,6 +183,7 @@ def play(
             setup(world)
         current = world.publish(live)
         target = world.publish(scenario.release)
+        ran_before = len(lambda_runner.invocations())
         if scenario.fault is not None:
             faults.inject(wiring.function.name, target, scenario.fault)
         try:
@@ -196,6 +199,11 @@ def play(
         invocations: dict[str, int] = {}
         for invocation in world.invocations:
             invocations[invocation.function_name] = invocations.get(invocation.function_name, 0) + 1
+        target_runs = sum(
+            1
+            for run in lambda_runner.invocations()[ran_before:]
+            if (run.function, run.version) == (wiring.function.name, target)
+        )
         problems = verify(scenario, outcome, records)
         if problems and scenario.explain is not None:
             problems += scenario.explain(outcome, records)
@@ -214,6 +222,7 @@ def play(
             lambda_datapoints=world.traffic.datapoints if world.traffic is not None else 0,
             alerts=world.alerts(),
             invocations=invocations,
+            target_invocations=target_runs,
         )
 
 
