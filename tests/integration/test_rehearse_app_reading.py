@@ -423,3 +423,49 @@ def test_a_failing_setup_command_tells_no_piece_of_a_secret(tmp_path: Path, secr
 
     assert "failed (exit 3)" in str(raised.value)
     assert_no_piece(secret.secret, str(raised.value))
+
+
+def test_variables_naming_the_apps_other_resources_get_their_names_arns_or_a_placeholder(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            """\
+            Transform: AWS::Serverless-2016-10-31
+            Resources:
+              Orders:
+                Type: AWS::Serverless::Function
+                Properties:
+                  Runtime: python3.12
+                  CodeUri: src/
+                  Handler: app.handler
+                  AutoPublishAlias: live
+                  DeploymentPreference: {Type: AllAtOnce}
+                  Environment:
+                    Variables:
+                      TABLE: !Ref Table
+                      TABLE_ARN: !GetAtt Table.Arn
+                      STREAM: !GetAtt Table.StreamArn
+                      QUEUE_URL: !Ref Queue
+                      QUEUE_ARN: !GetAtt Queue.Arn
+              Table:
+                Type: AWS::DynamoDB::Table
+                Properties: {TableName: orders}
+              Queue:
+                Type: AWS::SQS::Queue
+                Properties: {QueueName: work}
+            """
+        )
+    )
+
+    user_app = read(tmp_path, parameters={})
+
+    assert user_app.function.environment == {  # type: ignore[attr-defined]
+        "TABLE": "orders",
+        "TABLE_ARN": "arn:aws:dynamodb:us-east-1:123456789012:table/orders",
+        "STREAM": "deploy-time:Table.StreamArn",
+        "QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/work",
+        "QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:work",
+    }
+    assert any("STREAM name an attribute known only once deployed" in n for n in user_app.notes)  # type: ignore[attr-defined]

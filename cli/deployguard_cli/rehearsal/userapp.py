@@ -41,6 +41,7 @@ from deployguard_cli.localaws.faults import FAULTS, SLOW_DEFAULT_MS, Fault
 from deployguard_cli.rehearsal.scenarios import SUCCEEDED, Expected, Scenario
 from deployguard_cli.rehearsal.traffic import Request, TrafficProfile
 from deployguard_cli.rehearsal.wiring import (
+    DEPLOY_TIME,
     IMPORTED,
     REGION,
     TARGET_VERSION,
@@ -271,7 +272,9 @@ def _read_user_app(
     within: Path | None,
 ) -> UserApp:
     template = load_template(template_path)
-    resolver = Resolver(template, parameters=parameters, stack_name=stack_name, suffix=f"-{_SUFFIX}")
+    resolver = Resolver(
+        template, parameters=parameters, stack_name=stack_name, suffix=f"-{_SUFFIX}", placeholders=True
+    )
     logical, skipped = _choose(resolver, template_path, function)
     resolver.attributes[f"{logical}.Version.Version"] = TARGET_VERSION
     spec = _function(resolver, logical, template_path.parent.resolve())
@@ -319,9 +322,14 @@ def _read_user_app(
             "from Parameter Store; here each is the text given (by default the parameter's name): pass "
             f"--parameter-overrides {from_ssm[0]}=VALUE with the value your code expects"
         )
-    imported = sorted(k for k, v in spec.environment.items() if v.startswith(IMPORTED))
-    if imported:
-        notes.append(f"{logical}: {', '.join(imported)} come from Fn::ImportValue: set to a placeholder here")
+    for prefix, why in (
+        (IMPORTED, "come from Fn::ImportValue"),
+        (DEPLOY_TIME, "name an attribute known only once deployed"),
+    ):
+        placeholders = sorted(k for k, v in spec.environment.items() if v.startswith(prefix))
+        notes += (
+            [f"{logical}: {', '.join(placeholders)} {why}: set to a placeholder here"] if placeholders else []
+        )
     properties = resolver.resources[logical].get("Properties") or {}
     raw = _preference(resolver, resolver.resources[logical]) or {}
     alias = resolver.resolve(properties.get("AutoPublishAlias", _globals(template).get("AutoPublishAlias")))

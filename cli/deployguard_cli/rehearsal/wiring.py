@@ -50,6 +50,8 @@ _SAM_GENERATED = re.compile(
 """Logical ids the SAM transform adds (a function's role and deployment group, the CodeDeploy
 application, the implicit APIs): a template may name them though it does not declare them."""
 IMPORTED = "imported:"
+DEPLOY_TIME = "deploy-time:"
+"""Stands for an attribute known only once deployed (``!GetAtt Table.StreamArn``), in a user's app."""
 """Stands for ``Fn::ImportValue`` of another stack's output (there is no other stack here)."""
 
 
@@ -120,11 +122,13 @@ class Resolver:
         stack_name: str,
         attributes: Mapping[str, str] | None = None,
         suffix: str = "",
+        placeholders: bool = False,
     ) -> None:
         """``suffix`` ends the physical names the template does not give (CloudFormation's
         ``<stack>-<logical id>-<random>``)."""
         self.template = template
         self.suffix = suffix
+        self.placeholders = placeholders  # unknown attributes become DEPLOY_TIME placeholders
         self.resources: dict[str, Any] = dict(template.get("Resources", {}))
         self.parameters = self._parameters(dict(parameters or {}))
         self.stack_name = stack_name
@@ -265,7 +269,10 @@ class Resolver:
             return f"{self.get_att(logical, 'Arn')}:{version}"
         if name not in self.resources and _SAM_GENERATED.fullmatch(name):
             return f"{self.stack_name}-{name}"  # a resource the SAM transform adds
-        resource = self._resource(name)
+        return self._physical(name, self._resource(name))
+
+    def _physical(self, name: str, resource: Mapping[str, Any]) -> Any:
+        """What ``!Ref`` of the template's resource ``name`` returns: its physical name (or ARN, URL)."""
         kind, props = resource.get("Type", ""), resource.get("Properties", {}) or {}
         arn = f"arn:{PARTITION}"
         named = {
@@ -276,12 +283,16 @@ class Resolver:
             "AWS::IAM::Role": "RoleName",
             "AWS::S3::Bucket": "BucketName",
             "AWS::DynamoDB::Table": "TableName",
+            "AWS::Serverless::SimpleTable": "TableName",
         }
         if kind in named:
             return self.resolve(props.get(named[kind])) or f"{self.stack_name}-{name}{self.suffix}"
         if kind == "AWS::SNS::Topic":
             topic = self.resolve(props.get("TopicName")) or f"{self.stack_name}-{name}"
             return f"{arn}:sns:{REGION}:{ACCOUNT_ID}:{topic}"
+        if kind == "AWS::SQS::Queue":  # Ref is the queue's URL
+            queue = self.resolve(props.get("QueueName")) or f"{self.stack_name}-{name}{self.suffix}"
+            return f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT_ID}/{queue}"
         if kind in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
             machine = self.resolve(props.get("Name") or props.get("StateMachineName")) or name
             return f"{arn}:states:{REGION}:{ACCOUNT_ID}:stateMachine:{machine}"
@@ -305,7 +316,19 @@ class Resolver:
                 return f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/{self.ref(logical)}"
             if kind == "AWS::CloudWatch::Alarm":
                 return f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:{self.ref(logical)}"
+            if kind in ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
+                return f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.ref(logical)}"
+            if kind == "AWS::SQS::Queue":
+                return (
+                    f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT_ID}:{str(self.ref(logical)).rsplit('/', 1)[-1]}"
+                )
+            if kind == "AWS::S3::Bucket":
+                return f"arn:{PARTITION}:s3:::{self.ref(logical)}"
             return self.ref(logical)
+        if kind == "AWS::SQS::Queue" and attribute == "QueueName":
+            return str(self.ref(logical)).rsplit("/", 1)[-1]
+        if self.placeholders:  # known only once deployed: a user's app names them in its environment
+            return f"{DEPLOY_TIME}{key}"
         raise TemplateError(f"the rehearsal does not know {key} (it is known only once deployed)")
 
     def _resource(self, logical: str) -> dict[str, Any]:
