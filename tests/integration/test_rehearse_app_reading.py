@@ -469,3 +469,13 @@ def test_variables_naming_the_apps_other_resources_get_their_names_arns_or_a_pla
         "QUEUE_ARN": "arn:aws:sqs:us-east-1:123456789012:work",
     }
     assert any("STREAM name an attribute known only once deployed" in n for n in user_app.notes)  # type: ignore[attr-defined]
+
+
+def test_the_example_apps_scenario_flags_are_refused_with_a_template() -> None:
+    err = io.StringIO()
+
+    with contextlib.redirect_stderr(err):
+        code = cli.main(["rehearse", "--template", "template.yaml", "--scenario", "healthy"])
+
+    assert code == 2
+    assert "with --template, choose the faults to play with --faults" in err.getvalue()

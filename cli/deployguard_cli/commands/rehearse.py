@@ -121,6 +121,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace) -> int:
     """The command line, adapted to :func:`rehearse` (or :func:`rehearse_app` with --template)."""
     if args.template is not None:
+        if args.scenarios or args.list:
+            print(
+                "deployguard: --scenario and --list choose among the example app's scenarios; with --template, "
+                "choose the faults to play with --faults",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
         return rehearse_app(args, as_json=args.json, show_report=not args.no_report)
     return rehearse(args.scenarios, list_only=args.list, as_json=args.json, show_report=not args.no_report)
 
