@@ -49,10 +49,18 @@ def local_aws() -> Iterator[None]:
         moto_cloudwatch,
         moto_codedeploy,
         moto_lambda_alias,
+        moto_lambda_limits,
         moto_s3_limits,
     )
 
-    for extension in (moto_codedeploy, moto_cloudwatch, moto_lambda_alias, moto_s3_limits, lambda_runner):
+    for extension in (
+        moto_codedeploy,
+        moto_cloudwatch,
+        moto_lambda_alias,
+        moto_lambda_limits,
+        moto_s3_limits,
+        lambda_runner,
+    ):
         extension.install()
     # NOTE: moto replaces boto3's default session at every start unless told not to; a new session
     # loads each service's model again at its first client, about 30 ms a client and a third of the

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 def install_extensions() -> None:
     """Patch moto with DeployGuard's extensions (each ``install`` is idempotent): CodeDeploy's
-    hook APIs, Lambda Invoke running real code, UpdateAlias's ``RevisionId`` lock, CloudWatch's
-    composite alarms, S3's single-PUT limit, and Step Functions' corrections (its routing onto the
+    hook APIs, Lambda Invoke running real code, UpdateAlias's ``RevisionId`` lock, Lambda's
+    function-configuration limits, CloudWatch's composite alarms, S3's single-PUT limit, and Step
+    Functions' corrections (its routing onto the
     rehearsal's virtual clock stays inert until :func:`~deployguard_cli.localaws.moto_stepfunctions.routed`).
 
     Not here: the API rate quotas (:mod:`~deployguard_cli.localaws.quotas`), which a caller turns on
@@ -24,6 +25,7 @@ def install_extensions() -> None:
         moto_cloudwatch,
         moto_codedeploy,
         moto_lambda_alias,
+        moto_lambda_limits,
         moto_s3_limits,
         moto_stepfunctions,
     )
@@ -32,6 +34,7 @@ def install_extensions() -> None:
         moto_codedeploy,
         lambda_runner,
         moto_lambda_alias,
+        moto_lambda_limits,
         moto_cloudwatch,
         moto_s3_limits,
         moto_stepfunctions,
