@@ -23,7 +23,6 @@ import contextlib
 import io
 import os
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,7 +47,6 @@ def timed(arguments: list[str]) -> tuple[float, float, dict[str, object]]:
 
 
 def main() -> int:
-    sys.path.insert(0, str(ROOT))  # NOTE: run as a module from the repository: tests.support is there
     from tests.support.sam_apps import SAFE_LAMBDA_POLICY, echo_app, seed_buckets, team_repository
 
     print(f"cores: {os.cpu_count()}   load average: {os.getloadavg()[0]:.1f}")

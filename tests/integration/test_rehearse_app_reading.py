@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import shlex
-import subprocess
 import textwrap
 import types
 from pathlib import Path
@@ -24,6 +22,7 @@ from deployguard_cli.rehearsal.userapp import (
     tree_of,
 )
 from deployguard_cli.rehearsal.wiring import TemplateError
+from tests.support.sam_apps import commit_all
 from tests.support.secrets import Planted, assert_no_piece, planted
 
 TWO_GUARDED = """\
@@ -203,15 +202,7 @@ def test_samconfig_parameter_overrides_in_both_forms(tmp_path: Path) -> None:
 
 
 def test_the_live_version_is_the_last_commit_not_the_working_tree(app: Path) -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "live"]):
-        subprocess.run(["git", *command], cwd=app, env=env, check=True)
+    commit_all(app)
     (app / "orders" / "app.py").write_text("def handler(event, context):\n    return 'new'\n")
 
     live = tree_of(None, app / "template.yaml", default_head=True)
@@ -370,18 +361,6 @@ def test_intrinsics_around_the_preference_its_alarms_and_list_parameters_are_eva
     assert any("Secret are SSM parameter types" in n for n in user_app.notes)  # type: ignore[attr-defined]
 
 
-def _commit(folder: Path) -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@example.com",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@example.com",
-    }
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "live"]):
-        subprocess.run(["git", *command], cwd=folder, env=env, check=True)
-
-
 def test_the_live_commit_of_a_template_in_a_subfolder_holds_its_code_beside_it(tmp_path: Path) -> None:
     """infra/template.yaml with CodeUri ../src: the commit's src/ is the live code; code outside
     the repository is not in any commit of it, and --to names the flag when its folder is wrong."""
@@ -390,7 +369,7 @@ def test_the_live_commit_of_a_template_in_a_subfolder_holds_its_code_beside_it(t
     (repo / "src").mkdir()
     (repo / "src" / "app.py").write_text("def handler(event, context):\n    return 'live'\n")
     (repo / "infra" / "template.yaml").write_text(GUARDED.replace("CodeUri: src/", "CodeUri: ../src/"))
-    _commit(repo)
+    commit_all(repo)
 
     live = tree_of(None, repo / "infra" / "template.yaml", default_head=True)
     try:
@@ -402,7 +381,7 @@ def test_the_live_commit_of_a_template_in_a_subfolder_holds_its_code_beside_it(t
 
     (tmp_path / "shared").mkdir()
     (repo / "infra" / "template.yaml").write_text(GUARDED.replace("CodeUri: src/", "CodeUri: ../../shared/"))
-    _commit(repo)
+    commit_all(repo)
     code, err = _rehearse("--template", str(repo / "infra" / "template.yaml"))
     assert (code, "CodeUri is outside the repository" in err) == (2, True), err
 

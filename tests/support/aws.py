@@ -44,24 +44,9 @@ def local_aws() -> Iterator[None]:
     (each ``install`` is idempotent). Set FAKE_CREDENTIALS first."""
     from moto import mock_aws
 
-    from deployguard_cli.localaws import (
-        lambda_runner,
-        moto_cloudwatch,
-        moto_codedeploy,
-        moto_lambda_alias,
-        moto_lambda_limits,
-        moto_s3_limits,
-    )
+    from deployguard_cli.localaws import install_extensions
 
-    for extension in (
-        moto_codedeploy,
-        moto_cloudwatch,
-        moto_lambda_alias,
-        moto_lambda_limits,
-        moto_s3_limits,
-        lambda_runner,
-    ):
-        extension.install()
+    install_extensions()
     # NOTE: moto replaces boto3's default session at every start unless told not to; a new session
     # loads each service's model again at its first client, about 30 ms a client and a third of the
     # integration tier's time. Keeping it is safe: every test has the same fake credentials.

@@ -72,10 +72,15 @@ def team_repository(tmp_path: Path, fixture: str, files: dict[str, str] | None =
     for name, text in (files or {}).items():
         (app / name).parent.mkdir(parents=True, exist_ok=True)
         (app / name).write_text(text)
-    env = {**os.environ, **GIT_ENV}
-    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "the live release"]):
-        subprocess.run(["git", *command], cwd=app, env=env, check=True)
+    commit_all(app)
     return app
+
+
+def commit_all(folder: Path, message: str = "the live release") -> None:
+    """``folder`` as a git repository whose one commit holds all its files."""
+    env = {**os.environ, **GIT_ENV}
+    for command in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", message]):
+        subprocess.run(["git", *command], cwd=folder, env=env, check=True)
 
 
 def rehearse(*args: str) -> tuple[int, dict[str, Any]]:
