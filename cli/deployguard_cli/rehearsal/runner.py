@@ -259,18 +259,16 @@ def app_player(plan: AppRehearsal) -> Player:
     release: list[ScenarioResult] = []  # the release as it is, played first
 
     def play_one(scenario: Scenario, observer: Callable[[EngineEvent], None]) -> ScenarioResult:
-        began = time.perf_counter()
         result = play(
             scenario,
             wiring=plan.wiring,
             live=plan.live,
-            environment=plan.environment,
+            environment={},  # each release brings its own (the live one its tree's)
             policy_source=plan.policy_source,
             publish_policy=plan.publish_policy,
             observer=observer,
             setup=plan.setup,
         )
-        result.seconds = time.perf_counter() - began
         if scenario.fault is None and not scenario.release.unset:
             release.append(result)
         elif release and not release[0].as_expected:

@@ -17,6 +17,7 @@ not is explained: which part of the guard would have caught it and what it lacks
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -467,7 +468,6 @@ class AppRehearsal:
     app: UserApp
     live: Release
     scenarios: list[Scenario]
-    environment: dict[str, str]
     policy_source: str
     publish_policy: Callable[[Any, str], None]
     from_tree: Tree
@@ -530,26 +530,25 @@ def _prepare(
     sam_parameters, sam_stack = samconfig(template.parent, options.config_env)
     parameters = {**sam_parameters, **options.parameters}
     policy_path = options.policy
-    policy_document = _read_yaml(policy_path) if policy_path else None
-    stage = Stage(options.stage or (policy_document or {}).get("stage") or Stage.DEV.value).value
-    if policy_path is None:
-        default = template.parent / f"deployguard-{stage}.yaml"
-        policy_path = default if default.is_file() else None
+    policy_document = _read_yaml(policy_path) if policy_path else {}
+    stage = Stage(options.stage or policy_document.get("stage") or Stage.DEV.value).value
+    default = template.parent / f"deployguard-{stage}.yaml"
+    if policy_path is None and default.is_file():
+        policy_path, policy_document = default, _read_yaml(default)
     application = options.app or str(
-        (_read_yaml(policy_path) if policy_path else {}).get("application")
-        or default_app(read_template(template))
+        policy_document.get("application") or default_app(read_template(template))
     )
-    stack_name = sam_stack or f"{application}-{stage}"
-    read = {
-        "function": options.function,
-        "parameters": parameters,
-        "stack_name": stack_name,
-        "stage": stage,
-        "application": application,
-    }
-    app = read_user_app(to_tree.template, **read)  # type: ignore[arg-type]
+    read = functools.partial(
+        read_user_app,
+        function=options.function,
+        parameters=parameters,
+        stack_name=sam_stack or f"{application}-{stage}",
+        stage=stage,
+        application=application,
+    )
+    app = read(to_tree.template)
     try:
-        live_app = read_user_app(from_tree.template, **read, within=from_tree.checkout)  # type: ignore[arg-type]
+        live_app = read(from_tree.template, within=from_tree.checkout)
     except (RehearsalSetupError, TemplateError) as exc:
         raise RehearsalSetupError(f"the live version ({from_tree.label}): {exc}") from exc
     guard = read_wiring(deployguard_root / "template.yaml", stage=stage)
@@ -600,7 +599,6 @@ def _prepare(
         app=app,
         live=live,
         scenarios=scenarios,
-        environment={},  # each release brings its own (the live one its tree's)
         policy_source=source,
         publish_policy=publish,
         from_tree=from_tree,
