@@ -75,22 +75,29 @@ class Functions:
     clock: VirtualClock
     behaviours: dict[str, Callable[[Any], Any]]
     calls: list[tuple[str, datetime, Any]] = field(default_factory=list)
+    real: list[float] = field(default_factory=list)  # time.monotonic() at each call
 
     def knows(self, function_name: str) -> bool:
         return function_name in self.behaviours
 
     def invoke(self, function_name: str, event: Mapping[str, Any]) -> Reply:
         self.calls.append((function_name, self.clock.now(), event))
+        self.real.append(time.monotonic())
         try:
             return Reply(result=self.behaviours[function_name](event))
         except Exception as exc:  # a function error, as Lambda reports it
             return Reply(error_type=type(exc).__name__, error_message=str(exc))
 
     def gaps(self) -> list[int]:
-        """Whole seconds (virtual) between consecutive invocations: the waits, without the few
-        milliseconds of real time each step itself takes (truncated, not rounded)."""
-        times = [at for _, at, _ in self.calls]
-        return [int((b - a).total_seconds()) for a, b in itertools.pairwise(times)]
+        """The waits between consecutive invocations in whole seconds: the virtual time skipped,
+        without the real time each step itself takes (which a loaded machine stretches past 1 s)."""
+        virtual = [at for _, at, _ in self.calls]
+        return [
+            round((b - a).total_seconds() - (real_b - real_a))
+            for (a, b), (real_a, real_b) in zip(
+                itertools.pairwise(virtual), itertools.pairwise(self.real), strict=True
+            )
+        ]
 
 
 @dataclass

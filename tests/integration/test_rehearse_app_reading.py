@@ -361,6 +361,65 @@ def test_intrinsics_around_the_preference_its_alarms_and_list_parameters_are_eva
     assert any("Secret are SSM parameter types" in n for n in user_app.notes)  # type: ignore[attr-defined]
 
 
+def test_globals_are_merged_as_sam_merges_them(tmp_path: Path) -> None:
+    """SAM's Globals: maps merge key by key (the function's value wins), lists are Globals' items
+    then the function's, and an intrinsic on the function replaces Globals' value whole."""
+    for folder in ("src", "shared", "extra"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            """\
+            Parameters:
+              Stage: {Type: String, Default: prod}
+            Conditions:
+              IsProd: !Equals [!Ref Stage, prod]
+            Globals:
+              Function:
+                Runtime: python3.12
+                Layers: [!Ref Shared]
+                EventInvokeConfig: {MaximumRetryAttempts: 0}
+                Environment:
+                  Variables: {FROM_GLOBALS: "yes"}
+                DeploymentPreference:
+                  Type: Canary10Percent5Minutes
+                  Alarms: [!Ref GlobalErrors]
+                  Hooks: {PreTraffic: !Ref PreHook}
+            Resources:
+              Fn:
+                Type: AWS::Serverless::Function
+                Properties:
+                  CodeUri: src/
+                  Handler: app.handler
+                  AutoPublishAlias: live
+                  Layers: [!Ref Extra]
+                  Environment: !If [IsProd, {Variables: {ONLY_PROD: "1"}}, !Ref AWS::NoValue]
+                  DeploymentPreference:
+                    Alarms: [!Ref FnErrors]
+                    Hooks: {PostTraffic: !Ref PostHook}
+              Shared: {Type: AWS::Serverless::LayerVersion, Properties: {ContentUri: shared/}}
+              Extra: {Type: AWS::Serverless::LayerVersion, Properties: {ContentUri: extra/}}
+              GlobalErrors:
+                Type: AWS::CloudWatch::Alarm
+                Properties: {AlarmName: global-errors, MetricName: Errors, Namespace: AWS/Lambda, Threshold: 0}
+              FnErrors:
+                Type: AWS::CloudWatch::Alarm
+                Properties: {AlarmName: fn-errors, MetricName: Errors, Namespace: AWS/Lambda, Threshold: 0}
+            """
+        )
+    )
+
+    user_app = read(tmp_path, parameters={}, function="Fn")
+    spec = user_app.function  # type: ignore[attr-defined]
+
+    assert spec.environment == {"ONLY_PROD": "1"}  # the function's !If replaced Globals' variables
+    assert spec.layers == ((tmp_path / "shared").resolve(), (tmp_path / "extra").resolve())
+    assert spec.max_retry_attempts == 0  # Globals' EventInvokeConfig
+    assert user_app.deployment_type == "Canary10Percent5Minutes"  # type: ignore[attr-defined]
+    assert [a.name for a in user_app.alarms] == ["global-errors", "fn-errors"]  # type: ignore[attr-defined]
+    notes = "\n".join(user_app.notes)  # type: ignore[attr-defined]
+    assert "its hooks (PreTraffic: PreHook, PostTraffic: PostHook) are replaced" in notes
+
+
 def test_the_live_commit_of_a_template_in_a_subfolder_holds_its_code_beside_it(tmp_path: Path) -> None:
     """infra/template.yaml with CodeUri ../src: the commit's src/ is the live code; code outside
     the repository is not in any commit of it, and --to names the flag when its folder is wrong."""

@@ -10,8 +10,9 @@ payload) to the result file. Shapes and error types follow awslambdaric, the Pyt
 In the runner's pool mode the spec says ``serve``: after init the process becomes the version's
 fork server (:func:`serve`) and each invocation runs in a worker forked from it (:func:`worker`).
 
-Standard library only, and nothing heavy at import: this runs on every cold start. It is not
-imported by DeployGuard; it is a module so that ruff and mypy check it.
+Standard library only, and nothing heavy at import: this runs on every cold start. DeployGuard
+imports only its :class:`LambdaContext` (``deployguard rehearse`` hands the same context to the guard
+functions it runs in-process); it is a module so that ruff and mypy check it.
 """
 
 from __future__ import annotations

@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, NoReturn
 
-import yaml
 from moto.codedeploy import responses as moto_responses
 from moto.codedeploy.exceptions import CodeDeployException
 from moto.codedeploy.models import CodeDeployBackend, CodeDeployDefault, DeploymentInfo, codedeploy_backends
@@ -49,6 +48,7 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 
 from deployguard.appspec import REVISION_CONTENT_SECTIONS, lower_keys, revision_content
+from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
 
 DEFAULT_REGION: Final = "us-east-1"
 LAMBDA_LIFECYCLE_EVENTS: Final = ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic")
@@ -150,12 +150,9 @@ def _lambda_function(revision: dict[str, Any]) -> dict[str, str] | None:
     if content is None:
         return None
     try:
-        document = json.loads(content)
-    except ValueError:
-        try:
-            document = yaml.safe_load(content)
-        except yaml.YAMLError:
-            return None
+        document = parse_json_or_yaml(content)
+    except DocumentSyntaxError:
+        return None
     resources = lower_keys(document).get("resources") if isinstance(document, dict) else None
     entries = list(resources.values()) if isinstance(resources, dict) else resources
     for entry in entries if isinstance(entries, list) else []:

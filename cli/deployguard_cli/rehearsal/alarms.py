@@ -148,9 +148,7 @@ def _percentile(values: Sequence[float], percent: float) -> float:
 
 
 def _period_start(when: datetime, start: datetime, period: int) -> datetime:
-    """The start of the period (counted from ``start``) that ``when`` falls in."""
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=start.tzinfo)
+    """The start of the period (counted from ``start``) that ``when`` (aware) falls in."""
     offset = (when - start).total_seconds()
     return start + timedelta(seconds=period * math.floor(offset / period))
 
@@ -225,14 +223,6 @@ def judge(
     return Verdict(too_few, breaching, len(real), 0, "too few")
 
 
-@dataclass(frozen=True)
-class _Judgement:
-    state: str
-    reason: str
-    values: list[float | None]
-    periods: list[datetime]
-
-
 class AlarmEvaluator:
     """Evaluates the named alarms every minute and writes their new states.
 
@@ -261,27 +251,13 @@ class AlarmEvaluator:
         if not self._names:
             return []
         changes = []
-        for alarm in self._cloudwatch.describe_alarms(AlarmNames=self._names)["MetricAlarms"]:
-            judgement = self._judge(dict(alarm), now)
+        for described in self._cloudwatch.describe_alarms(AlarmNames=self._names)["MetricAlarms"]:
+            alarm: dict[str, Any] = dict(described)
             previous = str(alarm.get("StateValue", "INSUFFICIENT_DATA"))
-            if judgement is None or judgement.state == previous:
+            judged = self._judge(alarm, now)
+            if judged is None or judged[0] == previous:
                 continue
-            state, reason = judgement.state, judgement.reason
-            reason_data = {
-                "version": "1.0",
-                "queryDate": now.isoformat(timespec="milliseconds"),
-                "startDate": judgement.periods[-1].isoformat(timespec="milliseconds")
-                if judgement.periods
-                else None,
-                "period": int(alarm.get("Period") or _period(dict(alarm))),
-                "recentDatapoints": [v for v in judgement.values if v is not None],
-                "threshold": alarm.get("Threshold"),
-                "evaluatedDatapoints": [
-                    {"timestamp": p.isoformat(timespec="milliseconds"), "value": v}
-                    for p, v in zip(judgement.periods, judgement.values, strict=True)
-                    if v is not None
-                ],
-            }
+            state, reason, reason_data = judged
             self._cloudwatch.set_alarm_state(
                 AlarmName=alarm["AlarmName"],
                 StateValue=state,  # type: ignore[arg-type]
@@ -291,12 +267,13 @@ class AlarmEvaluator:
             if self._stamp is not None:
                 self._stamp(alarm["AlarmName"], now)
             event = state_change_event(
-                dict(alarm), previous=previous, state=state, reason=reason, reason_data=reason_data, at=now
+                alarm, previous=previous, state=state, reason=reason, reason_data=reason_data, at=now
             )
             changes.append(AlarmStateChange(alarm["AlarmName"], previous, state, reason, reason_data, event))
         return changes
 
-    def _judge(self, alarm: dict[str, Any], now: datetime) -> _Judgement | None:
+    def _judge(self, alarm: Mapping[str, Any], now: datetime) -> tuple[str, str, dict[str, Any]] | None:
+        """The alarm's state at ``now``, its reason and reason data (None: it keeps its state)."""
         period = _period(alarm)
         evaluation_periods = int(alarm.get("EvaluationPeriods") or 1)
         to_alarm = int(alarm.get("DatapointsToAlarm") or evaluation_periods)
@@ -319,12 +296,25 @@ class AlarmEvaluator:
             treat_missing_data=treat,
         )
         if verdict.state is None:
-            return None  # the alarm keeps its state
+            return None
+        reason_data = {
+            "version": "1.0",
+            "queryDate": now.isoformat(timespec="milliseconds"),
+            "startDate": periods[-1].isoformat(timespec="milliseconds"),
+            "period": period,
+            "recentDatapoints": [v for v in values if v is not None],
+            "threshold": threshold,
+            "evaluatedDatapoints": [
+                {"timestamp": p.isoformat(timespec="milliseconds"), "value": v}
+                for p, v in zip(periods, values, strict=True)
+                if v is not None
+            ],
+        }
         name = _describe(alarm)
         if verdict.state == "INSUFFICIENT_DATA":
             missing = sum(1 for v in values if v is None)
             reason = f"Insufficient Data: {missing} of the last {span} datapoints of {name} were missing."
-            return _Judgement(verdict.state, reason, values, periods)
+            return verdict.state, reason, reason_data
         latest = next((v for v in reversed(values) if v is not None), None)
         alarming = verdict.state == "ALARM"
         counted = verdict.breaching if alarming else verdict.evaluated - verdict.breaching
@@ -337,7 +327,7 @@ class AlarmEvaluator:
             reason += f"; {verdict.filled} missing datapoint(s) treated as {treat}"
         if verdict.rule == "premature alarm":
             reason += "; every datapoint in the evaluation range breaches (premature alarm rule)"
-        return _Judgement(verdict.state, reason + ".", values, periods)
+        return verdict.state, reason + ".", reason_data
 
     def _values(self, alarm: Mapping[str, Any], start: datetime, end: datetime) -> dict[datetime, float]:
         """The values of the alarm's returned query, by period start: a metric's, or its expression's

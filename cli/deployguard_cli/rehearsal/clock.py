@@ -51,7 +51,7 @@ class VirtualClock:
             raise ValueError("VirtualClock needs an aware start time (UTC)")
         self._real_origin = time.monotonic()
         self._skipped = 0.0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # advance_to reads now() while it holds the lock
 
     def now(self) -> datetime:
         with self._lock:
@@ -72,10 +72,7 @@ class VirtualClock:
     def advance_to(self, when: datetime) -> datetime:
         """Skip ahead to ``when`` (nothing happens if it is already past)."""
         with self._lock:
-            now = self._start + timedelta(seconds=time.monotonic() - self._real_origin + self._skipped)
-            gap = (when - now).total_seconds()
-            if gap > 0:
-                self._skipped += gap
+            self._skipped += max((when - self.now()).total_seconds(), 0.0)
         return self.now()
 
 

@@ -228,7 +228,6 @@ class CodeDeployEngine:
         traffic: Traffic | None = None,
         workflows: Router | None = None,
         observer: Callable[[EngineEvent], None] | None = None,
-        hook_deadline: timedelta = HOOK_DEADLINE,
         invocation_timeout_seconds: float = 900.0,
     ) -> None:
         self._scheduler = scheduler
@@ -242,12 +241,10 @@ class CodeDeployEngine:
         self._traffic = traffic
         self._workflows = workflows
         self._observer = observer
-        self._hook_deadline = hook_deadline
         self._invocation_timeout = invocation_timeout_seconds  # Lambda's limit, in real seconds
         self._events: list[EngineEvent] = []
         self._failure: _Failure | None = None
         self._traffic_on = False
-        self._active = False
         self._max_weight = 0.0
         self._last_actor: str | None = None
         self._hook_status: dict[str, str] = {}
@@ -265,12 +262,8 @@ class CodeDeployEngine:
             "deployment",
             f"deployment {d.deployment_id} started: {d.target.function_name}:{d.target.alias} "
             f"version {d.target.current_version} → {d.target.target_version}, {d.config.removeprefix('CodeDeployDefault.')}",
-            hooks=d.hooks,
-            alarms=d.alarm_names,
-            rollback_on=sorted(d.rollback_events),
         )
         moto_codedeploy.set_deployment_status(d.deployment_id, "InProgress")
-        self._active = True
         self._scheduler.at(floor_to(self._clock.now(), 60) + TICK, "tick", self._tick)
         try:
             succeeded = (
@@ -287,8 +280,7 @@ class CodeDeployEngine:
             else:
                 self._roll_back()
         finally:
-            self._active = self._traffic_on = False
-            self._scheduler.cancel("tick")
+            self._scheduler.cancel("tick")  # the minute tick ends with the deployment
         self._drain_workflows()
         return self._outcome(started_at)
 
@@ -332,21 +324,16 @@ class CodeDeployEngine:
         if not function:
             moto_codedeploy.set_lifecycle_event_status(d.deployment_id, lifecycle_event, "Skipped")
             self._hook_status[lifecycle_event] = "Skipped"
-            self._emit(
-                "hook", f"{lifecycle_event}: no hook in the AppSpec, skipped", lifecycle_event=lifecycle_event
-            )
+            self._emit("hook", f"{lifecycle_event}: no hook in the AppSpec, skipped")
             return not self._over()
         execution_id = moto_codedeploy.start_lifecycle_event(d.deployment_id, lifecycle_event)
         payload = {"DeploymentId": d.deployment_id, "LifecycleEventHookExecutionId": execution_id}
         started = self._clock.now()
-        deadline = started + self._hook_deadline
+        deadline = started + HOOK_DEADLINE
         self._emit(
             "hook",
             f"{lifecycle_event}: invoked {function} asynchronously; it has until "
             f"{deadline:%H:%M:%S} to report",
-            lifecycle_event=lifecycle_event,
-            function=function,
-            execution_id=execution_id,
         )
         self._invoke(function, payload, lifecycle_event)
         try:
@@ -377,31 +364,25 @@ class CodeDeployEngine:
         error = call.error if call.wait(self._invocation_timeout) else "Sandbox.Timedout"
         self._discover_workflows()
         if error is None and lifecycle_event is None:
-            self._emit("event", f"{function} handled the event", function=function)
+            self._emit("event", f"{function} handled the event")
             self._observe_stop()
         if error is None:
             return
         kind: EventKind = "event" if lifecycle_event is None else "hook"
         failed = f"{lifecycle_event + ': ' if lifecycle_event else ''}{function} failed ({error})"
-        detail: dict[str, Any] = {
-            "error": error,
-            **({"lifecycle_event": lifecycle_event} if lifecycle_event else {}),
-        }
         if attempt < self._invoker.max_retry_attempts(function):
             at = self._clock.now() + ASYNC_RETRY_DELAYS[min(attempt, len(ASYNC_RETRY_DELAYS) - 1)]
-            self._emit(kind, f"{failed}; Lambda retries it at {at:%H:%M:%S}", **detail)
+            self._emit(kind, f"{failed}; Lambda retries it at {at:%H:%M:%S}")
             self._scheduler.at(
                 at, f"retry {function}", lambda _: self._invoke(function, event, lifecycle_event, attempt + 1)
             )
         else:
             waits = "; CodeDeploy waits for the deadline" if lifecycle_event else ""
-            self._emit(kind, f"{failed}; Lambda gave up retrying{waits}", **detail)
+            self._emit(kind, f"{failed}; Lambda gave up retrying{waits}")
 
     def _start(self, function: str, payload: Mapping[str, Any]) -> Invocation | None:
         if not self._invoker.knows(function):
-            self._emit(
-                "hook", f"{function} has no handler here: nothing answers the invocation", function=function
-            )
+            self._emit("hook", f"{function} has no handler here: nothing answers the invocation")
             return None
         self._last_actor = function
         return self._invoker.invoke_async(function, payload)
@@ -415,12 +396,7 @@ class CodeDeployEngine:
     def _hook_reported(self, lifecycle_event: str, function: str, status: str, started: datetime) -> bool:
         took = (self._clock.now() - started).total_seconds()
         self._hook_status[lifecycle_event] = status
-        self._emit(
-            "hook",
-            f"{lifecycle_event}: {function} reported {status} after {human_duration(took)}",
-            lifecycle_event=lifecycle_event,
-            status=status,
-        )
+        self._emit("hook", f"{lifecycle_event}: {function} reported {status} after {human_duration(took)}")
         if status == "Succeeded":
             return True
         self._fail("hook_failed", f"the {lifecycle_event} hook {function} reported Failed", lifecycle_event)
@@ -432,7 +408,7 @@ class CodeDeployEngine:
         self._hook_status[lifecycle_event] = "Failed"
         self._fail(
             "hook_timed_out",
-            f"the {lifecycle_event} hook {function} did not report within {human_duration(self._hook_deadline.total_seconds())}",
+            f"the {lifecycle_event} hook {function} did not report within {human_duration(HOOK_DEADLINE.total_seconds())}",
             lifecycle_event,
             at=deadline,
         )
@@ -471,8 +447,6 @@ class CodeDeployEngine:
 
     # --- the minute tick --------------------------------------------------------------------------
     def _tick(self, when: datetime) -> None:
-        if not self._active:
-            return
         self._scheduler.at(when + TICK, "tick", self._tick)
         if self._alarms is not None:
             for change in self._alarms.evaluate(when):
@@ -481,7 +455,6 @@ class CodeDeployEngine:
                     "alarm",
                     f"alarm {change.alarm_name}: {change.previous} → {change.state} ({change.reason})",
                     at=when,
-                    alarm=change.alarm_name,
                     state=change.state,
                 )
                 self._publish(change.event)
@@ -490,7 +463,7 @@ class CodeDeployEngine:
         if self._traffic_on and not self._over() and self._traffic is not None:
             minute = self._traffic.run(when)
             self._minutes.append(minute)
-            self._emit("traffic", _traffic_line(minute), at=when, by_version=_by_version(minute))
+            self._emit("traffic", _traffic_line(minute), at=when)
         self._discover_workflows()
 
     def _poll_alarms(self, when: datetime) -> None:
@@ -554,19 +527,13 @@ class CodeDeployEngine:
         for rule, pattern in self._rules:
             if not pattern.matches_event(dict(event)):  # type: ignore[arg-type]
                 continue
-            self._emit(
-                "event",
-                f"EventBridge rule {rule.name} matched: invoking {rule.function_name}",
-                rule=rule.name,
-            )
+            self._emit("event", f"EventBridge rule {rule.name} matched: invoking {rule.function_name}")
             self._invoke(rule.function_name, dict(event))
 
     def _discover_workflows(self) -> None:
         if self._workflows is not None:
             for execution in self._workflows.discover():
-                self._emit(
-                    "workflow", f"Step Functions execution {execution.name} started", execution=execution.arn
-                )
+                self._emit("workflow", f"Step Functions execution {execution.name} started")
 
     def _drain_workflows(self) -> None:
         """Let running workflows play out after the deployment ended (they find it over and stop)."""
@@ -603,18 +570,14 @@ class CodeDeployEngine:
         if status not in ("Failed", "Stopped", "Succeeded"):
             moto_codedeploy.set_deployment_status(d.deployment_id, terminal)
         for lifecycle_event in ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"):
-            if lifecycle_event not in self._hook_status and lifecycle_event != failure.lifecycle_event:
+            if lifecycle_event != failure.lifecycle_event:
                 self._hook_status.setdefault(lifecycle_event, "Skipped")
         wanted = (
             failure.auto_rollback
             if failure.auto_rollback is not None
             else _ROLLBACK_EVENT[failure.kind] in d.rollback_events
         )
-        self._emit(
-            "decision",
-            f"deployment {d.deployment_id} {terminal} ({_ROLLBACK_EVENT[failure.kind]})",
-            status=terminal,
-        )
+        self._emit("decision", f"deployment {d.deployment_id} {terminal} ({_ROLLBACK_EVENT[failure.kind]})")
         if not wanted:
             self._emit(
                 "rollback",
@@ -629,21 +592,15 @@ class CodeDeployEngine:
             self._emit(
                 "rollback",
                 f"alias {t.alias} stays on version {t.current_version} with no routing{restored_by}",
-                version=t.current_version,
             )
         else:
             self._route(t.current_version, {})
-            self._emit(
-                "rollback",
-                f"alias {t.alias} back on version {t.current_version}, routing cleared",
-                version=t.current_version,
-            )
+            self._emit("rollback", f"alias {t.alias} back on version {t.current_version}, routing cleared")
         self._rollback_id = self._rollback_deployment()
         moto_codedeploy.record_rollback(d.deployment_id, self._rollback_id)
         self._emit(
             "rollback",
             f"rollback deployment {self._rollback_id} (AllAtOnce back to version {t.current_version}) Succeeded",
-            rollback_deployment_id=self._rollback_id,
         )
 
     def _rollback_deployment(self) -> str:
@@ -733,12 +690,6 @@ class CodeDeployEngine:
         self._events.append(event)
         if self._observer is not None:
             self._observer(event)
-
-
-def _by_version(minute: MinuteOfTraffic) -> dict[str, dict[str, int]]:
-    return {
-        v: {"invocations": s.invocations, "errors": s.errors} for v, s in sorted(minute.by_version.items())
-    }
 
 
 def _traffic_line(minute: MinuteOfTraffic) -> str:

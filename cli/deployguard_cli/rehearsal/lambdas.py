@@ -3,7 +3,8 @@
 Each function of template.yaml is its handler file (``functions/<name>/app.py``), loaded by path
 (``importlib.util.spec_from_file_location``; no ``sys.path`` edits) the first time it is invoked.
 An invocation runs with the function's environment variables from the template plus Lambda's own
-(``AWS_LAMBDA_FUNCTION_NAME`` …), a context object with the function's timeout, and its standard
+(``AWS_LAMBDA_FUNCTION_NAME`` …), the Python runtime's context object (the one
+:mod:`deployguard_cli.localaws.bootstrap` builds) with the function's timeout, and its standard
 output captured the way Lambda ships it to CloudWatch Logs: the Powertools JSON log lines (outcome
 records among them) and the EMF metric documents. :class:`FunctionHost` hands each finished
 :class:`Invocation` to a callback; the world writes its lines to the function's log group and its
@@ -34,10 +35,11 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any, TextIO
 
+from deployguard_cli.localaws.bootstrap import LambdaContext
 from deployguard_cli.rehearsal.clock import VirtualClock, virtual_datetime
 from deployguard_cli.rehearsal.wiring import ACCOUNT_ID, REGION, FunctionSpec
 
-__all__ = ["AsyncCall", "FunctionHost", "Invocation", "LambdaContext"]
+__all__ = ["AsyncCall", "FunctionHost", "Invocation"]
 
 _MODULE_PREFIX = "deployguard_rehearsal_handler_"
 
@@ -49,34 +51,10 @@ class Invocation:
     function_name: str
     request_id: str
     started_at: datetime  # virtual time
-    duration_ms: float
     result: Any
     error_type: str | None
     error_message: str | None
-    log_lines: tuple[str, ...]
-
-    @property
-    def failed(self) -> bool:
-        return self.error_type is not None
-
-
-class LambdaContext:
-    """The context object of the Python runtime (the parts handlers and Powertools read)."""
-
-    def __init__(self, spec: FunctionSpec, request_id: str) -> None:
-        self.function_name = spec.name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{spec.name}"
-        self.memory_limit_in_mb = str(spec.memory_size)
-        self.aws_request_id = request_id
-        self.log_group_name = spec.log_group
-        self.log_stream_name = f"rehearsal/[$LATEST]{request_id.replace('-', '')}"
-        self.identity = None
-        self.client_context = None
-        self._deadline = time.monotonic() + spec.timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(int((self._deadline - time.monotonic()) * 1000), 0)
+    log_lines: tuple[str, ...]  # START … REPORT (the REPORT line carries its Duration)
 
 
 class _Router(io.TextIOBase):
@@ -104,7 +82,6 @@ class AsyncCall:
     """An ``InvocationType=Event`` invocation running on a thread."""
 
     function_name: str
-    thread: threading.Thread
     invocation: Invocation | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -175,7 +152,7 @@ class FunctionHost:
 
     def invoke_async(self, function_name: str, event: Mapping[str, Any]) -> AsyncCall:
         """An asynchronous (Event) invocation: returns at once, the handler runs on a thread."""
-        call = AsyncCall(function_name=function_name, thread=threading.Thread(daemon=True))
+        call = AsyncCall(function_name)
 
         def run() -> None:
             try:
@@ -183,9 +160,8 @@ class FunctionHost:
             finally:
                 call.done.set()
 
-        call.thread = threading.Thread(target=run, name=f"lambda-event-{function_name}", daemon=True)
         self._calls.append(call)
-        call.thread.start()
+        threading.Thread(target=run, name=f"lambda-event-{function_name}", daemon=True).start()
         return call
 
     def drain(self, timeout: float) -> bool:
@@ -212,12 +188,14 @@ class FunctionHost:
         started_at = self._clock.now()
         result: Any = None
         error_type = error_message = None
-        with environment(_lambda_environment(spec)), self._capturing(sink):
+        with environment(_lambda_environment(spec, request_id)), self._capturing(sink):
             started = time.perf_counter()
             try:
                 handler = self._handler(spec)
                 self._refresh()  # the handler's imports may have brought in more modules
-                result = handler(event, LambdaContext(spec, request_id))
+                arn = f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{spec.name}"
+                deadline_ms = int(time.time() * 1000) + spec.timeout * 1000
+                result = handler(event, LambdaContext(request_id, arn, None, deadline_ms))
             except Exception as exc:  # a function error, as Lambda reports it
                 error_type, error_message = type(exc).__name__, str(exc)
                 sink.write(f"[ERROR] {error_type}: {error_message}\n{traceback.format_exc()}")
@@ -233,7 +211,6 @@ class FunctionHost:
             function_name=spec.name,
             request_id=request_id,
             started_at=started_at,
-            duration_ms=duration_ms,
             result=result,
             error_type=error_type,
             error_message=error_message,
@@ -257,13 +234,15 @@ def _owns_time(module_name: str) -> bool:
     return module_name.startswith(("deployguard.", _MODULE_PREFIX)) or module_name == "deployguard"
 
 
-def _lambda_environment(spec: FunctionSpec) -> dict[str, str]:
+def _lambda_environment(spec: FunctionSpec, request_id: str) -> dict[str, str]:
+    """The function's variables and Lambda's own (the context object reads them, as the runtime's)."""
     return {
         **spec.environment,
         "AWS_LAMBDA_FUNCTION_NAME": spec.name,
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_size),
         "AWS_LAMBDA_LOG_GROUP_NAME": spec.log_group,
+        "AWS_LAMBDA_LOG_STREAM_NAME": f"rehearsal/[$LATEST]{request_id.replace('-', '')}",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
         "_HANDLER": spec.handler,
@@ -292,17 +271,15 @@ def _redirected_stdout(router: _Router) -> Iterator[None]:
     """sys.stdout, and the stream handlers of the named loggers (Powertools gives its Logger a plain
     ``StreamHandler`` bound to whatever ``sys.stdout`` was when the Logger was created), go through
     ``router`` until exit. The root logger and test-framework handlers (subclasses) are left alone."""
-    original = sys.stdout
     redirected: list[tuple[logging.StreamHandler[Any], Any]] = []
     for candidate in list(logging.Logger.manager.loggerDict.values()):
         for handler in getattr(candidate, "handlers", []):
             if type(handler) is logging.StreamHandler and handler.stream is not sys.stderr:
                 redirected.append((handler, handler.setStream(router)))
-    sys.stdout = router
     try:
-        yield
+        with contextlib.redirect_stdout(router):
+            yield
     finally:
-        sys.stdout = original
         for handler, stream in redirected:
             if handler.stream is router:
                 handler.setStream(stream)

@@ -6,6 +6,7 @@ scenario's expected outcome. The CLI (``deployguard rehearse``), the tests and t
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -14,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from deployguard.errors import DeployGuardError
 from deployguard.outcome import OutcomeRecord
+from deployguard.stages import APP_TAG
 from deployguard_cli.localaws import faults, lambda_runner
+from deployguard_cli.policy_store import store_split
 from deployguard_cli.rehearsal.clock import VirtualClock
 from deployguard_cli.rehearsal.engine import DeploymentOutcome, EngineEvent
 from deployguard_cli.rehearsal.scenarios import BASELINE, STAGES, Scenario, prepare_stage_files, verify
@@ -126,17 +129,15 @@ def run_scenario(
     began = time.perf_counter()
     root = root or default_root()
     template = root / "template.yaml"
-    wiring = read_wiring(template, stage=scenario.stage)
-    template_urls = {
-        s: read_wiring(template, stage=s).function.environment.get("DATABASE_URL", "") for s in STAGES
-    }
+    wirings = {stage: read_wiring(template, stage=stage) for stage in STAGES}
+    wiring = wirings[scenario.stage]
+    template_urls = {stage: w.function.environment.get("DATABASE_URL", "") for stage, w in wirings.items()}
     files = prepare_stage_files(root, wiring.function.code_uri, scenario.stage, template_urls)
     try:
         environment = {**wiring.function.environment, "DATABASE_URL": files.url(scenario.stage)}
         if scenario.database_of:
-            release = Release(
-                label=scenario.release.label,
-                replacements=scenario.release.replacements,
+            release = replace(
+                scenario.release,
                 environment={**scenario.release.environment, "DATABASE_URL": files.url(scenario.database_of)},
             )
             scenario = replace(scenario, release=release)
@@ -145,7 +146,10 @@ def run_scenario(
             wiring=wiring,
             live=BASELINE,
             environment=environment,
-            policy_text=files.policy_text,
+            # stored as the stage's baseline and the document of the function's application (deployguard:app)
+            publish_policy=functools.partial(
+                store_split, document=files.policy, application=wiring.function.tags.get(APP_TAG, "orders")
+            ),
             policy_source=files.policy_source,
             observer=observer,
         )
@@ -162,8 +166,7 @@ def play(
     live: Release,
     environment: Mapping[str, str],
     policy_source: str,
-    policy_text: str | None = None,
-    publish_policy: Callable[[Any, str], None] | None = None,
+    publish_policy: Callable[[Any, str], None],
     observer: Callable[[EngineEvent], None] | None = None,
     setup: Callable[[World], None] | None = None,
 ) -> ScenarioResult:
@@ -174,7 +177,6 @@ def play(
     with World(
         wiring,
         clock=VirtualClock(),
-        policy_text=policy_text,
         publish_policy=publish_policy,
         environment=environment,
         serve_functions=setup is not None,
@@ -196,9 +198,6 @@ def play(
         found = OutcomeLogs(world.client("logs")).find(deployment_id, sorted(world.log_lines))
         records = found.records
         report = build_report(records, deployment_id) if records else None
-        invocations: dict[str, int] = {}
-        for invocation in world.invocations:
-            invocations[invocation.function_name] = invocations.get(invocation.function_name, 0) + 1
         target_runs = sum(
             1
             for run in lambda_runner.invocations()[ran_before:]
@@ -221,7 +220,7 @@ def play(
             metrics=list(world.metrics),
             lambda_datapoints=world.traffic.datapoints if world.traffic is not None else 0,
             alerts=world.alerts(),
-            invocations=invocations,
+            invocations=dict(world.invocations),
             target_invocations=target_runs,
         )
 

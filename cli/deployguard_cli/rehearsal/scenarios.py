@@ -16,27 +16,23 @@ healthy live version, on the stage's own SQLite database made from ``functions/o
 
 The broken releases are single-line edits of the real code
 (:data:`deployguard_cli.example_app.BROKEN_RELEASES`). The stage's guard policy is
-``policies/<stage>/baseline.yaml`` with ``policies/<stage>/apps/orders.yaml`` (or
-:data:`FALLBACK_POLICY` when the repository has none); because every
+``policies/<stage>/baseline.yaml`` with ``policies/<stage>/apps/orders.yaml``; because every
 run uses databases of its own, the policy's ``DATABASE_URL`` patterns and the template's
 ``sqlite:///tmp/…`` URLs are moved to that run's directory — the only edit the rehearsal makes.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import re
+import runpy
 import shutil
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
+from deployguard.errors import DeployGuardError
 from deployguard.outcome import check_code
 from deployguard_cli.example_app import BROKEN_RELEASES
 from deployguard_cli.rehearsal.traffic import TrafficProfile, orders_requests
@@ -51,7 +47,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BASELINE",
-    "FALLBACK_POLICY",
     "SCENARIOS",
     "SUCCEEDED",
     "Expected",
@@ -191,42 +186,6 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
 )
 
-FALLBACK_POLICY: dict[str, Any] = {
-    "version": 1,
-    "stage": "staging",
-    "unguarded": "fail",
-    "functions": {
-        "orders": {
-            "match": "deployguard-staging-orders",
-            "config": {
-                "stage_variable": "STAGE",
-                "required": ["STAGE", "DATABASE_URL"],
-                "rules": [
-                    {
-                        "variable": "DATABASE_URL",
-                        "allow": [r"^sqlite:///tmp/orders-staging\.db$"],
-                        "deny": ["prod", "dev"],
-                    }
-                ],
-            },
-            "smoke": [
-                {
-                    "name": "quote-basket",
-                    "payload": {
-                        "action": "quote",
-                        "customer_id": "c-1001",
-                        "items": [{"sku": "A-1", "qty": 1}, {"sku": "B-2", "qty": 2}],
-                    },
-                    "expect": [{"path": "$.total", "equals": 12}, {"path": "$.currency", "equals": "EUR"}],
-                }
-            ],
-            "alarms": {"select": {"prefixes": ["deployguard-staging-orders-"]}},
-            "bake": {"minutes": 5, "poll_seconds": 60},
-        }
-    },
-}
-"""Used only when the repository has no ``policies/<stage>/`` files (for the staging stage)."""
-
 
 def by_name(names: Sequence[str] | None) -> list[Scenario]:
     if not names:
@@ -245,7 +204,7 @@ class StageFiles:
 
     directory: Path
     databases: dict[str, Path]
-    policy_text: str
+    policy: dict[str, Any]  # a whole-stage document
     policy_source: str
 
     def url(self, stage: str) -> str:
@@ -255,63 +214,46 @@ class StageFiles:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def _load_app(code_uri: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("deployguard_rehearsal_orders_app", code_uri / "app.py")
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {code_uri / 'app.py'}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _policy_document(root: Path, stage: str) -> tuple[dict[str, Any], str]:
     """The stage's policy for the orders application: ``policies/<stage>/baseline.yaml`` with
-    ``apps/orders.yaml`` merged over its defaults, as one whole-stage document (the world stores
-    it as a baseline and the application's document again)."""
+    ``apps/orders.yaml`` merged over its defaults (:func:`~deployguard.policy.effective_policy`,
+    which validates it), as one whole-stage document (the world stores it as a baseline and the
+    application's document again)."""
     baseline_path = root / "policies" / stage / "baseline.yaml"
     path = root / "policies" / stage / "apps" / "orders.yaml"
-    if path.is_file() and baseline_path.is_file():
-        from deployguard.policy import deep_merge  # noqa: PLC0415 — pydantic only when a file is read
-
-        baseline = dict(yaml.safe_load(baseline_path.read_text(encoding="utf-8")))
-        application = dict(yaml.safe_load(path.read_text(encoding="utf-8")))
-        defaults = baseline.get("defaults") or {}
-        document = {
-            **{k: baseline[k] for k in ("version", "stage", "unguarded", "rollback") if k in baseline},
-            "functions": {
-                k: deep_merge(defaults, v) for k, v in (application.get("functions") or {}).items()
-            },
-        }
-        return document, str(path.relative_to(root))
-    if stage != FALLBACK_POLICY["stage"]:
-        raise FileNotFoundError(
+    if not (path.is_file() and baseline_path.is_file()):
+        raise DeployGuardError(
             f"no policy for stage {stage}: add policies/{stage}/baseline.yaml and policies/{stage}/apps/orders.yaml"
         )
-    return json.loads(json.dumps(FALLBACK_POLICY)), "deployguard_cli.rehearsal.scenarios.FALLBACK_POLICY"
+    from deployguard import policy  # noqa: PLC0415 — pydantic only when a file is read
+
+    source = str(path.relative_to(root))
+    baseline = policy.load_baseline(baseline_path.read_text(encoding="utf-8"), str(baseline_path))
+    application = policy.application_document(path.read_text(encoding="utf-8"), source)
+    merged = policy.effective_policy(baseline, application, source)
+    return merged.model_dump(mode="json", exclude_unset=True), source
 
 
 def _relocated(pattern: str, template_dir: str, directory: Path) -> str:
     return pattern.replace(f"{SQLITE}{template_dir}/", f"{SQLITE}{re.escape(str(directory))}/")
 
 
-def _deny_patterns(document: Mapping[str, Any]) -> list[str]:
-    patterns = []
+def _config_rules(document: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every function's ``config.rules`` entries in a whole-stage policy document."""
     for entry in (document.get("functions") or {}).values():
-        for rule in (entry.get("config") or {}).get("rules") or []:
-            patterns += list(rule.get("deny") or [])
-    return patterns
+        yield from (entry.get("config") or {}).get("rules") or []
 
 
 def prepare_stage_files(
-    root: Path, code_uri: Path, stage: str, template_urls: Mapping[str, str], *, base: Path | None = None
+    root: Path, code_uri: Path, stage: str, template_urls: Mapping[str, str]
 ) -> StageFiles:
     """A fresh directory with each stage's database (``create_schema`` from ``schema.sql``) and
     the stage's policy, its ``DATABASE_URL`` patterns moved from the template's directory to it."""
     document, source = _policy_document(root, stage)
     template_dir = str(PurePosixPath(template_urls[stage].removeprefix(SQLITE)).parent)
-    deny = _deny_patterns(document)
+    deny = [pattern for rule in _config_rules(document) for pattern in rule.get("deny") or []]
     for _ in range(20):
-        directory = Path(tempfile.mkdtemp(prefix="deployguard-rehearsal-", dir=base)).resolve()
+        directory = Path(tempfile.mkdtemp(prefix="deployguard-rehearsal-")).resolve()
         # NOTE: the directory is part of every DATABASE_URL; a random name that happens to contain
         # a denied word ("dev", "prod"…) would trip the policy, so draw again.
         if not any(re.search(p, str(directory)) for p in deny):
@@ -319,18 +261,17 @@ def prepare_stage_files(
         shutil.rmtree(directory, ignore_errors=True)
     else:
         raise RuntimeError("could not make a rehearsal directory whose path no policy pattern denies")
-    app = _load_app(code_uri)
+    create_schema = runpy.run_path(str(code_uri / "app.py"))["create_schema"]  # app.py is not a package
     databases = {}
     for name, url in template_urls.items():
-        databases[name] = Path(app.create_schema(directory / PurePosixPath(url.removeprefix(SQLITE)).name))
-    for entry in (document.get("functions") or {}).values():
-        for rule in (entry.get("config") or {}).get("rules") or []:
-            if rule.get("variable") == "DATABASE_URL":
-                rule["allow"] = [_relocated(p, template_dir, directory) for p in rule.get("allow") or []]
+        databases[name] = Path(create_schema(directory / PurePosixPath(url.removeprefix(SQLITE)).name))
+    for rule in _config_rules(document):
+        if rule.get("variable") == "DATABASE_URL":
+            rule["allow"] = [_relocated(p, template_dir, directory) for p in rule.get("allow") or []]
     return StageFiles(
         directory=directory,
         databases=databases,
-        policy_text=json.dumps(document, indent=1),
+        policy=document,
         policy_source=source,
     )
 

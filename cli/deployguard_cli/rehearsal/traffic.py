@@ -17,8 +17,10 @@ per executed version, with the dimensions ``FunctionName``, ``Resource`` (``func
 
 from __future__ import annotations
 
+import base64
 import json
 import random
+import re
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -55,7 +57,11 @@ class VersionStats:
     invocations: int = 0
     errors: int = 0
     durations_ms: list[float] = field(default_factory=list)
-    error_types: dict[str, int] = field(default_factory=dict)
+
+    def add(self, other: VersionStats) -> None:
+        self.invocations += other.invocations
+        self.errors += other.errors
+        self.durations_ms += other.durations_ms
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,6 @@ class MinuteOfTraffic:
     """What one minute of traffic did, per executed version."""
 
     start: datetime
-    weights: dict[str, float]  # version → share at the minute's start
     by_version: dict[str, VersionStats]
 
     @property
@@ -94,7 +99,6 @@ class Traffic:
         self._profile = profile
         self._random = random.Random(profile.seed)  # noqa: S311 - reproducible traffic, not security
         self._credit: dict[str, float] = {}
-        self.minutes: list[MinuteOfTraffic] = []
         self.datapoints = 0  # AWS/Lambda datapoints written (each a metric, dimensions and minute)
 
     def weights(self) -> dict[str, float]:
@@ -110,22 +114,16 @@ class Traffic:
     def run(self, start: datetime) -> MinuteOfTraffic:
         """One minute of traffic from ``start``: invoke, then publish the minute's metrics."""
         weights = self.weights()
-        count = self._profile.requests_per_minute
-        requests = self._profile.make_requests(self._random, count)
+        requests = self._profile.make_requests(self._random, self._profile.requests_per_minute)
         versions = [self._pick(weights) for _ in requests]
         with ThreadPoolExecutor(max_workers=self._profile.concurrency) as pool:
             outcomes = list(pool.map(self._invoke, versions, requests))
         by_version: dict[str, VersionStats] = {}
-        for version, (error, duration_ms) in zip(versions, outcomes, strict=True):
+        for version, (failed, duration_ms) in zip(versions, outcomes, strict=True):
             stats = by_version.setdefault(version, VersionStats())
-            stats.invocations += 1
-            stats.durations_ms.append(duration_ms)
-            if error is not None:
-                stats.errors += 1
-                stats.error_types[error] = stats.error_types.get(error, 0) + 1
-        minute = MinuteOfTraffic(start=start, weights=weights, by_version=by_version)
+            stats.add(VersionStats(invocations=1, errors=int(failed), durations_ms=[duration_ms]))
+        minute = MinuteOfTraffic(start=start, by_version=by_version)
         self._publish(minute)
-        self.minutes.append(minute)
         return minute
 
     def _pick(self, weights: Mapping[str, float]) -> str:
@@ -140,21 +138,15 @@ class Traffic:
         self._credit[chosen] -= 1.0
         return chosen
 
-    def _invoke(self, version: str, request: Request) -> tuple[str | None, float]:
+    def _invoke(self, version: str, request: Request) -> tuple[bool, float]:
+        """Whether the invocation failed (a function error), and its REPORT ``Duration``."""
         answer = self._lambda.invoke(
             FunctionName=self._function,
             Qualifier=version,
             Payload=json.dumps(request.payload).encode(),
             LogType="Tail",
         )
-        body = answer["Payload"].read()
-        error = None
-        if answer.get("FunctionError"):
-            try:
-                error = str(json.loads(body).get("errorType") or "Unhandled")
-            except ValueError:
-                error = "Unhandled"
-        return error, _duration_ms(answer.get("LogResult"))
+        return bool(answer.get("FunctionError")), _duration_ms(answer.get("LogResult"))
 
     def _publish(self, minute: MinuteOfTraffic) -> None:
         resource = f"{self._function}:{self._alias}"
@@ -168,9 +160,7 @@ class Traffic:
                 {"Name": "ExecutedVersion", "Value": version},
             ]
             data += _datapoints(dimensions, stats, stamp)
-            totals.invocations += stats.invocations
-            totals.errors += stats.errors
-            totals.durations_ms += stats.durations_ms
+            totals.add(stats)
         if totals.invocations:
             data += _datapoints([{"Name": "FunctionName", "Value": self._function}], totals, stamp)
         self.datapoints += len(data)
@@ -210,18 +200,10 @@ def _datapoints(
 
 
 def _duration_ms(log_result: str | None) -> float:
-    """The REPORT line's ``Duration`` from the invocation's log tail."""
-    if not log_result:
-        return 0.0
-    import base64  # noqa: PLC0415 - only here
-
-    for line in base64.b64decode(log_result).decode("utf-8", "replace").splitlines():
-        if line.startswith("REPORT") and "Duration:" in line:
-            try:
-                return float(line.split("Duration:", 1)[1].split("ms", 1)[0])
-            except ValueError:
-                return 0.0
-    return 0.0
+    """The REPORT line's ``Duration`` from the invocation's log tail (0 without one)."""
+    log = base64.b64decode(log_result or "").decode("utf-8", "replace")
+    match = re.search(r"^REPORT .*?\tDuration: (\d+(?:\.\d+)?) ms", log, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
 
 
 def orders_requests(bulk_share: float = 0.25) -> Callable[[random.Random, int], list[Request]]:
@@ -246,13 +228,8 @@ def orders_requests(bulk_share: float = 0.25) -> Callable[[random.Random, int], 
 
 
 def summarize(minutes: Sequence[MinuteOfTraffic], version: str) -> VersionStats:
+    """``version``'s traffic over ``minutes``, added up."""
     total = VersionStats()
     for minute in minutes:
-        stats = minute.by_version.get(version)
-        if stats is not None:
-            total.invocations += stats.invocations
-            total.errors += stats.errors
-            total.durations_ms += stats.durations_ms
-            for kind, n in stats.error_types.items():
-                total.error_types[kind] = total.error_types.get(kind, 0) + n
+        total.add(minute.by_version.get(version, VersionStats()))
     return total

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from deployguard.errors import DeployGuardError
+from deployguard.policy import parse_document, read_policy_file
 from deployguard.secrets import Redactor
 from deployguard.stages import APP_TAG, STAGE_TAG, Stage
 from deployguard_cli.localaws.faults import FAULTS, SLOW_DEFAULT_MS, Fault
@@ -44,7 +45,6 @@ from deployguard_cli.rehearsal.traffic import Request, TrafficProfile
 from deployguard_cli.rehearsal.wiring import (
     DEPLOY_TIME,
     IMPORTED,
-    REGION,
     TARGET_VERSION,
     AlarmSpec,
     FunctionSpec,
@@ -58,6 +58,7 @@ from deployguard_cli.rehearsal.wiring import (
     read_wiring,
 )
 from deployguard_cli.rehearsal.world import Release, World
+from deployguard_cli.templates import merge_globals
 
 if TYPE_CHECKING:
     from deployguard.outcome import OutcomeRecord
@@ -95,10 +96,6 @@ class Tree:
         self._cleanup()
 
 
-def working_tree(template: Path) -> Tree:
-    return Tree(label="the working tree", template=template.resolve())
-
-
 def tree_of(spec: str | None, template: Path, *, default_head: bool) -> Tree:
     """The tree ``spec`` names: a folder (its copy of the template's file name), a git ref, or by
     default the last commit (``default_head``) or the working tree. ``default_head`` is the
@@ -106,7 +103,7 @@ def tree_of(spec: str | None, template: Path, *, default_head: bool) -> Tree:
     template = template.resolve()
     flag = "--from" if default_head else "--to"
     if spec is None and not default_head:
-        return working_tree(template)
+        return Tree(label="the working tree", template=template)
     if spec is not None and Path(spec).is_dir():
         candidate = Path(spec).resolve() / template.name
         if not candidate.is_file():
@@ -214,9 +211,7 @@ def _preference(resolver: Resolver, resource: Mapping[str, Any]) -> Mapping[str,
         _chosen(resolver, properties.get("DeploymentPreference")) if isinstance(properties, Mapping) else None
     )
     shared = _chosen(resolver, _globals(resolver.template).get("DeploymentPreference"))
-    if isinstance(shared, Mapping) and isinstance(own, Mapping):
-        return {**shared, **own}
-    preference = own if own is not None else shared
+    preference = shared if own is None else merge_globals(shared, own)
     return preference if isinstance(preference, Mapping) else None
 
 
@@ -229,6 +224,19 @@ def _enabled(resolver: Resolver, resource: Mapping[str, Any]) -> bool:
         return False
     enabled = resolver.resolve(preference.get("Enabled", True))
     return str(enabled).lower() not in ("false", "0")
+
+
+@contextlib.contextmanager
+def _readable(template_path: Path) -> Iterator[None]:
+    """A template the rehearsal cannot read as a TemplateError naming it, not a traceback."""
+    try:
+        yield
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
+        # NOTE: a template CloudFormation would refuse (an intrinsic's arguments, a list for a map …)
+        raise TemplateError(
+            f"{template_path} is not a template the rehearsal can read ({type(exc).__name__}: {exc}): "
+            "fix it (`sam validate --lint` says where)"
+        ) from exc
 
 
 def read_user_app(
@@ -244,117 +252,94 @@ def read_user_app(
     """The function to rehearse in ``template_path`` (``function``: its logical id or name, when
     the template guards several) and how its deployment is wired; ``within``: the checkout of a
     commit, which its code must be in."""
-    try:
-        return _read_user_app(
-            template_path,
-            function=function,
-            parameters=parameters,
-            stack_name=stack_name,
-            stage=stage,
-            application=application,
-            within=within,
+    with _readable(template_path):
+        template = load_template(template_path)
+        resolver = Resolver(
+            template, parameters=parameters, stack_name=stack_name, suffix=f"-{_SUFFIX}", placeholders=True
         )
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
-        # NOTE: a template CloudFormation would refuse (an intrinsic's arguments, a list for a map …)
-        raise TemplateError(
-            f"{template_path} is not a template the rehearsal can read ({type(exc).__name__}: {exc}): "
-            "fix it (`sam validate --lint` says where)"
-        ) from exc
-
-
-def _read_user_app(
-    template_path: Path,
-    *,
-    function: str | None,
-    parameters: Mapping[str, str],
-    stack_name: str,
-    stage: str,
-    application: str,
-    within: Path | None,
-) -> UserApp:
-    template = load_template(template_path)
-    resolver = Resolver(
-        template, parameters=parameters, stack_name=stack_name, suffix=f"-{_SUFFIX}", placeholders=True
-    )
-    logical, skipped = _choose(resolver, template_path, function)
-    resolver.attributes[f"{logical}.Version.Version"] = TARGET_VERSION
-    spec = _function(resolver, logical, template_path.parent.resolve())
-    if within is not None and not spec.code_uri.is_relative_to(within):
-        raise RehearsalSetupError(
-            f"{logical}'s CodeUri is outside the repository, so the commit does not hold its code: "
-            "pass --from DIR (a folder with the live template)"
-        )
-    notes: list[str] = []
-    if not spec.runtime.startswith(SUPPORTED_RUNTIMES):
-        raise RehearsalSetupError(
-            f"{logical}'s runtime {spec.runtime} cannot be rehearsed here: the embedded AWS runs python3.x "
-            "(the versions on this machine) and nodejs* functions only"
-        )
-    built = template_path.parent / ".aws-sam" / "build" / logical
-    if built.is_dir():
-        spec = replace(spec, code_uri=built.resolve())
-        notes.append(f"{logical}: code from {built} (what `sam build` made, as `sam deploy` ships it)")
-    if not spec.code_uri.exists():
-        raise RehearsalSetupError(
-            f"{logical}'s CodeUri {spec.code_uri} does not exist: build it first (e.g. `sam build`) or pass --to DIR"
-        )
-    if not built.is_dir():
-        spec = _with_requirements(spec, notes)
-    _provide_node_sdk(spec, notes)
-    tags = dict(spec.tags)
-    for tag, value in ((STAGE_TAG, stage), (APP_TAG, application)):
-        if tags.get(tag) != value:
-            notes.append(
-                f"{logical}: tagged {tag}={value} (the guide's step; the template says {tags.get(tag)!r})"
+        logical, skipped = _choose(resolver, template_path, function)
+        resolver.attributes[f"{logical}.Version.Version"] = TARGET_VERSION
+        spec = _function(resolver, logical, template_path.parent.resolve())
+        if within is not None and not spec.code_uri.is_relative_to(within):
+            raise RehearsalSetupError(
+                f"{logical}'s CodeUri is outside the repository, so the commit does not hold its code: "
+                "pass --from DIR (a folder with the live template)"
             )
-            tags[tag] = value
-    notes += [
-        f"{logical}: layer {layer} is not the template's own: not on the embedded AWS"
-        for layer in spec.external_layers
-    ]
-    from_ssm = [
-        name
-        for name, declared in (template.get("Parameters") or {}).items()
-        if str((declared or {}).get("Type", "")).startswith("AWS::SSM::Parameter::Value<")
-    ]
-    if from_ssm:  # NOTE: CloudFormation reads these from Parameter Store at deploy time; no store here
-        notes.append(
-            f"parameters {', '.join(from_ssm)} are SSM parameter types: CloudFormation passes the value it reads "
-            "from Parameter Store; here each is the text given (by default the parameter's name): pass "
-            f"--parameter-overrides {from_ssm[0]}=VALUE with the value your code expects"
+        notes: list[str] = []
+        if not spec.runtime.startswith(SUPPORTED_RUNTIMES):
+            raise RehearsalSetupError(
+                f"{logical}'s runtime {spec.runtime} cannot be rehearsed here: the embedded AWS runs python3.x "
+                "(the versions on this machine) and nodejs* functions only"
+            )
+        built = template_path.parent / ".aws-sam" / "build" / logical
+        if built.is_dir():
+            spec = replace(spec, code_uri=built.resolve())
+            notes.append(f"{logical}: code from {built} (what `sam build` made, as `sam deploy` ships it)")
+        if not spec.code_uri.exists():
+            raise RehearsalSetupError(
+                f"{logical}'s CodeUri {spec.code_uri} does not exist: build it first (e.g. `sam build`) or pass --to DIR"
+            )
+        if not built.is_dir():
+            spec = _with_requirements(spec, notes)
+        _provide_node_sdk(spec, notes)
+        tags = dict(spec.tags)
+        for tag, value in ((STAGE_TAG, stage), (APP_TAG, application)):
+            if tags.get(tag) != value:
+                notes.append(
+                    f"{logical}: tagged {tag}={value} (the guide's step; the template says {tags.get(tag)!r})"
+                )
+                tags[tag] = value
+        notes += [
+            f"{logical}: layer {layer} is not the template's own: not on the embedded AWS"
+            for layer in spec.external_layers
+        ]
+        from_ssm = [
+            name
+            for name, declared in (template.get("Parameters") or {}).items()
+            if str((declared or {}).get("Type", "")).startswith("AWS::SSM::Parameter::Value<")
+        ]
+        if from_ssm:  # NOTE: CloudFormation reads these from Parameter Store at deploy time; no store here
+            notes.append(
+                f"parameters {', '.join(from_ssm)} are SSM parameter types: CloudFormation passes the value it reads "
+                "from Parameter Store; here each is the text given (by default the parameter's name): pass "
+                f"--parameter-overrides {from_ssm[0]}=VALUE with the value your code expects"
+            )
+        for prefix, why in (
+            (IMPORTED, "come from Fn::ImportValue"),
+            (DEPLOY_TIME, "name an attribute known only once deployed"),
+        ):
+            placeholders = sorted(k for k, v in spec.environment.items() if v.startswith(prefix))
+            notes += (
+                [f"{logical}: {', '.join(placeholders)} {why}: set to a placeholder here"]
+                if placeholders
+                else []
+            )
+        properties = resolver.resources[logical].get("Properties") or {}
+        raw = _preference(resolver, resolver.resources[logical]) or {}
+        alias = resolver.resolve(
+            properties.get("AutoPublishAlias", _globals(template).get("AutoPublishAlias"))
         )
-    for prefix, why in (
-        (IMPORTED, "come from Fn::ImportValue"),
-        (DEPLOY_TIME, "name an attribute known only once deployed"),
-    ):
-        placeholders = sorted(k for k, v in spec.environment.items() if v.startswith(prefix))
-        notes += (
-            [f"{logical}: {', '.join(placeholders)} {why}: set to a placeholder here"] if placeholders else []
+        deployment_type = resolver.resolve(raw.get("Type"))
+        if not alias or not deployment_type:  # NOTE: the SAM transform refuses both
+            missing = "AutoPublishAlias" if not alias else "DeploymentPreference.Type"
+            raise RehearsalSetupError(
+                f"{template_path.name}: {logical} has a DeploymentPreference but no {missing}: SAM deploys it "
+                "through CodeDeploy only with both (e.g. AutoPublishAlias: live, Type: Canary10Percent5Minutes)"
+            )
+        hooks = _chosen(resolver, raw.get("Hooks")) or {}
+        if isinstance(hooks, Mapping) and hooks:
+            notes.append(
+                f"{logical}: its hooks ({', '.join(f'{k}: {_name(v)}' for k, v in hooks.items())}) are replaced by "
+                "DeployGuard's pre- and post-traffic hooks"
+            )
+        return UserApp(
+            function=replace(spec, tags=tags),
+            alias=str(alias),
+            deployment_type=str(deployment_type),
+            alarms=tuple(_preference_alarms(resolver, logical, raw.get("Alarms"), notes)),
+            notes=tuple(notes),
+            skipped=skipped,
         )
-    properties = resolver.resources[logical].get("Properties") or {}
-    raw = _preference(resolver, resolver.resources[logical]) or {}
-    alias = resolver.resolve(properties.get("AutoPublishAlias", _globals(template).get("AutoPublishAlias")))
-    deployment_type = resolver.resolve(raw.get("Type"))
-    if not alias or not deployment_type:  # NOTE: the SAM transform refuses both
-        missing = "AutoPublishAlias" if not alias else "DeploymentPreference.Type"
-        raise RehearsalSetupError(
-            f"{template_path.name}: {logical} has a DeploymentPreference but no {missing}: SAM deploys it "
-            "through CodeDeploy only with both (e.g. AutoPublishAlias: live, Type: Canary10Percent5Minutes)"
-        )
-    hooks = _chosen(resolver, raw.get("Hooks")) or {}
-    if isinstance(hooks, Mapping) and hooks:
-        notes.append(
-            f"{logical}: its hooks ({', '.join(f'{k}: {_name(v)}' for k, v in hooks.items())}) are replaced by "
-            "DeployGuard's pre- and post-traffic hooks"
-        )
-    return UserApp(
-        function=replace(spec, tags=tags),
-        alias=str(alias),
-        deployment_type=str(deployment_type),
-        alarms=tuple(_preference_alarms(resolver, logical, raw.get("Alarms"), notes)),
-        notes=tuple(notes),
-        skipped=skipped,
-    )
 
 
 def _with_requirements(spec: FunctionSpec, notes: list[str]) -> FunctionSpec:
@@ -530,11 +515,11 @@ def _prepare(
     sam_parameters, sam_stack = samconfig(template.parent, options.config_env)
     parameters = {**sam_parameters, **options.parameters}
     policy_path = options.policy
-    policy_document = _read_yaml(policy_path) if policy_path else {}
+    policy_document = _read_policy(policy_path) if policy_path else {}
     stage = Stage(options.stage or policy_document.get("stage") or Stage.DEV.value).value
     default = template.parent / f"deployguard-{stage}.yaml"
     if policy_path is None and default.is_file():
-        policy_path, policy_document = default, _read_yaml(default)
+        policy_path, policy_document = default, _read_policy(default)
     application = options.app or str(
         policy_document.get("application") or default_app(read_template(template))
     )
@@ -559,7 +544,6 @@ def _prepare(
         deployment_type=app.deployment_type,
         alarms=app.alarms,
         functions={k: v for k, v in guard.functions.items() if k != guard.function.logical_id},
-        template_path=template,
     )
     notes = list(app.notes)
     notes += [f"{logical}: its DeploymentPreference is disabled: not rehearsed" for logical in app.skipped]
@@ -625,17 +609,8 @@ def _setup_command(
         if command is None:
             return
         shown = redact(command)
-        env = {
-            **os.environ,
-            "AWS_ENDPOINT_URL": str(world.functions_endpoint),
-            "AWS_ACCESS_KEY_ID": "rehearsal",
-            "AWS_SECRET_ACCESS_KEY": "rehearsal",
-            "AWS_SESSION_TOKEN": "rehearsal",
-            "AWS_REGION": REGION,
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_PROFILE": "",
-        }
-        env.pop("AWS_PROFILE")
+        # NOTE: inside the world, os.environ already holds its fake credentials and no profile
+        env = {**os.environ, "AWS_ENDPOINT_URL": str(world.functions_endpoint)}
         try:
             done = subprocess.run(  # noqa: S602 - the user's own command line, as they typed it
                 command,
@@ -657,11 +632,8 @@ def _setup_command(
     return run
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RehearsalSetupError(f"cannot read policy {path}: {exc}") from exc
+def _read_policy(path: Path) -> dict[str, Any]:
+    document = parse_document(read_policy_file(path), str(path))  # within every policy reader's limits
     return document if isinstance(document, dict) else {}
 
 
@@ -712,7 +684,7 @@ def _publisher(baseline_path: Path, stage: str, application: str, path: Path) ->
         from deployguard_cli.commands.policy import publish_application, publish_baseline  # noqa: PLC0415
 
         if baseline_path.is_file():
-            with contextlib.redirect_stderr(_Discard()):
+            with contextlib.redirect_stderr(io.StringIO()):
                 publish_baseline(s3, bucket, Stage(stage), baseline_path)
         else:
             s3.put_object(
@@ -723,14 +695,6 @@ def _publisher(baseline_path: Path, stage: str, application: str, path: Path) ->
         publish_application(s3, bucket, Stage(stage), application, path)
 
     return publish
-
-
-class _Discard:
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        return None
 
 
 def _smoke_cases(document: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from deployguard.errors import DeployGuardError
+from deployguard_cli.templates import merge_globals
 
 __all__ = [
     "AlarmSpec",
@@ -50,9 +51,9 @@ _SAM_GENERATED = re.compile(
 """Logical ids the SAM transform adds (a function's role and deployment group, the CodeDeploy
 application, the implicit APIs): a template may name them though it does not declare them."""
 IMPORTED = "imported:"
+"""Stands for ``Fn::ImportValue`` of another stack's output (there is no other stack here)."""
 DEPLOY_TIME = "deploy-time:"
 """Stands for an attribute known only once deployed (``!GetAtt Table.StreamArn``), in a user's app."""
-"""Stands for ``Fn::ImportValue`` of another stack's output (there is no other stack here)."""
 
 
 class TemplateError(DeployGuardError):
@@ -77,10 +78,8 @@ def _tagged(loader: Any, suffix: str, node: yaml.Node) -> dict[str, Any]:
         value = loader.construct_sequence(node, deep=True)
     else:
         value = loader.construct_mapping(node, deep=True)
-    if suffix == "Ref":
-        return {"Ref": value}
-    if suffix == "Condition":
-        return {"Condition": value}
+    if suffix in ("Ref", "Condition"):
+        return {suffix: value}
     if suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
     return {f"Fn::{suffix}": value}
@@ -353,7 +352,6 @@ class FunctionSpec:
     architectures: tuple[str, ...]
     log_group: str
     max_retry_attempts: int = 2
-    max_event_age_seconds: int = 21600
     tags: Mapping[str, str] = field(default_factory=dict)  # e.g. deployguard:stage (the guard's scope)
     layers: tuple[Path, ...] = ()  # the template's own layers (their ContentUri folders)
     external_layers: tuple[str, ...] = ()  # layer ARNs from elsewhere: not on the embedded AWS
@@ -393,8 +391,6 @@ class RuleSpec:
     name: str
     pattern: dict[str, Any] | str  # an object, or JSON text (EventPattern is a string in AWS::Events::Rule)
     target: str  # function logical id
-    max_retry_attempts: int = 185
-    max_event_age_seconds: int = 86400
 
 
 @dataclass(frozen=True)
@@ -417,7 +413,6 @@ class Wiring:
     rules: tuple[RuleSpec, ...]
     state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
     alert_topic_name: str | None = None
-    template_path: Path | None = None
 
     @property
     def deployment_config_name(self) -> str:
@@ -427,9 +422,6 @@ class Wiring:
         logical = self.hooks.get(lifecycle_event)
         return self.functions.get(logical) if logical else None
 
-    def by_name(self, function_name: str) -> FunctionSpec | None:
-        return next((f for f in self.functions.values() if f.name == function_name), None)
-
 
 _HOOK_EVENTS = {"PreTraffic": "BeforeAllowTraffic", "PostTraffic": "AfterAllowTraffic"}
 
@@ -438,12 +430,11 @@ def read_wiring(
     template_path: Path,
     *,
     stage: str | None = None,
-    application: str | None = None,
     parameters: Mapping[str, str] | None = None,
 ) -> Wiring:
-    """The guarded application (the function with a ``DeploymentPreference``; ``application``
-    names its logical id when there are several) and everything its deployments involve, with the
-    template's parameters at their defaults unless ``parameters`` (or ``stage``) says otherwise."""
+    """The guarded application (the function with a ``DeploymentPreference``) and everything its
+    deployments involve, with the template's parameters at their defaults unless ``parameters``
+    (or ``stage``) says otherwise."""
     template = load_template(template_path)
     root = template_path.resolve().parent
     parameters = {**(parameters or {}), **({"Stage": stage} if stage else {})}
@@ -454,13 +445,11 @@ def read_wiring(
         for logical, resource in template["Resources"].items()
         if resource.get("Type") == "AWS::Serverless::Function"
         and (resource.get("Properties") or {}).get("DeploymentPreference")
-        and logical == (application or logical)
     ]
     if len(candidates) != 1:
         raise TemplateError(
-            f"{template_path} must have exactly one function with a DeploymentPreference"
-            + (f" named {application}" if application else "")
-            + f"; found {candidates or 'none'}"
+            f"{template_path} must have exactly one function with a DeploymentPreference; "
+            f"found {candidates or 'none'}"
         )
     (app_logical,) = candidates
     resolver = Resolver(
@@ -507,7 +496,6 @@ def read_wiring(
         rules=tuple(_rules(resolver, template)),
         state_machines=_state_machines(resolver, template, root),
         alert_topic_name=topic,
-        template_path=template_path,
     )
 
 
@@ -535,31 +523,26 @@ resolved, so an intrinsic the rehearsal cannot evaluate there does not stop it."
 
 
 def _function(resolver: Resolver, logical: str, root: Path) -> FunctionSpec:
-    raw_defaults = _globals(resolver.template)
-    raw_props = resolver.resources[logical].get("Properties") or {}
-    defaults = {k: resolver.resolve(raw_defaults[k]) for k in _FUNCTION_KEYS if k in raw_defaults}
-    props = {k: resolver.resolve(raw_props[k]) for k in _FUNCTION_KEYS if k in raw_props}
-    environment = {
-        **((defaults.get("Environment") or {}).get("Variables") or {}),
-        **((props.get("Environment") or {}).get("Variables") or {}),
-    }
+    raw = merge_globals(_globals(resolver.template), resolver.resources[logical].get("Properties") or {})
+    props = {k: resolver.resolve(raw[k]) for k in _FUNCTION_KEYS if k in raw}
+    environment = (props.get("Environment") or {}).get("Variables") or {}
     invoke_config = props.get("EventInvokeConfig") or {}
-    tracing = props.get("Tracing", defaults.get("Tracing"))
+    tracing = props.get("Tracing")
     logging_config = props.get("LoggingConfig") or {}
     name = str(props.get("FunctionName") or f"{resolver.stack_name}-{logical}{resolver.suffix}")
-    layers = [*(defaults.get("Layers") or []), *(props.get("Layers") or [])]
-    code_uri = props.get("CodeUri", defaults.get("CodeUri", ""))
+    code_uri = props.get("CodeUri", "")
     if isinstance(code_uri, Mapping) or str(code_uri).startswith("s3://"):
         raise TemplateError(
             f"{logical}'s CodeUri {code_uri} is in S3: the rehearsal runs code from this machine; "
             "point CodeUri at the function's folder (or `sam build` it)"
         )
-    architectures = props.get("Architectures", defaults.get("Architectures", ["x86_64"]))
+    architectures = props.get("Architectures", ["x86_64"])
     if not isinstance(architectures, list):
         raise TemplateError(f"{logical}'s Architectures {architectures!r} must be a list (e.g. [arm64])")
+    layers, external_layers = _layers(resolver, props.get("Layers") or [], root)
 
     def number(key: str, default: int) -> int:
-        value = props.get(key, defaults.get(key, default))
+        value = props.get(key, default)
         try:
             return int(float(value))
         except (TypeError, ValueError, OverflowError):
@@ -569,8 +552,8 @@ def _function(resolver: Resolver, logical: str, root: Path) -> FunctionSpec:
         logical_id=logical,
         name=name,
         code_uri=(root / str(code_uri)).resolve(),
-        handler=str(props.get("Handler", defaults.get("Handler", "app.handler"))),
-        runtime=str(props.get("Runtime", defaults.get("Runtime", "python3.12"))),
+        handler=str(props.get("Handler", "app.handler")),
+        runtime=str(props.get("Runtime", "python3.12")),
         timeout=number("Timeout", 3),
         memory_size=number("MemorySize", 128),
         environment={k: "" if v is None else str(v) for k, v in environment.items()},
@@ -578,36 +561,30 @@ def _function(resolver: Resolver, logical: str, root: Path) -> FunctionSpec:
         architectures=tuple(architectures),
         log_group=str(logging_config.get("LogGroup") or f"/aws/lambda/{name}"),
         max_retry_attempts=int(invoke_config.get("MaximumRetryAttempts", 2)),
-        max_event_age_seconds=int(invoke_config.get("MaximumEventAgeInSeconds", 21600)),
-        tags={
-            str(k): str(v) for k, v in {**(defaults.get("Tags") or {}), **(props.get("Tags") or {})}.items()
-        },
-        layers=tuple(_layer_folders(resolver, layers, root)),
-        external_layers=tuple(str(layer) for layer in layers if not _local_layer(resolver, layer)),
+        tags={str(k): str(v) for k, v in (props.get("Tags") or {}).items()},
+        layers=layers,
+        external_layers=external_layers,
     )
 
 
-def _local_layer(resolver: Resolver, arn: object) -> str | None:
-    """The logical id of the template's own ``AWS::Serverless::LayerVersion`` behind ``arn``."""
-    for logical, resource in resolver.resources.items():
-        kind = resource.get("Type")
-        if (
-            kind in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
-            and resolver.ref(logical) == arn
-        ):
-            return str(logical)
-    return None
-
-
-def _layer_folders(resolver: Resolver, layers: list[Any], root: Path) -> list[Path]:
-    folders = []
+def _layers(resolver: Resolver, layers: list[Any], root: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:
+    """The folders (``ContentUri``) of the template's own layers among ``layers``, and the ARNs of
+    the others (from elsewhere: not on the embedded AWS)."""
+    own = {
+        resolver.ref(logical): resource.get("Properties") or {}
+        for logical, resource in resolver.resources.items()
+        if resource.get("Type") in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
+    }
+    folders: list[Path] = []
+    external: list[str] = []
     for arn in layers:
-        logical = _local_layer(resolver, arn)
-        if logical is not None:
-            props = resolver.resources[logical].get("Properties") or {}
+        props = own.get(arn) if isinstance(arn, str) else None
+        if props is None:
+            external.append(str(arn))
+        else:
             content = props.get("ContentUri") or props.get("Content") or ""
             folders.append((root / str(resolver.resolve(content))).resolve())
-    return folders
+    return tuple(folders), tuple(external)
 
 
 _ALARM_KEYS = (
@@ -630,6 +607,8 @@ _ALARM_KEYS = (
     "Metrics",
     "Tags",
 )
+_ALARM_NUMBERS = {"Threshold": float, "Period": int, "EvaluationPeriods": int, "DatapointsToAlarm": int}
+"""PutMetricAlarm's numbers (its ``double`` and ``integer`` members), which a template may quote."""
 
 
 def _alarm(resolver: Resolver, logical: str) -> AlarmSpec:
@@ -639,12 +618,9 @@ def _alarm(resolver: Resolver, logical: str) -> AlarmSpec:
     props = resolver.resolve(resource.get("Properties") or {})
     request = {key: props[key] for key in _ALARM_KEYS if key in props}
     request.setdefault("AlarmName", resolver.ref(logical))
-    for key in ("Threshold",):
+    for key, number in _ALARM_NUMBERS.items():
         if key in request:
-            request[key] = float(request[key])
-    for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
-        if key in request:
-            request[key] = int(request[key])
+            request[key] = number(request[key])
     return AlarmSpec(logical_id=logical, request=request)
 
 
@@ -657,7 +633,6 @@ def _rules(resolver: Resolver, template: Mapping[str, Any]) -> list[RuleSpec]:
             if event.get("Type") not in ("EventBridgeRule", "CloudWatchEvent"):
                 continue
             props = resolver.resolve(event.get("Properties") or {})
-            retry = props.get("RetryPolicy") or {}
             rules.append(
                 RuleSpec(
                     name=f"{resolver.stack_name}-{logical}{event_name}",
@@ -665,8 +640,6 @@ def _rules(resolver: Resolver, template: Mapping[str, Any]) -> list[RuleSpec]:
                     if isinstance(pattern := props.get("Pattern") or {}, str)
                     else dict(pattern),
                     target=logical,
-                    max_retry_attempts=int(retry.get("MaximumRetryAttempts", 185)),
-                    max_event_age_seconds=int(retry.get("MaximumEventAgeInSeconds", 86400)),
                 )
             )
     return rules

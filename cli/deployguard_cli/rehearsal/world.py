@@ -4,11 +4,11 @@
 (:func:`~deployguard_cli.localaws.install_extensions`: CodeDeploy, the Lambda runner, alias,
 CloudWatch and S3) and creates what a deployment of the stack involves: the guarded function with
 its published versions and alias (code zipped from its folder, one edit per broken release), the
-stage's guard policy in SSM, the alert topic (with a queue subscribed, to read the alerts back), the
-log groups, the bake state machine (run by moto's own interpreter, routed onto the virtual clock
-and the in-process functions by :mod:`~deployguard_cli.localaws.moto_stepfunctions`), and a
-CodeDeploy application and deployment group with the alarms and ``autoRollbackConfiguration`` SAM
-gives it. The guard functions run in-process
+stage's guard policy in the policy store (S3), the alert topic (with a queue subscribed, to read
+the alerts back), the log groups, the bake state machine (run by moto's own interpreter, routed
+onto the virtual clock and the in-process functions by
+:mod:`~deployguard_cli.localaws.moto_stepfunctions`), and a CodeDeploy application and deployment
+group with the alarms and ``autoRollbackConfiguration`` SAM gives it. The guard functions run in-process
 (:class:`~deployguard_cli.rehearsal.lambdas.FunctionHost`); each invocation's output goes where
 Lambda sends it: its lines to the function's log group, its EMF documents to CloudWatch metrics.
 """
@@ -21,27 +21,25 @@ import json
 import logging
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 
 from deployguard import entrypoints
+from deployguard.appspec import DeploymentTarget, render_appspec
 from deployguard.aws.deployment_records import TABLE_KEYS, TTL_ATTRIBUTE
-from deployguard.outcome import OutcomeRecord
-from deployguard.stages import APP_TAG
 from deployguard_cli.localaws import install_extensions, lambda_runner, moto_stepfunctions
-from deployguard_cli.policy_store import store_split
 from deployguard_cli.rehearsal.alarms import AlarmEvaluator
 from deployguard_cli.rehearsal.clock import Scheduler, VirtualClock
 from deployguard_cli.rehearsal.engine import CodeDeployEngine, EngineEvent, Rule
 from deployguard_cli.rehearsal.lambdas import FunctionHost, Invocation, environment
 from deployguard_cli.rehearsal.traffic import Traffic, TrafficProfile
 from deployguard_cli.rehearsal.wiring import ACCOUNT_ID, REGION, FunctionSpec, Wiring
-from deployguard_cli.report import parse_record
 
 if TYPE_CHECKING:
     from moto.core.config import DefaultConfig
@@ -95,10 +93,6 @@ class EmittedMetric:
     dimensions: dict[str, str]
 
 
-def _aws_environment() -> contextlib.AbstractContextManager[None]:
-    return environment(_FAKE_ENVIRONMENT, _CLEARED)
-
-
 class World:
     """moto with the stack's resources; a context manager (everything is gone on exit)."""
 
@@ -107,23 +101,19 @@ class World:
         wiring: Wiring,
         *,
         clock: VirtualClock,
-        policy_text: str | None = None,
         environment: Mapping[str, str],
-        policy_bucket: str | None = None,
-        publish_policy: Callable[[Any, str], None] | None = None,
+        publish_policy: Callable[[Any, str], None],
         serve_functions: bool = False,
     ) -> None:
-        """``policy_text`` is a whole-stage policy stored as the stage's baseline and the guarded
-        function's application document; ``publish_policy(s3, bucket)`` publishes instead."""
+        """``publish_policy(s3, bucket)`` publishes the stage's guard policy in the policy store."""
         self.wiring = wiring
         self.clock = clock
         self.scheduler = Scheduler(clock)
-        self._policy_text = policy_text
         self._publish_policy = publish_policy
         self._serve_functions = serve_functions  # the application's own AWS calls reach this world
         self._environment = dict(environment)  # the guarded function's variables for this stage
         # the policy store the hooks read (their DEPLOYGUARD_POLICY_BUCKET, from the template)
-        self._policy_bucket = policy_bucket or next(
+        self._policy_bucket = next(
             (
                 spec.environment["DEPLOYGUARD_POLICY_BUCKET"]
                 for spec in wiring.functions.values()
@@ -132,10 +122,9 @@ class World:
             f"deployguard-{wiring.stage}-policies-{ACCOUNT_ID}-{REGION}",
         )
         self._stack = contextlib.ExitStack()
-        self.records: list[OutcomeRecord] = []
         self.metrics: list[EmittedMetric] = []
         self.log_lines: dict[str, int] = {}  # log group → lines written
-        self.invocations: list[Invocation] = []
+        self.invocations: Counter[str] = Counter()  # function → invocations
         self._versions: dict[str, str] = {}  # release label → version
         self._queue_url: str | None = None
         self._role_arn = ""
@@ -149,9 +138,9 @@ class World:
     def __enter__(self) -> World:
         from moto import mock_aws  # noqa: PLC0415 - moto is heavy and only the rehearsal needs it
 
-        self._stack.__enter__()
-        try:
-            self._stack.enter_context(_aws_environment())
+        with contextlib.ExitStack() as stack:  # a failure here undoes what was set up so far
+            self._stack = stack
+            self._stack.enter_context(environment(_FAKE_ENVIRONMENT, _CLEARED))
             install_extensions()
             # moto runs Step Functions executions with its own interpreter (routed below)
             config: DefaultConfig = {
@@ -169,9 +158,7 @@ class World:
             self.workflows = self._stack.enter_context(moto_stepfunctions.routed(self.scheduler, self.host))
             self.scheduler.settle = self.workflows.settle
             self._create_resources()
-        except BaseException:
-            self._stack.__exit__(None, None, None)
-            raise
+            self._stack = stack.pop_all()  # set up: undone by __exit__
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -203,33 +190,24 @@ class World:
 
     @property
     def lambda_client(self) -> LambdaClient:
-        client: LambdaClient = self.client("lambda")
-        return client
+        return cast("LambdaClient", self.client("lambda"))
 
     @property
     def codedeploy(self) -> CodeDeployClient:
-        client: CodeDeployClient = self.client("codedeploy")
-        return client
+        return cast("CodeDeployClient", self.client("codedeploy"))
 
     @property
     def cloudwatch(self) -> CloudWatchClient:
-        client: CloudWatchClient = self.client("cloudwatch")
-        return client
+        return cast("CloudWatchClient", self.client("cloudwatch"))
 
     def _create_resources(self) -> None:
         iam = self.client("iam")
         self._role_arn = iam.create_role(
             RoleName="deployguard-rehearsal", AssumeRolePolicyDocument=_ROLE_POLICY
         )["Role"]["Arn"]
-        # The stage's policy as its baseline and the guarded function's application document
-        # (its deployguard:app tag), in the policy store.
         s3 = self.client("s3")
         s3.create_bucket(Bucket=self._policy_bucket)
-        if self._publish_policy is not None:
-            self._publish_policy(s3, self._policy_bucket)
-        elif self._policy_text is not None:
-            application = self.wiring.function.tags.get(APP_TAG, "orders")
-            store_split(s3, self._policy_bucket, json.loads(self._policy_text), application)
+        self._publish_policy(s3, self._policy_bucket)
         self._create_records_tables()
         logs = self.client("logs")
         for spec in self.wiring.functions.values():
@@ -334,16 +312,15 @@ class World:
         for index, folder in enumerate(spec.layers):
             published = self.lambda_client.publish_layer_version(
                 LayerName=f"{spec.logical_id}-layer{index}",
-                Content={"ZipFile": _layer_zip(folder)},
+                Content={"ZipFile": _layer_zip(folder, folder.stat().st_mtime_ns)},
             )
             arns.append(str(published["LayerVersionArn"]))
         return arns
 
-    def create_alarms(self, target_version: str) -> list[str]:
+    def create_alarms(self, target_version: str) -> None:
         """The deployment group's alarms, on ``target_version`` (the template updates them with each
         new version before CodeDeploy starts); a new alarm starts in INSUFFICIENT_DATA, as on AWS."""
         cloudwatch = self.cloudwatch
-        names = []
         for alarm in self.wiring.alarms:
             request = alarm.for_version(target_version)
             cloudwatch.put_metric_alarm(**request)
@@ -352,8 +329,6 @@ class World:
                 StateValue="INSUFFICIENT_DATA",
                 StateReason="Unchecked: Initial alarm creation",
             )
-            names.append(alarm.name)
-        return names
 
     def create_deployment(self, current_version: str, target_version: str) -> str:
         """What CloudFormation does when the alias's version changes: a CodeDeploy deployment."""
@@ -383,23 +358,13 @@ class World:
             hook = self.wiring.hook_function(lifecycle_event)
             if hook is not None:
                 hooks.append({lifecycle_event: hook.name})
-        appspec = {
-            "version": 0.0,
-            "Resources": [
-                {
-                    spec.logical_id: {
-                        "Type": "AWS::Lambda::Function",
-                        "Properties": {
-                            "Name": spec.name,
-                            "Alias": self.wiring.alias,
-                            "CurrentVersion": current_version,
-                            "TargetVersion": target_version,
-                        },
-                    }
-                }
-            ],
-            "Hooks": hooks,
-        }
+        target = DeploymentTarget(
+            function_name=spec.name,
+            alias=self.wiring.alias,
+            current_version=current_version,
+            target_version=target_version,
+        )
+        appspec = {**json.loads(render_appspec(target)), "Hooks": hooks}
         return str(
             codedeploy.create_deployment(
                 applicationName=application,
@@ -417,7 +382,6 @@ class World:
         *,
         traffic: TrafficProfile | None,
         observer: Callable[[EngineEvent], None] | None = None,
-        alarm_names: list[str] | None = None,
     ) -> CodeDeployEngine:
         functions = self.wiring.functions
         rules = [
@@ -444,7 +408,7 @@ class World:
             invoker=self.host,
             alarms=AlarmEvaluator(
                 self.cloudwatch,
-                alarm_names if alarm_names is not None else [a.name for a in self.wiring.alarms],
+                [a.name for a in self.wiring.alarms],
                 samples=_metric_samples,
                 stamp=_stamp_alarm,
             ),
@@ -456,7 +420,7 @@ class World:
 
     # --- what the functions wrote -----------------------------------------------------------------
     def _record_invocation(self, invocation: Invocation) -> None:
-        self.invocations.append(invocation)
+        self.invocations[invocation.function_name] += 1
         spec = self.host.spec(invocation.function_name)
         group = spec.log_group if spec else f"/aws/lambda/{invocation.function_name}"
         stamp = int(invocation.started_at.timestamp() * 1000)
@@ -470,9 +434,6 @@ class World:
         )
         self.log_lines[group] = self.log_lines.get(group, 0) + len(invocation.log_lines)
         for line in invocation.log_lines:
-            record = parse_record(line)
-            if record is not None:
-                self.records.append(record)
             self._extract_emf(invocation.function_name, line)
 
     def _extract_emf(self, function_name: str, line: str) -> None:
@@ -520,27 +481,21 @@ class World:
             return []
         sqs = self.client("sqs")
         subjects: list[str] = []
-        while True:
-            messages = sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
-            if not messages:
-                return subjects
+        while messages := sqs.receive_message(QueueUrl=self._queue_url, MaxNumberOfMessages=10).get(
+            "Messages"
+        ):
             for message in messages:
                 body = json.loads(message["Body"])
                 subjects.append(str(body.get("Subject") or body.get("Message", ""))[:200])
                 sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return subjects
 
 
 @functools.lru_cache(maxsize=8)
-def _zipped(folder: Path, stamp: int) -> bytes:
-    del stamp  # part of the key: a folder changed since is zipped again
-    return lambda_runner.zip_directory(folder)
-
-
-def _layer_zip(folder: Path) -> bytes:
+def _layer_zip(folder: Path, stamp: int) -> bytes:
     """A layer folder zipped once per process (installed requirements are tens of MB)."""
-    return _zipped(folder, folder.stat().st_mtime_ns)
+    del stamp  # part of the key (the folder's mtime): a folder changed since is zipped again
+    return lambda_runner.zip_directory(folder)
 
 
 def _stamp_alarm(alarm_name: str, when: datetime) -> None:
