@@ -25,7 +25,8 @@ _SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
 
 
 class TemplateError(DeployGuardError):
-    """The template cannot be read: missing, not UTF-8, not YAML or JSON, or not a template."""
+    """The template cannot be read: missing, not UTF-8, not YAML or JSON, or not a template (or,
+    for ``deployguard rehearse``, a value in it cannot be evaluated: ``rehearsal.wiring``)."""
 
     code = "TEMPLATE"
 

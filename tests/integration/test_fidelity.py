@@ -30,8 +30,8 @@ from moto.events.exceptions import InvalidEventPatternException
 
 from deployguard_cli.localaws.moto_stepfunctions import DefinitionError, routed, validate_definition
 from deployguard_cli.rehearsal.clock import Scheduler, VirtualClock
-from deployguard_cli.rehearsal.engine import CodeDeployEngine, EngineEvent, Rule, traffic_schedule
-from deployguard_cli.rehearsal.wiring import TemplateError, read_wiring
+from deployguard_cli.rehearsal.engine import CodeDeployEngine, EngineEvent, traffic_schedule
+from deployguard_cli.rehearsal.wiring import Rule, TemplateError, read_wiring
 from tests.support.aws import Version, deployment_group, function_with_versions, put_metric_alarm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -502,7 +502,7 @@ def test_the_templates_rule_with_alarm_prefixes_is_json_text_and_matches_by_pref
         ROOT / "template.yaml", stage="staging", parameters={"GuardedAlarmPrefixes": "prod-orders-, team-a"}
     )
     (spec,) = wiring.rules
-    pattern = Rule(name=spec.name, pattern=spec.pattern, function_name="f").event_pattern()
+    pattern = spec.event_pattern()
     other = {**ALARM_EVENT, "detail": {**ALARM_EVENT["detail"], "alarmName": "staging-errors"}}  # type: ignore[dict-item]
 
     assert isinstance(spec.pattern, str)

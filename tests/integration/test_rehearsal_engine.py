@@ -28,11 +28,10 @@ from deployguard_cli.rehearsal.engine import (
     CodeDeployEngine,
     EngineError,
     EngineEvent,
-    Rule,
     appspec_hooks,
     traffic_schedule,
 )
-from deployguard_cli.rehearsal.wiring import load_template, read_wiring
+from deployguard_cli.rehearsal.wiring import Rule, load_template, read_wiring
 from tests.support.aws import Version, deployment_group, function_with_versions, put_metric_alarm
 
 if TYPE_CHECKING:
@@ -465,6 +464,8 @@ def test_an_alarm_during_the_canary_stops_the_deployment_and_puts_the_alias_back
     assert outcome.rolled_back and outcome.rollback_deployment_id in rollback_deployments()
     assert outcome.virtual_duration < minutes(4)
     assert [name for name, _ in invoker.invoked] == [PRE]
+    # the hooks' statuses only (AllowTraffic is no hook): the post-traffic hook never ran
+    assert outcome.hook_status == {"BeforeAllowTraffic": "Succeeded", "AfterAllowTraffic": "Skipped"}
 
 
 def test_the_alarm_fires_from_the_new_versions_own_errors(stage: Stage) -> None:
@@ -618,6 +619,11 @@ def test_the_templates_alarm_is_evaluated_m_out_of_n_with_missing_data_not_breac
 def test_the_alarm_rollback_rule_of_the_template_matches_only_alarm_state_changes() -> None:
     wiring = read_wiring(ROOT / "template.yaml", stage="staging")
     (rule,) = wiring.rules
+    assert rule.function_name == wiring.functions["AlarmRollbackFunction"].name
+    assert wiring.hooks == {
+        "BeforeAllowTraffic": wiring.functions["PreTrafficHookFunction"].name,
+        "AfterAllowTraffic": wiring.functions["PostTrafficHookFunction"].name,
+    }
     alarm = {
         "source": "aws.cloudwatch",
         "detail-type": "CloudWatch Alarm State Change",
@@ -625,7 +631,7 @@ def test_the_alarm_rollback_rule_of_the_template_matches_only_alarm_state_change
     }
     ok = {**alarm, "detail": {"state": {"value": "OK"}}}
 
-    pattern = Rule(name=rule.name, pattern=rule.pattern, function_name="f").event_pattern()
+    pattern = rule.event_pattern()
     assert pattern.matches_event(alarm)  # type: ignore[arg-type]
     assert not pattern.matches_event(ok)  # type: ignore[arg-type]
 

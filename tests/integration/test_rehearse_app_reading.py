@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shlex
+import tempfile
 import textwrap
 import types
 from pathlib import Path
@@ -14,14 +15,17 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 
 from deployguard_cli import main as cli
+from deployguard_cli.rehearsal.runner import default_root
 from deployguard_cli.rehearsal.userapp import (
+    Options,
     RehearsalSetupError,
     _setup_command,
+    prepared,
     read_user_app,
     samconfig,
     tree_of,
 )
-from deployguard_cli.rehearsal.wiring import TemplateError
+from deployguard_cli.rehearsal.wiring import Resolver, TemplateError
 from tests.support.sam_apps import commit_all
 from tests.support.secrets import Planted, assert_no_piece, planted
 
@@ -517,3 +521,30 @@ def test_the_example_apps_scenario_flags_are_refused_with_a_template() -> None:
 
     assert code == 2
     assert "with --template, choose the faults to play with --faults" in err.getvalue()
+
+
+def test_what_the_rehearsal_writes_for_itself_is_gone_after_it(
+    app: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live commit's checkout and the starter policy (no policy beside the template) live in
+    temporary folders that the plan removes when its ``with`` block ends."""
+    commit_all(app)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    options = Options(template=app / "template.yaml", function="Orders", parameters={"Stage": "dev"})
+
+    with prepared(options, deployguard_root=default_root()) as plan:
+        assert plan.policy_source == "deployguard init's starting policy"
+        assert sorted(p.name.split("-")[1] for p in scratch.iterdir()) == ["from", "policy"]
+
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_sub_literal_is_written_as_cloudformation_writes_it() -> None:
+    # Source: the Fn::Sub reference: "To write a dollar sign and curly braces (${}) literally, add an
+    # exclamation point (!) after the open curly brace, such as ${!Literal}. CloudFormation resolves
+    # this text as ${Literal}."
+    resolver = Resolver({"Resources": {}}, parameters={}, stack_name="team-dev")
+
+    assert resolver.resolve({"Fn::Sub": "${!Literal}-${AWS::Region}"}) == "${Literal}-us-east-1"

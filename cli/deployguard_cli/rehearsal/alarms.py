@@ -332,16 +332,9 @@ class AlarmEvaluator:
     def _values(self, alarm: Mapping[str, Any], start: datetime, end: datetime) -> dict[datetime, float]:
         """The values of the alarm's returned query, by period start: a metric's, or its expression's
         at the timestamps where a query has data."""
-        series: dict[str, dict[datetime, float]] = {}
-        returned = None
-        for query in _queries(alarm):
-            if "MetricStat" in query:
-                stat = query["MetricStat"]
-                series[query["Id"]] = self._series(
-                    stat["Metric"], stat["Stat"], int(stat["Period"]), start, end
-                )
-            if query.get("ReturnData", True):
-                returned = query
+        queries = _queries(alarm)
+        series = {q["Id"]: self._series(q["MetricStat"], start, end) for q in queries if "MetricStat" in q}
+        returned = next((q for q in queries if q.get("ReturnData", True)), None)
         if returned is None:
             raise MetricMathError(f"alarm {alarm['AlarmName']} returns no data (no ReturnData query)")
         if "MetricStat" in returned:
@@ -351,10 +344,11 @@ class AlarmEvaluator:
         return {t: v for t, v in values.items() if v is not None}
 
     def _series(
-        self, metric: Mapping[str, Any], stat: str, period: int, start: datetime, end: datetime
+        self, metric_stat: Mapping[str, Any], start: datetime, end: datetime
     ) -> dict[datetime, float]:
-        """One metric's values for ``stat`` by period start; periods count from ``start`` (a sliding
+        """One query's ``MetricStat`` values by period start; periods count from ``start`` (a sliding
         window), not from the epoch."""
+        metric, stat, period = metric_stat["Metric"], str(metric_stat["Stat"]), int(metric_stat["Period"])
         if stat in _SIMPLE_STATS:
             query: Any = {"Id": "m", "MetricStat": {"Metric": dict(metric), "Period": period, "Stat": stat}}
             answer = self._cloudwatch.get_metric_data(MetricDataQueries=[query], StartTime=start, EndTime=end)
@@ -402,10 +396,7 @@ def _queries(alarm: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _period(alarm: Mapping[str, Any]) -> int:
-    if alarm.get("Period"):
-        return int(alarm["Period"])
-    periods = [int(q["MetricStat"]["Period"]) for q in alarm.get("Metrics", []) if "MetricStat" in q]
-    return min(periods, default=60)
+    return min((int(q["MetricStat"]["Period"]) for q in _queries(alarm) if "MetricStat" in q), default=60)
 
 
 def _describe(alarm: Mapping[str, Any]) -> str:

@@ -12,16 +12,14 @@ What it plays, step by step: docs/rehearsal.md; where it approximates CodeDeploy
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
-from moto.events.models import EventPattern
 
 from deployguard.appspec import DeploymentTarget, lower_keys, parse_appspec, render_appspec, revision_content
 from deployguard.documents import DocumentSyntaxError, parse_json_or_yaml
@@ -30,6 +28,7 @@ from deployguard_cli.localaws import moto_codedeploy
 from deployguard_cli.localaws.lambda_names import qualified_function_name
 from deployguard_cli.rehearsal.alarms import AlarmEvaluator
 from deployguard_cli.rehearsal.clock import Scheduler, floor_to, human_duration
+from deployguard_cli.rehearsal.wiring import Rule
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -44,7 +43,6 @@ __all__ = [
     "CodeDeployEngine",
     "DeploymentOutcome",
     "EngineEvent",
-    "Rule",
     "TrafficStep",
     "traffic_schedule",
 ]
@@ -127,19 +125,6 @@ class Invoker(Protocol):
     def invoke_async(self, function_name: str, event: Mapping[str, Any]) -> Invocation: ...
 
     def max_retry_attempts(self, function_name: str) -> int: ...
-
-
-@dataclass(frozen=True)
-class Rule:
-    """An EventBridge rule with one Lambda target."""
-
-    name: str
-    pattern: Mapping[str, Any] | str  # EventPattern: an object, or its JSON text
-    function_name: str
-
-    def event_pattern(self) -> EventPattern:
-        """moto's EventBridge matcher; raises InvalidEventPatternException for a pattern AWS rejects."""
-        return EventPattern.load(self.pattern if isinstance(self.pattern, str) else json.dumps(self.pattern))
 
 
 @dataclass(frozen=True)
@@ -338,12 +323,16 @@ class CodeDeployEngine:
         self._invoke(function, payload, lifecycle_event)
         try:
             while (status := self._reported(execution_id)) is None:
-                if self._over():
+                if self._over() or self._clock.now() >= deadline:  # stopped (that stands) or timed out
                     moto_codedeploy.set_lifecycle_event_status(d.deployment_id, lifecycle_event, "Failed")
                     self._hook_status[lifecycle_event] = "Failed"
+                    self._fail(
+                        "hook_timed_out",
+                        f"the {lifecycle_event} hook {function} did not report within {human_duration(HOOK_DEADLINE.total_seconds())}",
+                        lifecycle_event,
+                        at=deadline,
+                    )
                     return False
-                if self._clock.now() >= deadline:
-                    return self._hook_timed_out(lifecycle_event, function, deadline)
                 self._scheduler.run_until(
                     deadline, stop=lambda: self._over() or self._reported(execution_id) is not None
                 )
@@ -358,9 +347,11 @@ class CodeDeployEngine:
         its end (real time passes, the clock with it). A function error, or a run past Lambda's limit
         (``Sandbox.Timedout``: its thread is abandoned, as Lambda would end the execution
         environment), is retried after one, then two minutes, up to ``MaximumRetryAttempts``."""
-        call = self._start(function, event)
-        if call is None:
+        if not self._invoker.knows(function):
+            self._emit("hook", f"{function} has no handler here: nothing answers the invocation")
             return
+        self._last_actor = function
+        call = self._invoker.invoke_async(function, event)
         error = call.error if call.wait(self._invocation_timeout) else "Sandbox.Timedout"
         self._discover_workflows()
         if error is None and lifecycle_event is None:
@@ -380,13 +371,6 @@ class CodeDeployEngine:
             waits = "; CodeDeploy waits for the deadline" if lifecycle_event else ""
             self._emit(kind, f"{failed}; Lambda gave up retrying{waits}")
 
-    def _start(self, function: str, payload: Mapping[str, Any]) -> Invocation | None:
-        if not self._invoker.knows(function):
-            self._emit("hook", f"{function} has no handler here: nothing answers the invocation")
-            return None
-        self._last_actor = function
-        return self._invoker.invoke_async(function, payload)
-
     def _reported(self, execution_id: str) -> str | None:
         for report in moto_codedeploy.hook_reports(self._d.deployment_id):
             if report.lifecycle_event_hook_execution_id == execution_id:
@@ -400,18 +384,6 @@ class CodeDeployEngine:
         if status == "Succeeded":
             return True
         self._fail("hook_failed", f"the {lifecycle_event} hook {function} reported Failed", lifecycle_event)
-        return False
-
-    def _hook_timed_out(self, lifecycle_event: str, function: str, deadline: datetime) -> bool:
-        d = self._d
-        moto_codedeploy.set_lifecycle_event_status(d.deployment_id, lifecycle_event, "Failed")
-        self._hook_status[lifecycle_event] = "Failed"
-        self._fail(
-            "hook_timed_out",
-            f"the {lifecycle_event} hook {function} did not report within {human_duration(HOOK_DEADLINE.total_seconds())}",
-            lifecycle_event,
-            at=deadline,
-        )
         return False
 
     # --- traffic ----------------------------------------------------------------------------------
@@ -569,7 +541,8 @@ class CodeDeployEngine:
         status = self._codedeploy.get_deployment(deploymentId=d.deployment_id)["deploymentInfo"].get("status")
         if status not in ("Failed", "Stopped", "Succeeded"):
             moto_codedeploy.set_deployment_status(d.deployment_id, terminal)
-        for lifecycle_event in ("BeforeAllowTraffic", "AllowTraffic", "AfterAllowTraffic"):
+        # the hooks' statuses (AllowTraffic is no hook): one that never ran was skipped
+        for lifecycle_event in ("BeforeAllowTraffic", "AfterAllowTraffic"):
             if lifecycle_event != failure.lifecycle_event:
                 self._hook_status.setdefault(lifecycle_event, "Skipped")
         wanted = (
@@ -608,12 +581,7 @@ class CodeDeployEngine:
         d = self._d
         t = d.target
         content = render_appspec(
-            DeploymentTarget(
-                function_name=t.function_name,
-                alias=t.alias,
-                current_version=t.target_version,
-                target_version=t.current_version,
-            )
+            replace(t, current_version=t.target_version, target_version=t.current_version)
         )
         rollback_id = self._codedeploy.create_deployment(
             applicationName=d.application,
@@ -640,7 +608,6 @@ class CodeDeployEngine:
         info = self._codedeploy.get_deployment(deploymentId=d.deployment_id)["deploymentInfo"]
         alias_version, alias_weights = self._alias()
         failure = self._failure
-        rollback_id = self._rollback_id
         stopped_by = None
         if failure is not None and failure.kind in ("stopped", "alarm"):
             stopped_by = self._last_actor if failure.kind == "stopped" else "CodeDeploy (alarm poll)"
@@ -658,8 +625,8 @@ class CodeDeployEngine:
             max_weight=self._max_weight,
             alias_version=alias_version,
             alias_weights=alias_weights,
-            rolled_back=rollback_id is not None,
-            rollback_deployment_id=rollback_id,
+            rolled_back=self._rollback_id is not None,
+            rollback_deployment_id=self._rollback_id,
             stopped_by=stopped_by,
             hook_status=dict(self._hook_status),
             alarm_states=dict(self._alarm_states),

@@ -81,7 +81,6 @@ class _Router(io.TextIOBase):
 class AsyncCall:
     """An ``InvocationType=Event`` invocation running on a thread."""
 
-    function_name: str
     invocation: Invocation | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -117,14 +116,13 @@ class FunctionHost:
         self._calls: list[AsyncCall] = []
 
     def __enter__(self) -> FunctionHost:
-        self._stack.__enter__()
         self._router = _Router(sys.stdout)
         self._stack.enter_context(_redirected_stdout(self._router))
         self._refresh = self._stack.enter_context(virtual_datetime(self._clock, _owns_time))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stack.__exit__(None, None, None)
+        self._stack.close()
         self._router = None
 
     def knows(self, function_name: str) -> bool:
@@ -141,18 +139,17 @@ class FunctionHost:
 
     def invoke(self, function_name: str, event: Mapping[str, Any]) -> Invocation:
         """A synchronous (RequestResponse) invocation; a handler exception is a function error."""
-        spec = self._by_name.get(function_name)
-        if spec is None or not spec.handler_file.is_file():
+        if not self.knows(function_name):
             raise LookupError(f"no handler file for function {function_name}")
         with self._lock:
-            invocation = self._run(spec, dict(event))
+            invocation = self._run(self._by_name[function_name], dict(event))
         if self._on_invocation is not None:
             self._on_invocation(invocation)
         return invocation
 
     def invoke_async(self, function_name: str, event: Mapping[str, Any]) -> AsyncCall:
         """An asynchronous (Event) invocation: returns at once, the handler runs on a thread."""
-        call = AsyncCall(function_name)
+        call = AsyncCall()
 
         def run() -> None:
             try:

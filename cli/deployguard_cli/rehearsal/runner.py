@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from deployguard.errors import DeployGuardError
 from deployguard.outcome import OutcomeRecord
-from deployguard.stages import APP_TAG
+from deployguard.stages import APP_TAG, Stage
 from deployguard_cli.localaws import faults, lambda_runner
 from deployguard_cli.policy_store import store_split
 from deployguard_cli.rehearsal.clock import VirtualClock
 from deployguard_cli.rehearsal.engine import DeploymentOutcome, EngineEvent
-from deployguard_cli.rehearsal.scenarios import BASELINE, STAGES, Scenario, prepare_stage_files, verify
+from deployguard_cli.rehearsal.scenarios import BASELINE, Scenario, prepare_stage_files, verify
 from deployguard_cli.rehearsal.traffic import summarize
 from deployguard_cli.rehearsal.wiring import Wiring, read_wiring
 from deployguard_cli.rehearsal.world import EmittedMetric, Release, World
@@ -129,7 +129,7 @@ def run_scenario(
     began = time.perf_counter()
     root = root or default_root()
     template = root / "template.yaml"
-    wirings = {stage: read_wiring(template, stage=stage) for stage in STAGES}
+    wirings = {stage.value: read_wiring(template, stage=stage.value) for stage in Stage}
     wiring = wirings[scenario.stage]
     template_urls = {stage: w.function.environment.get("DATABASE_URL", "") for stage, w in wirings.items()}
     files = prepare_stage_files(root, wiring.function.code_uri, scenario.stage, template_urls)
@@ -225,7 +225,7 @@ def play(
         )
 
 
-Player = Callable[[Scenario, Callable[[EngineEvent], None]], ScenarioResult]
+Player = Callable[[Scenario, Callable[[EngineEvent], None] | None], ScenarioResult]
 """Plays one scenario with an observer: :func:`run_scenario` for the example app's, or a user
 app's (:func:`app_player`)."""
 
@@ -240,11 +240,7 @@ def run_all(
 ) -> list[ScenarioResult]:
     results = []
     for scenario in scenarios:
-
-        def see(event: EngineEvent, scenario: Scenario = scenario) -> None:
-            if observer is not None:
-                observer(scenario, event)
-
+        see = functools.partial(observer, scenario) if observer is not None else None
         result = run_scenario(scenario, root=root, observer=see) if player is None else player(scenario, see)
         if on_result is not None:
             on_result(result)
@@ -257,7 +253,7 @@ def app_player(plan: AppRehearsal) -> Player:
 
     release: list[ScenarioResult] = []  # the release as it is, played first
 
-    def play_one(scenario: Scenario, observer: Callable[[EngineEvent], None]) -> ScenarioResult:
+    def play_one(scenario: Scenario, observer: Callable[[EngineEvent], None] | None) -> ScenarioResult:
         result = play(
             scenario,
             wiring=plan.wiring,

@@ -33,7 +33,9 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
 from deployguard.errors import DeployGuardError
+from deployguard.findings import Decision
 from deployguard.outcome import check_code
+from deployguard.stages import Stage
 from deployguard_cli.example_app import BROKEN_RELEASES
 from deployguard_cli.rehearsal.traffic import TrafficProfile, orders_requests
 from deployguard_cli.rehearsal.world import Release
@@ -58,7 +60,6 @@ __all__ = [
 ]
 
 SQLITE = "sqlite://"
-STAGES = ("dev", "staging", "prod")
 BASELINE = Release(label="orders 1.0: the live release")
 
 Status = Literal["Succeeded", "Failed", "Stopped"]
@@ -215,27 +216,20 @@ class StageFiles:
 
 
 def _policy_document(root: Path, stage: str) -> tuple[dict[str, Any], str]:
-    """The stage's policy for the orders application: ``policies/<stage>/baseline.yaml`` with
-    ``apps/orders.yaml`` merged over its defaults (:func:`~deployguard.policy.effective_policy`,
-    which validates it), as one whole-stage document (the world stores it as a baseline and the
-    application's document again)."""
+    """The stage's policy for the orders application: ``apps/orders.yaml`` under
+    ``policies/<stage>/baseline.yaml``, read and validated as ``deployguard check --policy`` reads
+    them, as one whole-stage document (the world stores it as a baseline and the application's
+    document again)."""
     baseline_path = root / "policies" / stage / "baseline.yaml"
     path = root / "policies" / stage / "apps" / "orders.yaml"
     if not (path.is_file() and baseline_path.is_file()):
         raise DeployGuardError(
             f"no policy for stage {stage}: add policies/{stage}/baseline.yaml and policies/{stage}/apps/orders.yaml"
         )
-    from deployguard import policy  # noqa: PLC0415 — pydantic only when a file is read
+    from deployguard_cli.commands.policy import read_application, read_baseline  # noqa: PLC0415 — pydantic only when a file is read
 
-    source = str(path.relative_to(root))
-    baseline = policy.load_baseline(baseline_path.read_text(encoding="utf-8"), str(baseline_path))
-    application = policy.application_document(path.read_text(encoding="utf-8"), source)
-    merged = policy.effective_policy(baseline, application, source)
-    return merged.model_dump(mode="json", exclude_unset=True), source
-
-
-def _relocated(pattern: str, template_dir: str, directory: Path) -> str:
-    return pattern.replace(f"{SQLITE}{template_dir}/", f"{SQLITE}{re.escape(str(directory))}/")
+    _, merged = read_application(path, read_baseline(baseline_path, stage=Stage(stage)), stage=Stage(stage))
+    return merged.model_dump(mode="json", exclude_unset=True), str(path.relative_to(root))
 
 
 def _config_rules(document: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
@@ -265,9 +259,10 @@ def prepare_stage_files(
     databases = {}
     for name, url in template_urls.items():
         databases[name] = Path(create_schema(directory / PurePosixPath(url.removeprefix(SQLITE)).name))
+    moved = (f"{SQLITE}{template_dir}/", f"{SQLITE}{re.escape(str(directory))}/")
     for rule in _config_rules(document):
         if rule.get("variable") == "DATABASE_URL":
-            rule["allow"] = [_relocated(p, template_dir, directory) for p in rule.get("allow") or []]
+            rule["allow"] = [pattern.replace(*moved) for pattern in rule.get("allow") or []]
     return StageFiles(
         directory=directory,
         databases=databases,
@@ -315,7 +310,7 @@ def verify(scenario: Scenario, outcome: DeploymentOutcome, records: Sequence[Out
     )
     if expected.decided_by is not None and decided_by != expected.decided_by:
         problems.append(f"decided by {decided_by}, expected {expected.decided_by}")
-    deciding = [r for r in records if r.decision is not None and r.decision.value == "Failed"]
+    deciding = [r for r in records if r.decision is Decision.FAILED]
     if expected.failed_check is not None:
         codes = {check_code(check) for record in deciding for check in record.failed_checks}
         if expected.failed_check not in codes:
@@ -328,9 +323,7 @@ def verify(scenario: Scenario, outcome: DeploymentOutcome, records: Sequence[Out
         problems.append(
             f"no failed outcome record mentions {expected.reason_mentions!r} in its reason or findings"
         )
-    if statuses == ("Succeeded",) and not any(
-        r.decision is not None and r.decision.value == "Succeeded" for r in records
-    ):
+    if statuses == ("Succeeded",) and not any(r.decision is Decision.SUCCEEDED for r in records):
         problems.append("no outcome record decided Succeeded")
     if expected.decided_by == "alarm" and not any(r.rolled_back for r in records):
         problems.append("no outcome record says DeployGuard rolled the release back")

@@ -31,15 +31,13 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_lambda import LambdaClient
 
-__all__ = ["MinuteOfTraffic", "Request", "Traffic", "TrafficProfile", "VersionStats", "orders_requests"]
+__all__ = ["MinuteOfTraffic", "Payload", "Traffic", "TrafficProfile", "VersionStats", "orders_requests"]
 
 NAMESPACE = "AWS/Lambda"
 
 
-@dataclass(frozen=True)
-class Request:
-    payload: dict[str, Any]
-    label: str  # what kind of request, for the timeline ("quote of 2 lines", "bulk quote" …)
+Payload = dict[str, Any]
+"""One request: the event the alias is invoked with."""
 
 
 @dataclass(frozen=True)
@@ -47,7 +45,7 @@ class TrafficProfile:
     """How busy the alias is: requests per minute and what they ask."""
 
     requests_per_minute: int
-    make_requests: Callable[[random.Random, int], list[Request]]
+    make_requests: Callable[[random.Random, int], list[Payload]]
     seed: int = 7
     concurrency: int = 4
 
@@ -138,12 +136,12 @@ class Traffic:
         self._credit[chosen] -= 1.0
         return chosen
 
-    def _invoke(self, version: str, request: Request) -> tuple[bool, float]:
+    def _invoke(self, version: str, payload: Payload) -> tuple[bool, float]:
         """Whether the invocation failed (a function error), and its REPORT ``Duration``."""
         answer = self._lambda.invoke(
             FunctionName=self._function,
             Qualifier=version,
-            Payload=json.dumps(request.payload).encode(),
+            Payload=json.dumps(payload).encode(),
             LogType="Tail",
         )
         return bool(answer.get("FunctionError")), _duration_ms(answer.get("LogResult"))
@@ -206,13 +204,13 @@ def _duration_ms(log_result: str | None) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def orders_requests(bulk_share: float = 0.25) -> Callable[[random.Random, int], list[Request]]:
+def orders_requests(bulk_share: float = 0.25) -> Callable[[random.Random, int], list[Payload]]:
     """Quotes for the example orders application: baskets of 1-3 lines, mostly small quantities,
     ``bulk_share`` of them with one line of 4-12 units (a valid order: the limit is 99)."""
     skus = ("A-1", "B-2", "C-3")
 
-    def make(rng: random.Random, count: int) -> list[Request]:
-        requests = []
+    def make(rng: random.Random, count: int) -> list[Payload]:
+        requests: list[Payload] = []
         for _ in range(count):
             lines = rng.randint(1, 3)
             chosen = rng.sample(skus, lines)
@@ -220,8 +218,7 @@ def orders_requests(bulk_share: float = 0.25) -> Callable[[random.Random, int], 
             items = [{"sku": sku, "qty": rng.randint(1, 3)} for sku in chosen]
             if bulk:
                 items[0]["qty"] = rng.randint(4, 12)
-            payload = {"action": "quote", "customer_id": "c-1001", "items": items}
-            requests.append(Request(payload=payload, label="bulk quote" if bulk else "quote"))
+            requests.append({"action": "quote", "customer_id": "c-1001", "items": items})
         return requests
 
     return make

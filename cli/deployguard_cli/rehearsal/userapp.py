@@ -21,7 +21,6 @@ import functools
 import io
 import json
 import os
-import random
 import shlex
 import shutil
 import subprocess
@@ -41,7 +40,7 @@ from deployguard.secrets import Redactor
 from deployguard.stages import APP_TAG, STAGE_TAG, Stage
 from deployguard_cli.localaws.faults import FAULTS, SLOW_DEFAULT_MS, Fault
 from deployguard_cli.rehearsal.scenarios import SUCCEEDED, Expected, Scenario
-from deployguard_cli.rehearsal.traffic import Request, TrafficProfile
+from deployguard_cli.rehearsal.traffic import TrafficProfile
 from deployguard_cli.rehearsal.wiring import (
     DEPLOY_TIME,
     IMPORTED,
@@ -64,7 +63,7 @@ if TYPE_CHECKING:
     from deployguard.outcome import OutcomeRecord
     from deployguard_cli.rehearsal.engine import DeploymentOutcome
 
-__all__ = ["FAULTS", "AppRehearsal", "UserApp", "prepare"]
+__all__ = ["FAULTS", "AppRehearsal", "UserApp", "prepared"]
 
 FAULT_MISTAKES = {
     "errors": "the new version raises on half of its requests",
@@ -90,10 +89,10 @@ class Tree:
     label: str
     template: Path
     checkout: Path | None = None  # the folder a commit was extracted to (its code must be inside)
-    _cleanup: Callable[[], None] = field(default=lambda: None, repr=False)
 
     def cleanup(self) -> None:
-        self._cleanup()
+        if self.checkout is not None:
+            shutil.rmtree(self.checkout, ignore_errors=True)
 
 
 def tree_of(spec: str | None, template: Path, *, default_head: bool) -> Tree:
@@ -153,7 +152,6 @@ def _checkout(ref: str, template: Path, *, quiet_fallback: bool) -> Tree:
         label=f"{ref} ({sha})" if ref != sha else sha,
         template=checked_out,
         checkout=folder,
-        _cleanup=lambda: shutil.rmtree(folder, ignore_errors=True),
     )
 
 
@@ -194,6 +192,9 @@ class UserApp:
     notes: tuple[str, ...]  # what the rehearsal changed or could not take from the template
     skipped: tuple[str, ...]  # functions whose DeploymentPreference is disabled
 
+    def release(self, label: str) -> Release:
+        return Release(label=label, code_dir=self.function.code_uri, environment=self.function.environment)
+
 
 def _chosen(resolver: Resolver, value: Any) -> Any:
     """``value`` with its ``Fn::If`` picked (its inner ``Ref``s left as written); None for
@@ -215,12 +216,9 @@ def _preference(resolver: Resolver, resource: Mapping[str, Any]) -> Mapping[str,
     return preference if isinstance(preference, Mapping) else None
 
 
-def _enabled(resolver: Resolver, resource: Mapping[str, Any]) -> bool:
+def _enabled(resolver: Resolver, resource: Mapping[str, Any], preference: Mapping[str, Any]) -> bool:
     condition = resource.get("Condition")
     if isinstance(condition, str) and not resolver.condition(condition):
-        return False
-    preference = _preference(resolver, resource)
-    if preference is None:
         return False
     enabled = resolver.resolve(preference.get("Enabled", True))
     return str(enabled).lower() not in ("false", "0")
@@ -257,7 +255,7 @@ def read_user_app(
         resolver = Resolver(
             template, parameters=parameters, stack_name=stack_name, suffix=f"-{_SUFFIX}", placeholders=True
         )
-        logical, skipped = _choose(resolver, template_path, function)
+        logical, preference, skipped = _choose(resolver, template_path, function)
         resolver.attributes[f"{logical}.Version.Version"] = TARGET_VERSION
         spec = _function(resolver, logical, template_path.parent.resolve())
         if within is not None and not spec.code_uri.is_relative_to(within):
@@ -304,29 +302,26 @@ def read_user_app(
                 "from Parameter Store; here each is the text given (by default the parameter's name): pass "
                 f"--parameter-overrides {from_ssm[0]}=VALUE with the value your code expects"
             )
-        for prefix, why in (
-            (IMPORTED, "come from Fn::ImportValue"),
-            (DEPLOY_TIME, "name an attribute known only once deployed"),
-        ):
-            placeholders = sorted(k for k, v in spec.environment.items() if v.startswith(prefix))
-            notes += (
-                [f"{logical}: {', '.join(placeholders)} {why}: set to a placeholder here"]
-                if placeholders
-                else []
+        notes += [
+            f"{logical}: {', '.join(placeholders)} {why}: set to a placeholder here"
+            for prefix, why in (
+                (IMPORTED, "come from Fn::ImportValue"),
+                (DEPLOY_TIME, "name an attribute known only once deployed"),
             )
+            if (placeholders := sorted(k for k, v in spec.environment.items() if v.startswith(prefix)))
+        ]
         properties = resolver.resources[logical].get("Properties") or {}
-        raw = _preference(resolver, resolver.resources[logical]) or {}
         alias = resolver.resolve(
             properties.get("AutoPublishAlias", _globals(template).get("AutoPublishAlias"))
         )
-        deployment_type = resolver.resolve(raw.get("Type"))
+        deployment_type = resolver.resolve(preference.get("Type"))
         if not alias or not deployment_type:  # NOTE: the SAM transform refuses both
             missing = "AutoPublishAlias" if not alias else "DeploymentPreference.Type"
             raise RehearsalSetupError(
                 f"{template_path.name}: {logical} has a DeploymentPreference but no {missing}: SAM deploys it "
                 "through CodeDeploy only with both (e.g. AutoPublishAlias: live, Type: Canary10Percent5Minutes)"
             )
-        hooks = _chosen(resolver, raw.get("Hooks")) or {}
+        hooks = _chosen(resolver, preference.get("Hooks")) or {}
         if isinstance(hooks, Mapping) and hooks:
             notes.append(
                 f"{logical}: its hooks ({', '.join(f'{k}: {_name(v)}' for k, v in hooks.items())}) are replaced by "
@@ -336,7 +331,7 @@ def read_user_app(
             function=replace(spec, tags=tags),
             alias=str(alias),
             deployment_type=str(deployment_type),
-            alarms=tuple(_preference_alarms(resolver, logical, raw.get("Alarms"), notes)),
+            alarms=tuple(_preference_alarms(resolver, logical, preference.get("Alarms"), notes)),
             notes=tuple(notes),
             skipped=skipped,
         )
@@ -382,22 +377,27 @@ def _provide_node_sdk(spec: FunctionSpec, notes: list[str]) -> None:
     notes += [f"{spec.logical_id}: {why}" for why in provided.missing.values()]
 
 
-def _choose(resolver: Resolver, template_path: Path, function: str | None) -> tuple[str, tuple[str, ...]]:
-    """The guarded function's logical id, and the functions skipped as their preference is disabled."""
-    functions = {
-        logical: resource
-        for logical, resource in resolver.resources.items()
-        if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Function"
+def _choose(
+    resolver: Resolver, template_path: Path, function: str | None
+) -> tuple[str, Mapping[str, Any], tuple[str, ...]]:
+    """The guarded function's logical id and its ``DeploymentPreference``, and the functions skipped
+    as their preference is disabled."""
+    resources = resolver.resources
+    preferences = {
+        logical: preference
+        for logical, resource in resources.items()
+        if isinstance(resource, dict)
+        and resource.get("Type") == "AWS::Serverless::Function"
+        and (preference := _preference(resolver, resource))
     }
-    with_preference = [logical for logical, resource in functions.items() if _preference(resolver, resource)]
-    guarded = [logical for logical in with_preference if _enabled(resolver, functions[logical])]
-    skipped = tuple(logical for logical in with_preference if logical not in guarded)
+    guarded = [logical for logical, p in preferences.items() if _enabled(resolver, resources[logical], p)]
+    skipped = tuple(logical for logical in preferences if logical not in guarded)
     chosen = [
         logical
         for logical in guarded
         if function is None
         or function
-        in (logical, resolver.resolve((functions[logical].get("Properties") or {}).get("FunctionName")))
+        in (logical, resolver.resolve((resources[logical].get("Properties") or {}).get("FunctionName")))
     ]
     if function is not None and not chosen:
         raise RehearsalSetupError(
@@ -413,7 +413,7 @@ def _choose(resolver: Resolver, template_path: Path, function: str | None) -> tu
         raise RehearsalSetupError(
             f"{template_path.name} guards {len(chosen)} functions ({', '.join(chosen)}): name one with --function"
         )
-    return chosen[0], skipped
+    return chosen[0], preferences[chosen[0]], skipped
 
 
 def _preference_alarms(
@@ -460,10 +460,6 @@ class AppRehearsal:
     notes: list[str]
     setup: Callable[[World], None]
 
-    def cleanup(self) -> None:
-        self.from_tree.cleanup()
-        self.to_tree.cleanup()
-
 
 @dataclass(frozen=True)
 class Options:
@@ -478,12 +474,13 @@ class Options:
     app: str | None = None
     config_env: str = "default"
     slow_ms: int | None = None  # None: past the smoke cases' latency budget (SLOW_DEFAULT_MS without one)
-    requests_per_minute: int = REQUESTS_PER_MINUTE
     setup: str | None = None  # a command that prepares the embedded AWS (SSM parameters, tables …)
 
 
-def prepare(options: Options, *, deployguard_root: Path) -> AppRehearsal:
-    """Read both trees, the policy and DeployGuard's own template into one rehearsal plan."""
+@contextlib.contextmanager
+def prepared(options: Options, *, deployguard_root: Path) -> Iterator[AppRehearsal]:
+    """Both trees, the policy and DeployGuard's own template read into one rehearsal plan, for the
+    ``with`` block; the live commit's checkout is removed after it."""
     template = options.template.resolve()
     if not template.is_file():
         raise RehearsalSetupError(f"--template {options.template}: no such file")
@@ -497,18 +494,18 @@ def prepare(options: Options, *, deployguard_root: Path) -> AppRehearsal:
             f"--faults: unknown {', '.join(unknown)}; choose from {', '.join(FAULTS)} or all"
         )
     from_tree = tree_of(options.from_spec, template, default_head=True)
-    to_tree = tree_of(str(options.to_dir) if options.to_dir else None, template, default_head=False)
     try:
-        return _prepare(options, template, from_tree, to_tree, deployguard_root)
-    except BaseException:
-        from_tree.cleanup()
-        to_tree.cleanup()
-        raise
+        to_tree = tree_of(str(options.to_dir) if options.to_dir else None, template, default_head=False)
+        with tempfile.TemporaryDirectory(prefix="deployguard-policy-") as scratch:
+            yield _prepare(options, template, from_tree, to_tree, deployguard_root, scratch=Path(scratch))
+    finally:
+        from_tree.cleanup()  # NOTE: the --to side is a folder of the user's, never a checkout
 
 
 def _prepare(
-    options: Options, template: Path, from_tree: Tree, to_tree: Tree, deployguard_root: Path
+    options: Options, template: Path, from_tree: Tree, to_tree: Tree, deployguard_root: Path, *, scratch: Path
 ) -> AppRehearsal:
+    """The plan; ``scratch`` is a folder of the rehearsal's own for what it writes (a starter policy)."""
     from deployguard_cli.commands.init import default_app  # noqa: PLC0415 - cfn-lint is heavy
     from deployguard_cli.templates import read_template  # noqa: PLC0415
 
@@ -548,7 +545,9 @@ def _prepare(
     notes = list(app.notes)
     notes += [f"{logical}: its DeploymentPreference is disabled: not rehearsed" for logical in app.skipped]
     if policy_path is None:
-        publish, source, smoke = _starter_policy(template, stage, application, deployguard_root, notes)
+        publish, source, smoke = _starter_policy(
+            template, stage, application, deployguard_root, folder=scratch, notes=notes
+        )
     else:
         publish, source, smoke = _user_policy(policy_path, stage, application, deployguard_root)
     payloads = [case["payload"] for case in smoke if isinstance(case.get("payload"), dict)] + _events(
@@ -559,17 +558,13 @@ def _prepare(
     if not payloads:
         payloads = [{}]
         notes.append("no smoke payload and no events/*.json: traffic sends {}")
-    live = Release(
-        label=f"live: {from_tree.label}",
-        code_dir=live_app.function.code_uri,
-        environment=live_app.function.environment,
-    )
+    live = live_app.release(f"live: {from_tree.label}")
     traffic = TrafficProfile(
-        requests_per_minute=options.requests_per_minute, make_requests=_cycle(payloads), seed=3
+        requests_per_minute=REQUESTS_PER_MINUTE,
+        make_requests=lambda rng, count: [rng.choice(payloads) for _ in range(count)],
+        seed=3,
     )
-    target = Release(
-        label=f"new: {to_tree.label}", code_dir=app.function.code_uri, environment=app.function.environment
-    )
+    target = app.release(f"new: {to_tree.label}")
     scenarios = [_healthy(target, traffic)]
     for name in FAULTS if "all" in options.faults else options.faults:
         if name == "missing-env" and not app.function.environment:
@@ -637,16 +632,12 @@ def _read_policy(path: Path) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def _baseline_path(deployguard_root: Path, stage: str) -> Path:
-    return deployguard_root / "policies" / stage / "baseline.yaml"
-
-
 def _user_policy(
     path: Path, stage: str, application: str, deployguard_root: Path
 ) -> tuple[Callable[[Any, str], None], str, list[dict[str, Any]]]:
     from deployguard_cli.commands.policy import read_application, read_baseline  # noqa: PLC0415
 
-    baseline_path = _baseline_path(deployguard_root, stage)
+    baseline_path = deployguard_root / "policies" / stage / "baseline.yaml"
     baseline = read_baseline(baseline_path, stage=Stage(stage)) if baseline_path.is_file() else None
     document, _ = read_application(path, baseline, stage=Stage(stage), application=application)  # fails early
     return (
@@ -657,14 +648,13 @@ def _user_policy(
 
 
 def _starter_policy(
-    template: Path, stage: str, application: str, deployguard_root: Path, notes: list[str]
+    template: Path, stage: str, application: str, deployguard_root: Path, *, folder: Path, notes: list[str]
 ) -> tuple[Callable[[Any, str], None], str, list[dict[str, Any]]]:
-    """What ``deployguard init`` would write, kept in a folder of the rehearsal's own (its smoke
+    """What ``deployguard init`` would write, kept in ``folder``, the rehearsal's own (its smoke
     payloads inlined: nothing is written beside the user's template)."""
     from deployguard_cli.starter_policy import starter_policy  # noqa: PLC0415
     from deployguard_cli.templates import read_template  # noqa: PLC0415
 
-    folder = Path(tempfile.mkdtemp(prefix="deployguard-policy-"))
     starter = starter_policy(read_template(template), stage=stage, app=application, policy_folder=folder)
     path = folder / f"deployguard-{stage}.yaml"
     path.write_text(yaml.safe_dump(starter.document, sort_keys=False), encoding="utf-8")
@@ -709,21 +699,12 @@ def _smoke_cases(document: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def _events(folder: Path) -> list[dict[str, Any]]:
     payloads = []
-    for path in sorted((folder / "events").glob("*.json")) if (folder / "events").is_dir() else []:
+    for path in sorted((folder / "events").glob("*.json")):  # none when there is no such folder
         with contextlib.suppress(OSError, ValueError):
             payload = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(payload, dict):
                 payloads.append(payload)
     return payloads
-
-
-def _cycle(payloads: Sequence[dict[str, Any]]) -> Callable[[random.Random, int], list[Request]]:
-    def make(rng: random.Random, count: int) -> list[Request]:
-        return [
-            Request(payload=payloads[rng.randrange(len(payloads))], label="request") for _ in range(count)
-        ]
-
-    return make
 
 
 # --- scenarios: the release as it is, and with each fault ---------------------------------------------
@@ -744,7 +725,7 @@ def _fault_scenario(
 ) -> Scenario:
     fault: Fault | None = None
     release = target
-    variable = _variable_to_lose(app.function)
+    variable = min(app.function.environment, default=None)  # the first by name
     if name == "errors":
         fault = Fault("errors", share=0.5)
     elif name == "slow":
@@ -768,22 +749,12 @@ def _fault_scenario(
         ),
         traffic=traffic,
         fault=fault,
-        explain=lambda outcome, records: explain_fault(name, outcome, records, app, variable),
+        explain=lambda outcome, _records: explain_fault(name, outcome, app, variable),
     )
 
 
-def _variable_to_lose(spec: FunctionSpec) -> str | None:
-    return sorted(spec.environment)[0] if spec.environment else None
-
-
 def _explain_healthy(outcome: DeploymentOutcome, records: Sequence[OutcomeRecord]) -> list[str]:
-    failed = _failed_checks(records)
-    if failed:
-        return [f"your release as it is fails DeployGuard's checks: {'; '.join(failed)}"]
-    return []
-
-
-def _failed_checks(records: Sequence[OutcomeRecord]) -> list[str]:
+    """The checks the release as it is failed, with their error findings."""
     from deployguard.outcome import check_code  # noqa: PLC0415
 
     messages = []
@@ -796,19 +767,12 @@ def _failed_checks(records: Sequence[OutcomeRecord]) -> list[str]:
                     if f.severity.value == "error"
                 ]
                 messages.append(f"{check_code(check)}: {'; '.join(findings) or check.message}")
-    return messages
+    return [f"your release as it is fails DeployGuard's checks: {'; '.join(messages)}"] if messages else []
 
 
-def explain_fault(
-    name: str,
-    outcome: DeploymentOutcome,
-    records: Sequence[OutcomeRecord],
-    app: UserApp,
-    variable: str | None,
-) -> list[str]:
+def explain_fault(name: str, outcome: DeploymentOutcome, app: UserApp, variable: str | None) -> list[str]:
     """What is missing, when the fault ``name`` was not caught: the part of the guard that would
-    have caught it and why it did not."""
-    del records  # NOTE: a fault that was not caught left no failed record to read
+    have caught it and why it did not (a fault that was not caught left no failed record to read)."""
     if outcome.status == "Succeeded":
         missing = [f"fault {name} was NOT caught: the release Succeeded with it"]
     else:
@@ -854,12 +818,3 @@ def _unfired_alarms(metric: str, outcome: DeploymentOutcome, app: UserApp) -> li
             why = f"its threshold {alarm.request.get('Threshold')} was not crossed"
         missing.append(f"alarm {alarm.name} never fired (ended {state}): {why}")
     return missing
-
-
-@contextlib.contextmanager
-def prepared(options: Options, *, deployguard_root: Path) -> Iterator[AppRehearsal]:
-    plan = prepare(options, deployguard_root=deployguard_root)
-    try:
-        yield plan
-    finally:
-        plan.cleanup()

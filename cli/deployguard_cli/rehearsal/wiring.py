@@ -20,17 +20,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from deployguard.errors import DeployGuardError
-from deployguard_cli.templates import merge_globals
+from deployguard_cli.templates import TemplateError, merge_globals
+
+if TYPE_CHECKING:
+    from moto.events.models import EventPattern
 
 __all__ = [
     "AlarmSpec",
     "FunctionSpec",
-    "RuleSpec",
+    "Rule",
     "StateMachineSpec",
     "TemplateError",
     "Wiring",
@@ -44,7 +46,8 @@ PARTITION = "aws"
 DEPLOYMENT_CONFIG_PREFIX = "CodeDeployDefault.Lambda"
 TARGET_VERSION = "${TargetVersion}"
 """Stands for the version being deployed (``Function.Version.Version``) until a release is known."""
-_SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
+_SUB_VARIABLE = re.compile(r"\$\{(!?)([^}]+)\}")
+"""An ``Fn::Sub`` variable, or with ``!`` a literal: CloudFormation writes ``${!Literal}`` as ``${Literal}``."""
 _SAM_GENERATED = re.compile(
     r"ServerlessDeploymentApplication|ServerlessRestApi|ServerlessHttpApi|CodeDeployServiceRole|\w+(Role|DeploymentGroup)"
 )
@@ -54,10 +57,6 @@ IMPORTED = "imported:"
 """Stands for ``Fn::ImportValue`` of another stack's output (there is no other stack here)."""
 DEPLOY_TIME = "deploy-time:"
 """Stands for an attribute known only once deployed (``!GetAtt Table.StreamArn``), in a user's app."""
-
-
-class TemplateError(DeployGuardError):
-    code = "TEMPLATE"
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -80,8 +79,6 @@ def _tagged(loader: Any, suffix: str, node: yaml.Node) -> dict[str, Any]:
         value = loader.construct_mapping(node, deep=True)
     if suffix in ("Ref", "Condition"):
         return {suffix: value}
-    if suffix == "GetAtt" and isinstance(value, str):
-        value = value.split(".", 1)
     return {f"Fn::{suffix}": value}
 
 
@@ -235,7 +232,9 @@ class Resolver:
         local = {k: self.resolve(v) for k, v in dict(variables).items()}
 
         def one(match: re.Match[str]) -> str:
-            name = match.group(1).strip()
+            literal, name = match.group(1), match.group(2).strip()
+            if literal:
+                return "${" + match.group(2) + "}"
             if name in local:
                 return str(local[name])
             if name.startswith("AWS::"):
@@ -258,12 +257,11 @@ class Resolver:
             return self.parameters[name]
         if name in self.attributes:
             return self.attributes[name]
-        if name.endswith(".Alias") and name.removesuffix(".Alias") in self.resources:
-            logical = name.removesuffix(".Alias")
+        logical, _, suffix = name.rpartition(".")
+        if logical in self.resources and suffix == "Alias":
             alias = self.resolve(self.resources[logical]["Properties"].get("AutoPublishAlias"))
             return f"{self.get_att(logical, 'Arn')}:{alias}"
-        if name.endswith(".Version") and name.removesuffix(".Version") in self.resources:
-            logical = name.removesuffix(".Version")  # SAM: the published version's ARN
+        if logical in self.resources and suffix == "Version":  # SAM: the published version's ARN
             version = self.attributes.get(f"{logical}.Version.Version", TARGET_VERSION)
             return f"{self.get_att(logical, 'Arn')}:{version}"
         if name not in self.resources and _SAM_GENERATED.fullmatch(name):
@@ -318,9 +316,7 @@ class Resolver:
             if kind in ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
                 return f"arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT_ID}:table/{self.ref(logical)}"
             if kind == "AWS::SQS::Queue":
-                return (
-                    f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT_ID}:{str(self.ref(logical)).rsplit('/', 1)[-1]}"
-                )
+                return f"arn:{PARTITION}:sqs:{REGION}:{ACCOUNT_ID}:{self.get_att(logical, 'QueueName')}"
             if kind == "AWS::S3::Bucket":
                 return f"arn:{PARTITION}:s3:::{self.ref(logical)}"
             return self.ref(logical)
@@ -370,7 +366,6 @@ class FunctionSpec:
 class AlarmSpec:
     """A ``put_metric_alarm`` request, as CloudFormation would send it."""
 
-    logical_id: str
     request: dict[str, Any]
 
     @property
@@ -385,17 +380,24 @@ class AlarmSpec:
 
 
 @dataclass(frozen=True)
-class RuleSpec:
-    """An EventBridge rule that targets a function (a SAM ``EventBridgeRule`` event)."""
+class Rule:
+    """An EventBridge rule with one Lambda target (a SAM ``EventBridgeRule`` event)."""
 
     name: str
-    pattern: dict[str, Any] | str  # an object, or JSON text (EventPattern is a string in AWS::Events::Rule)
-    target: str  # function logical id
+    pattern: (
+        Mapping[str, Any] | str
+    )  # an object, or JSON text (EventPattern is a string in AWS::Events::Rule)
+    function_name: str
+
+    def event_pattern(self) -> EventPattern:
+        """moto's EventBridge matcher; raises InvalidEventPatternException for a pattern AWS rejects."""
+        from moto.events.models import EventPattern  # noqa: PLC0415 - moto is heavy
+
+        return EventPattern.load(self.pattern if isinstance(self.pattern, str) else json.dumps(self.pattern))
 
 
 @dataclass(frozen=True)
 class StateMachineSpec:
-    logical_id: str
     name: str
     definition: dict[str, Any]  # DefinitionSubstitutions applied
 
@@ -407,20 +409,16 @@ class Wiring:
     deployment_type: str  # e.g. Canary10Percent5Minutes
     function: FunctionSpec  # the guarded application function
     alias: str
-    hooks: dict[str, str]  # lifecycle event (BeforeAllowTraffic…) → function logical id
+    hooks: dict[str, str]  # lifecycle event (BeforeAllowTraffic…) → function name, in lifecycle order
     alarms: tuple[AlarmSpec, ...]  # the deployment group's alarms (ExecutedVersion resolved per release)
     functions: dict[str, FunctionSpec]  # every function by logical id
-    rules: tuple[RuleSpec, ...]
+    rules: tuple[Rule, ...]
     state_machines: dict[str, StateMachineSpec] = field(default_factory=dict)
     alert_topic_name: str | None = None
 
     @property
     def deployment_config_name(self) -> str:
         return f"{DEPLOYMENT_CONFIG_PREFIX}{self.deployment_type}"
-
-    def hook_function(self, lifecycle_event: str) -> FunctionSpec | None:
-        logical = self.hooks.get(lifecycle_event)
-        return self.functions.get(logical) if logical else None
 
 
 _HOOK_EVENTS = {"PreTraffic": "BeforeAllowTraffic", "PostTraffic": "AfterAllowTraffic"}
@@ -465,11 +463,12 @@ def read_wiring(
     }
     props = template["Resources"][app_logical]["Properties"]
     preference = resolver.resolve(props["DeploymentPreference"])
+    declared = props["DeploymentPreference"].get("Hooks") or {}
     hooks = {}
-    for key, value in (props["DeploymentPreference"].get("Hooks") or {}).items():
-        ref = value.get("Ref") if isinstance(value, dict) else None
-        if key in _HOOK_EVENTS and isinstance(ref, str):
-            hooks[_HOOK_EVENTS[key]] = ref
+    for key, lifecycle_event in _HOOK_EVENTS.items():
+        ref = declared.get(key, {}).get("Ref") if isinstance(declared.get(key), dict) else None
+        if ref in functions:
+            hooks[lifecycle_event] = functions[ref].name
     alarms = []
     for entry in props["DeploymentPreference"].get("Alarms") or []:
         logical = entry.get("Ref") if isinstance(entry, dict) else None
@@ -485,7 +484,7 @@ def read_wiring(
         None,
     )
     return Wiring(
-        stage=resolver.parameters.get("Stage", stage_value),
+        stage=stage_value,
         stack_name=stack_name,
         deployment_type=str(preference["Type"]),
         function=functions[app_logical],
@@ -529,7 +528,7 @@ def _function(resolver: Resolver, logical: str, root: Path) -> FunctionSpec:
     invoke_config = props.get("EventInvokeConfig") or {}
     tracing = props.get("Tracing")
     logging_config = props.get("LoggingConfig") or {}
-    name = str(props.get("FunctionName") or f"{resolver.stack_name}-{logical}{resolver.suffix}")
+    name = str(resolver.ref(logical))
     code_uri = props.get("CodeUri", "")
     if isinstance(code_uri, Mapping) or str(code_uri).startswith("s3://"):
         raise TemplateError(
@@ -621,10 +620,10 @@ def _alarm(resolver: Resolver, logical: str) -> AlarmSpec:
     for key, number in _ALARM_NUMBERS.items():
         if key in request:
             request[key] = number(request[key])
-    return AlarmSpec(logical_id=logical, request=request)
+    return AlarmSpec(request=request)
 
 
-def _rules(resolver: Resolver, template: Mapping[str, Any]) -> list[RuleSpec]:
+def _rules(resolver: Resolver, template: Mapping[str, Any]) -> list[Rule]:
     rules = []
     for logical, resource in template["Resources"].items():
         if resource.get("Type") != "AWS::Serverless::Function":
@@ -634,12 +633,10 @@ def _rules(resolver: Resolver, template: Mapping[str, Any]) -> list[RuleSpec]:
                 continue
             props = resolver.resolve(event.get("Properties") or {})
             rules.append(
-                RuleSpec(
+                Rule(
                     name=f"{resolver.stack_name}-{logical}{event_name}",
-                    pattern=pattern
-                    if isinstance(pattern := props.get("Pattern") or {}, str)
-                    else dict(pattern),
-                    target=logical,
+                    pattern=props.get("Pattern") or {},
+                    function_name=str(resolver.ref(logical)),
                 )
             )
     return rules
@@ -665,8 +662,8 @@ def _state_machines(
             continue  # not written yet: the bake workflow is then simply absent
         if (problem := _definition_problem(json.dumps(definition, sort_keys=True))) is not None:
             raise TemplateError(f"state machine {logical}: {problem}")
-        name = str(resolver.resolve(props.get("Name")) or f"{resolver.stack_name}-{logical}")
-        machines[logical] = StateMachineSpec(logical_id=logical, name=name, definition=definition)
+        name = str(resolver.ref(logical)).rsplit(":", 1)[-1]  # the name in the ARN its Ref gives
+        machines[logical] = StateMachineSpec(name=name, definition=definition)
     return machines
 
 

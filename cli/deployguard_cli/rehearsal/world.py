@@ -34,9 +34,10 @@ from deployguard import entrypoints
 from deployguard.appspec import DeploymentTarget, render_appspec
 from deployguard.aws.deployment_records import TABLE_KEYS, TTL_ATTRIBUTE
 from deployguard_cli.localaws import install_extensions, lambda_runner, moto_stepfunctions
+from deployguard_cli.policy_store import BUCKET_NAME, BUCKET_VARIABLE
 from deployguard_cli.rehearsal.alarms import AlarmEvaluator
 from deployguard_cli.rehearsal.clock import Scheduler, VirtualClock
-from deployguard_cli.rehearsal.engine import CodeDeployEngine, EngineEvent, Rule
+from deployguard_cli.rehearsal.engine import CodeDeployEngine, EngineEvent
 from deployguard_cli.rehearsal.lambdas import FunctionHost, Invocation, environment
 from deployguard_cli.rehearsal.traffic import Traffic, TrafficProfile
 from deployguard_cli.rehearsal.wiring import ACCOUNT_ID, REGION, FunctionSpec, Wiring
@@ -85,12 +86,8 @@ class Release:
 class EmittedMetric:
     """A metric a guard function emitted (EMF), as CloudWatch extracts it."""
 
-    function_name: str
     namespace: str
     name: str
-    value: float
-    unit: str
-    dimensions: dict[str, str]
 
 
 class World:
@@ -113,13 +110,10 @@ class World:
         self._serve_functions = serve_functions  # the application's own AWS calls reach this world
         self._environment = dict(environment)  # the guarded function's variables for this stage
         # the policy store the hooks read (their DEPLOYGUARD_POLICY_BUCKET, from the template)
+        buckets = [spec.environment.get(BUCKET_VARIABLE) for spec in wiring.functions.values()]
         self._policy_bucket = next(
-            (
-                spec.environment["DEPLOYGUARD_POLICY_BUCKET"]
-                for spec in wiring.functions.values()
-                if spec.environment.get("DEPLOYGUARD_POLICY_BUCKET")
-            ),
-            f"deployguard-{wiring.stage}-policies-{ACCOUNT_ID}-{REGION}",
+            (bucket for bucket in buckets if bucket),
+            BUCKET_NAME.format(stage=wiring.stage, account=ACCOUNT_ID, region=REGION),
         )
         self._stack = contextlib.ExitStack()
         self.metrics: list[EmittedMetric] = []
@@ -353,17 +347,13 @@ class World:
             )
             self._deployment_group = (application, group)
         application, group = self._deployment_group
-        hooks = []
-        for lifecycle_event in ("BeforeAllowTraffic", "AfterAllowTraffic"):
-            hook = self.wiring.hook_function(lifecycle_event)
-            if hook is not None:
-                hooks.append({lifecycle_event: hook.name})
         target = DeploymentTarget(
             function_name=spec.name,
             alias=self.wiring.alias,
             current_version=current_version,
             target_version=target_version,
         )
+        hooks = [{event: function} for event, function in self.wiring.hooks.items()]
         appspec = {**json.loads(render_appspec(target)), "Hooks": hooks}
         return str(
             codedeploy.create_deployment(
@@ -383,12 +373,6 @@ class World:
         traffic: TrafficProfile | None,
         observer: Callable[[EngineEvent], None] | None = None,
     ) -> CodeDeployEngine:
-        functions = self.wiring.functions
-        rules = [
-            Rule(name=rule.name, pattern=rule.pattern, function_name=functions[rule.target].name)
-            for rule in self.wiring.rules
-            if rule.target in functions
-        ]
         self.traffic = (
             None
             if traffic is None
@@ -412,7 +396,7 @@ class World:
                 samples=_metric_samples,
                 stamp=_stamp_alarm,
             ),
-            rules=rules,
+            rules=self.wiring.rules,
             traffic=self.traffic,
             workflows=self.workflows,
             observer=observer,
@@ -434,9 +418,9 @@ class World:
         )
         self.log_lines[group] = self.log_lines.get(group, 0) + len(invocation.log_lines)
         for line in invocation.log_lines:
-            self._extract_emf(invocation.function_name, line)
+            self._extract_emf(line)
 
-    def _extract_emf(self, function_name: str, line: str) -> None:
+    def _extract_emf(self, line: str) -> None:
         """CloudWatch's EMF extraction: each ``_aws.CloudWatchMetrics`` directive becomes metric data."""
         if '"_aws"' not in line:
             return
@@ -448,32 +432,30 @@ class World:
         if not isinstance(meta, dict):
             return
         stamp = datetime.fromtimestamp(int(meta.get("Timestamp", 0)) / 1000, UTC)
-        cloudwatch = self.cloudwatch
         for directive in meta.get("CloudWatchMetrics", []):
             namespace = str(directive.get("Namespace"))
-            for dimension_set in directive.get("Dimensions", []):
-                dimensions = {str(name): str(document.get(name)) for name in dimension_set}
-                for metric in directive.get("Metrics", []):
-                    name, unit = str(metric["Name"]), str(metric.get("Unit", "None"))
-                    values = document.get(name)
-                    for value in values if isinstance(values, list) else [values]:
-                        if not isinstance(value, int | float):
-                            continue
-                        self.metrics.append(
-                            EmittedMetric(function_name, namespace, name, float(value), unit, dimensions)
-                        )
-                        cloudwatch.put_metric_data(
-                            Namespace=namespace,
-                            MetricData=[
-                                {
-                                    "MetricName": name,
-                                    "Value": float(value),
-                                    "Unit": unit,  # type: ignore[typeddict-item]
-                                    "Timestamp": stamp,
-                                    "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
-                                }
-                            ],
-                        )
+            data: list[Any] = []
+            for metric in directive.get("Metrics", []):
+                name, unit = str(metric["Name"]), str(metric.get("Unit", "None"))
+                value = document.get(name)
+                values = value if isinstance(value, list) else [value]
+                numbers = [float(v) for v in values if isinstance(v, int | float)]
+                if not numbers:
+                    continue
+                for dimension_set in directive.get("Dimensions", []):
+                    self.metrics.append(EmittedMetric(namespace, name))
+                    dimensions = [{"Name": str(k), "Value": str(document.get(k))} for k in dimension_set]
+                    data.append(
+                        {
+                            "MetricName": name,
+                            "Values": numbers,
+                            "Unit": unit,
+                            "Timestamp": stamp,
+                            "Dimensions": dimensions,
+                        }
+                    )
+            if data:  # an array value is several values of one metric, as PutMetricData's Values
+                self.cloudwatch.put_metric_data(Namespace=namespace, MetricData=data)
 
     def alerts(self) -> list[str]:
         """The subjects of the alerts DeployGuard published to the alert topic."""
