@@ -548,3 +548,42 @@ def test_a_sub_literal_is_written_as_cloudformation_writes_it() -> None:
     resolver = Resolver({"Resources": {}}, parameters={}, stack_name="team-dev")
 
     assert resolver.resolve({"Fn::Sub": "${!Literal}-${AWS::Region}"}) == "${Literal}-us-east-1"
+
+
+def test_an_sdk_package_in_a_layers_versioned_folder_is_the_functions_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lambda's Node.js runtimes read ``/opt/nodejs/nodeNN/node_modules`` too: an SDK package there
+    is the function's own, so the rehearsal installs none at set-up (npm is offline here: an
+    install would fail and be noted)."""
+    monkeypatch.setenv("DEPLOYGUARD_NODE_SDK_CACHE", str(tmp_path / "sdk-cache"))
+    monkeypatch.setenv("npm_config_offline", "true")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "app.js").write_text(
+        "const { S3Client } = require('@aws-sdk/client-s3');\nexports.handler = async () => 'ok';\n"
+    )
+    package = tmp_path / "layer" / "nodejs" / "node18" / "node_modules" / "@aws-sdk" / "client-s3"
+    package.mkdir(parents=True)
+    (package / "package.json").write_text('{"name": "@aws-sdk/client-s3", "version": "3.0.0"}')
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            """\
+            Resources:
+              Fn:
+                Type: AWS::Serverless::Function
+                Properties:
+                  CodeUri: src/
+                  Handler: app.handler
+                  Runtime: nodejs18.x
+                  AutoPublishAlias: live
+                  Layers: [!Ref Deps]
+                  DeploymentPreference: {Type: AllAtOnce}
+              Deps: {Type: AWS::Serverless::LayerVersion, Properties: {ContentUri: layer/}}
+            """
+        )
+    )
+
+    user_app = read(tmp_path, parameters={})
+
+    assert not [note for note in user_app.notes if "client-s3" in note]  # type: ignore[attr-defined]
+    assert not (tmp_path / "sdk-cache").exists()

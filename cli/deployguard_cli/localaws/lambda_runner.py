@@ -834,14 +834,14 @@ def _environment(
     if python_path:
         env["PYTHONPATH"] = python_path
     if _is_node(target):  # a layer's nodejs/node_modules, as /opt/nodejs/node_modules on Lambda
-        env["NODE_PATH"] = os.pathsep.join(str(path) for path in _node_layer_dirs(target, layer_roots))
+        env["NODE_PATH"] = os.pathsep.join(str(path) for path in node_layer_dirs(target.runtime, layer_roots))
     return env
 
 
-def _node_layer_dirs(target: _Target, layer_roots: list[Path]) -> list[Path]:
+def node_layer_dirs(runtime: str, layer_roots: list[Path]) -> list[Path]:
     """The layers' module folders in Lambda's order (``/opt/nodejs/nodeNN/node_modules``, then
     ``/opt/nodejs/node_modules``; a later layer over an earlier one)."""
-    node_version = target.runtime.removeprefix("nodejs").split(".")[0]
+    node_version = runtime.removeprefix("nodejs").split(".")[0]
     return [
         path
         for root in reversed(layer_roots)
@@ -857,7 +857,7 @@ def _node_sdk(
 ) -> dict[str, Any]:
     """The AWS SDK the Node.js runtime ships (:mod:`~deployguard_cli.localaws.node_sdk`), on
     ``NODE_PATH`` after the function's own modules and its layers; what the bootstrap needs of it."""
-    layer_dirs = _node_layer_dirs(target, layer_roots)
+    layer_dirs = node_layer_dirs(target.runtime, layer_roots)
     sdk = node_sdk.provide(
         target.runtime,
         code_roots=[task_root, *layer_roots],

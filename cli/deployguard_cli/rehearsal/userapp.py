@@ -365,14 +365,12 @@ def _provide_node_sdk(spec: FunctionSpec, notes: list[str]) -> None:
     if not spec.runtime.startswith("nodejs"):
         return
     from deployguard_cli.localaws import node_sdk  # noqa: PLC0415
+    from deployguard_cli.localaws.lambda_runner import node_layer_dirs  # noqa: PLC0415
 
     provided = node_sdk.provide(
         spec.runtime,
         code_roots=[spec.code_uri, *spec.layers],
-        module_dirs=[
-            spec.code_uri / "node_modules",
-            *(layer / "nodejs" / "node_modules" for layer in spec.layers),
-        ],
+        module_dirs=[spec.code_uri / "node_modules", *node_layer_dirs(spec.runtime, list(spec.layers))],
     )
     notes += [f"{spec.logical_id}: {why}" for why in provided.missing.values()]
 
