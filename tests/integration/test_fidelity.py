@@ -51,6 +51,7 @@ SFN_CHOICE = "https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.
 EB_PATTERNS = "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html"
 CW_DESCRIBE = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_DescribeAlarms.html"
 CW_COMPOSITE = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutCompositeAlarm.html"
+CW_QUERY = "https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_MetricDataQuery.html"
 CD_ALARMS = "https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_AlarmConfiguration.html"
 CD_LINEAR = "https://docs.aws.amazon.com/codedeploy/latest/APIReference/API_TimeBasedLinear.html"
 LAMBDA_UPDATE_ALIAS = "https://docs.aws.amazon.com/lambda/latest/api/API_UpdateAlias.html"
@@ -842,6 +843,42 @@ def test_put_composite_alarm_rejects_a_rule_that_does_not_parse(aws: None, rule:
         )
 
     assert caught.value.response["Error"]["Code"] == "ValidationError"
+
+
+@pytest.mark.parametrize("returning", [("m1", "e1"), ()], ids=["two", "none"])
+def test_put_metric_alarm_needs_exactly_one_query_that_returns_data(
+    aws: None, returning: tuple[str, ...]
+) -> None:
+    # Source: CW_QUERY ("When used in PutMetricAlarm, specify True for the one expression result to
+    # use as the alarm. For all other metrics and expressions in the same PutMetricAlarm operation,
+    # specify ReturnData as False"); ReturnData's default is True.
+    metrics: list[Any] = [
+        {
+            "Id": "m1",
+            "MetricStat": {
+                "Metric": {"Namespace": "AWS/Lambda", "MetricName": "Errors"},
+                "Period": 60,
+                "Stat": "Sum",
+            },
+        },
+        {"Id": "e1", "Expression": "m1 * 100"},
+    ]
+    for query in metrics:
+        query["ReturnData"] = query["Id"] in returning
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+
+    with pytest.raises(ClientError) as caught:
+        cloudwatch.put_metric_alarm(
+            AlarmName="errors-percent",
+            Metrics=metrics,
+            EvaluationPeriods=1,
+            Threshold=50,
+            ComparisonOperator="GreaterThanThreshold",
+        )
+
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+    assert "Exactly one element of the metrics list should return data" in str(caught.value)
+    assert cloudwatch.describe_alarms(AlarmNames=["errors-percent"])["MetricAlarms"] == []
 
 
 @pytest.fixture

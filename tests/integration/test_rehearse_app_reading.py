@@ -587,3 +587,35 @@ def test_an_sdk_package_in_a_layers_versioned_folder_is_the_functions_own(
 
     assert not [note for note in user_app.notes if "client-s3" in note]  # type: ignore[attr-defined]
     assert not (tmp_path / "sdk-cache").exists()
+
+
+def test_only_the_layers_a_function_names_are_looked_up_and_the_first_match_wins(tmp_path: Path) -> None:
+    """A layer the function does not use never stops its rehearsal (here its name is an intrinsic
+    the rehearsal does not evaluate); two layers of one name give the first, as before."""
+    for folder in ("src", "a", "b"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "template.yaml").write_text(
+        textwrap.dedent(
+            """\
+            Resources:
+              Fn:
+                Type: AWS::Serverless::Function
+                Properties:
+                  CodeUri: src/
+                  Handler: app.handler
+                  Runtime: python3.12
+                  AutoPublishAlias: live
+                  Layers: [!Ref A]
+                  DeploymentPreference: {Type: AllAtOnce}
+              Unused:
+                Type: AWS::Serverless::LayerVersion
+                Properties: {LayerName: !Select [0, !GetAZs ""], ContentUri: src/}
+              A: {Type: AWS::Serverless::LayerVersion, Properties: {LayerName: deps, ContentUri: a/}}
+              B: {Type: AWS::Serverless::LayerVersion, Properties: {LayerName: deps, ContentUri: b/}}
+            """
+        )
+    )
+
+    spec = read(tmp_path, parameters={}).function  # type: ignore[attr-defined]
+
+    assert spec.layers == ((tmp_path / "a").resolve(),)

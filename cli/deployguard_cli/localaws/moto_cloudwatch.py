@@ -11,6 +11,9 @@ the ``AlarmRule`` must parse (``ALARM``/``OK``/``INSUFFICIENT_DATA`` of an alarm
 starts in ``INSUFFICIENT_DATA`` and an update keeps the state; the ``ActionsSuppressor`` fields are
 kept. The composite alarm's state is not computed from its rule: set it with ``SetAlarmState``.
 
+``PutMetricAlarm`` refuses ``Metrics`` in which not exactly one query returns data, as CloudWatch
+does ("Exactly one element of the metrics list should return data"); moto stores them.
+
 ``DescribeAlarms`` answers composite alarms only when ``AlarmTypes`` asks for them, and metric alarms
 only when it is absent or asks for them ("If you omit this parameter, only metric alarms are
 returned", API_DescribeAlarms.html).
@@ -33,6 +36,7 @@ _AT_LEAST_STATES: Final = _STATES | {f"NOT_{state}" for state in _STATES}
 _MAX_RULE: Final = 10240
 _lock = threading.Lock()
 _original_describe_alarms = CloudWatchResponse.describe_alarms
+_original_put_metric_alarm = CloudWatchResponse.put_metric_alarm
 
 
 class _Rule:
@@ -135,6 +139,14 @@ def _put_composite_alarm(self: CloudWatchResponse) -> EmptyResult:
     return EmptyResult()
 
 
+def _put_metric_alarm(self: CloudWatchResponse) -> ActionResult:
+    metrics = self._get_param("Metrics") or []
+    returning = [m for m in metrics if str(m.get("ReturnData", True)).lower() != "false"]
+    if metrics and len(returning) != 1:
+        raise ValidationError("Exactly one element of the metrics list should return data.")
+    return _original_put_metric_alarm(self)
+
+
 def _describe_alarms(self: CloudWatchResponse) -> ActionResult:
     answer = _original_describe_alarms(self)
     types = self._get_param("AlarmTypes") or ["MetricAlarm"]
@@ -151,4 +163,5 @@ def install() -> None:
             return
         CloudWatchResponse.put_composite_alarm = _put_composite_alarm  # type: ignore[attr-defined]
         CloudWatchResponse.describe_alarms = _describe_alarms  # type: ignore[method-assign]
+        CloudWatchResponse.put_metric_alarm = _put_metric_alarm  # type: ignore[method-assign]
         setattr(CloudWatchResponse, _PATCH_MARK, True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from deployguard.errors import DeployGuardError
 from deployguard_cli.rehearsal.clock import floor_to
 from deployguard_cli.rehearsal.wiring import ACCOUNT_ID, REGION
 
@@ -37,8 +38,10 @@ _COMPARE: dict[str, tuple[Callable[[float, float], bool], str]] = {  # Compariso
 _SIMPLE_STATS = frozenset({"Sum", "Average", "Minimum", "Maximum", "SampleCount"})
 
 
-class MetricMathError(ValueError):
+class MetricMathError(DeployGuardError, ValueError):
     """An expression the rehearsal cannot evaluate."""
+
+    code = "REHEARSAL"
 
 
 @dataclass(frozen=True)
@@ -334,9 +337,13 @@ class AlarmEvaluator:
         at the timestamps where a query has data."""
         queries = _queries(alarm)
         series = {q["Id"]: self._series(q["MetricStat"], start, end) for q in queries if "MetricStat" in q}
-        returned = next((q for q in queries if q.get("ReturnData", True)), None)
-        if returned is None:
-            raise MetricMathError(f"alarm {alarm['AlarmName']} returns no data (no ReturnData query)")
+        returning = [q for q in queries if q.get("ReturnData", True)]
+        if len(returning) != 1:  # PutMetricAlarm refuses it so: exactly one query returns data
+            raise MetricMathError(
+                f"alarm {alarm['AlarmName']}: exactly one element of the metrics list should return data "
+                f"({len(returning)} do): set ReturnData: false on the others"
+            )
+        (returned,) = returning
         if "MetricStat" in returned:
             return series[returned["Id"]]
         stamps = sorted({t for s in series.values() for t in s})

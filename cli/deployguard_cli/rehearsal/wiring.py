@@ -569,21 +569,28 @@ def _function(resolver: Resolver, logical: str, root: Path) -> FunctionSpec:
 def _layers(resolver: Resolver, layers: list[Any], root: Path) -> tuple[tuple[Path, ...], tuple[str, ...]]:
     """The folders (``ContentUri``) of the template's own layers among ``layers``, and the ARNs of
     the others (from elsewhere: not on the embedded AWS)."""
-    own = {
-        resolver.ref(logical): resource.get("Properties") or {}
+    own = [
+        (logical, resource.get("Properties") or {})
         for logical, resource in resolver.resources.items()
         if resource.get("Type") in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion")
-    }
+    ]
     folders: list[Path] = []
     external: list[str] = []
-    for arn in layers:
-        props = own.get(arn) if isinstance(arn, str) else None
+    for arn in layers:  # the first layer whose Ref it is (one whose name cannot be evaluated is not)
+        props = next((p for logical, p in own if _ref_or_none(resolver, logical) == arn), None)
         if props is None:
             external.append(str(arn))
         else:
             content = props.get("ContentUri") or props.get("Content") or ""
             folders.append((root / str(resolver.resolve(content))).resolve())
     return tuple(folders), tuple(external)
+
+
+def _ref_or_none(resolver: Resolver, logical: str) -> Any:
+    try:
+        return resolver.ref(logical)
+    except TemplateError:
+        return None
 
 
 _ALARM_KEYS = (

@@ -404,9 +404,11 @@ class World:
 
     # --- what the functions wrote -----------------------------------------------------------------
     def _record_invocation(self, invocation: Invocation) -> None:
-        self.invocations[invocation.function_name] += 1
         spec = self.host.spec(invocation.function_name)
         group = spec.log_group if spec else f"/aws/lambda/{invocation.function_name}"
+        with self._clients_lock:  # NOTE: workflow threads record theirs too
+            self.invocations[invocation.function_name] += 1
+            self.log_lines[group] = self.log_lines.get(group, 0) + len(invocation.log_lines)
         stamp = int(invocation.started_at.timestamp() * 1000)
         logs = self.client("logs")
         stream = f"{invocation.started_at:%Y/%m/%d}/[$LATEST]{invocation.request_id.replace('-', '')}"
@@ -416,7 +418,6 @@ class World:
             logStreamName=stream,
             logEvents=[{"timestamp": stamp, "message": line} for line in invocation.log_lines],
         )
-        self.log_lines[group] = self.log_lines.get(group, 0) + len(invocation.log_lines)
         for line in invocation.log_lines:
             self._extract_emf(line)
 
