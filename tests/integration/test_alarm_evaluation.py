@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import boto3
 import pytest
 
+from deployguard.errors import DeployGuardError
 from deployguard_cli.rehearsal.alarms import AlarmEvaluator, evaluation_range, judge
 from tests.support.handlers import REGION
 
@@ -195,3 +196,31 @@ def test_the_new_state_is_stamped_with_the_evaluation_time(aws: None) -> None:
     alarm = cloudwatch.describe_alarms(AlarmNames=["five-minutes"])["MetricAlarms"][0]
     assert alarm["StateValue"] == "ALARM"
     assert json.loads(alarm["StateReasonData"])["queryDate"] == change.reason_data["queryDate"]
+
+
+def test_an_expression_the_rehearsal_cannot_evaluate_is_a_clear_error_not_a_crash(aws: None) -> None:
+    # GIVEN a metric-math alarm on a function the rehearsal does not evaluate (anomaly detection)
+    cloudwatch = boto3.client("cloudwatch", region_name=REGION)
+    cloudwatch.put_metric_alarm(
+        AlarmName="errors-band",
+        Metrics=[
+            {
+                "Id": "m1",
+                "MetricStat": {
+                    "Metric": {"Namespace": "App", "MetricName": "Errors"},
+                    "Period": 60,
+                    "Stat": "Sum",
+                },
+                "ReturnData": False,
+            },
+            {"Id": "e1", "Expression": "ANOMALY_DETECTION_BAND(m1) * 2", "ReturnData": True},
+        ],
+        EvaluationPeriods=1,
+        Threshold=1,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+    errors(cloudwatch, START + timedelta(seconds=30))
+
+    # WHEN it is evaluated, THEN the error is DeployGuard's (the CLI prints it and exits 2) and names it
+    with pytest.raises(DeployGuardError, match="ANOMALY_DETECTION_BAND"):
+        AlarmEvaluator(cloudwatch, ["errors-band"]).evaluate(START + MINUTE)
